@@ -1,0 +1,44 @@
+"""tinygrad_init: a small autodiff framework on numpy for studying weight
+initialization and gradient flow.  Names and semantics follow PyTorch."""
+
+from . import autograd
+from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .tensor import (
+    DtypeError,
+    ShapeError,
+    Tensor,
+    arange,
+    cat,
+    default_generator,
+    eye,
+    full,
+    full_like,
+    get_default_dtype,
+    linspace,
+    manual_seed,
+    matmul,
+    maximum,
+    minimum,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    set_default_dtype,
+    stack,
+    tensor,
+    where,
+    zeros,
+    zeros_like,
+)
+
+float32 = "float32"
+float64 = "float64"
+
+__all__ = [
+    "autograd", "enable_grad", "grad", "is_grad_enabled", "no_grad", "set_grad_enabled",
+    "DtypeError", "ShapeError", "Tensor", "arange", "cat", "default_generator", "eye", "full",
+    "full_like", "get_default_dtype", "linspace", "manual_seed", "matmul", "maximum",
+    "minimum", "ones", "ones_like", "rand", "randint", "randn", "set_default_dtype", "stack",
+    "tensor", "where", "zeros", "zeros_like", "float32", "float64",
+]

@@ -1,0 +1,552 @@
+"""Graph machinery: grad mode, anomaly mode, the backward pass, ``grad`` and ``Function``.
+
+A Tensor produced by a primitive while grad mode is on carries a ``Node`` (its
+``grad_fn``): the primitive, the input Tensors (or constants) and the non-tensor
+parameters.  The backward pass orders the Tensors topologically with an explicit stack
+(no recursion, so a chain of 100,000 ops is fine), then walks them from the outputs back,
+calling each primitive's VJP rules and accumulating gradients in a dict.  Unless
+``retain_graph`` is set, each node drops its inputs once used, which releases the arrays
+that the forward pass kept alive; a second backward through it raises ``RuntimeError``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+
+import numpy as np
+
+from . import ops
+
+__all__ = [
+    "Function", "FunctionCtx", "Node", "backward", "grad", "no_grad", "enable_grad",
+    "set_grad_enabled", "is_grad_enabled", "detect_anomaly", "is_anomaly_enabled",
+    "record_gradients", "creation_site",
+]
+
+
+class _ThreadState(threading.local):
+    """Per-thread switches: recording on/off and anomaly detection."""
+
+    def __init__(self):
+        self.grad_enabled = True
+        self.anomaly = False
+        self.recorder = None
+
+
+_state = _ThreadState()
+
+
+def is_grad_enabled():
+    """True when operations on Tensors that require grad are recorded (this thread)."""
+    return _state.grad_enabled
+
+
+def is_anomaly_enabled():
+    return _state.anomaly
+
+
+class _SwitchContext:
+    """Context manager and decorator that sets a thread-local switch and restores it."""
+
+    attribute = ""
+    value = True
+
+    def __enter__(self):
+        self._previous = getattr(_state, self.attribute)
+        setattr(_state, self.attribute, self.value)
+        return self
+
+    def __exit__(self, *exc):
+        setattr(_state, self.attribute, self._previous)
+        return False
+
+    def _fresh(self):
+        """A new instance with the same setting, so a decorated function is re-entrant."""
+        return type(self)()
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self._fresh():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_SwitchContext):
+    """Record nothing inside the block (as ``torch.no_grad``); also a decorator."""
+
+    attribute, value = "grad_enabled", False
+
+
+class enable_grad(_SwitchContext):
+    """Record operations inside the block even within ``no_grad`` (``torch.enable_grad``)."""
+
+    attribute, value = "grad_enabled", True
+
+
+class set_grad_enabled(_SwitchContext):
+    """Set grad mode to ``mode`` now; used as a context manager it restores it on exit."""
+
+    attribute = "grad_enabled"
+
+    def __init__(self, mode):
+        self.value = bool(mode)
+        self._previous = _state.grad_enabled
+        _state.grad_enabled = self.value
+
+    def __enter__(self):
+        return self
+
+    def _fresh(self):
+        return _Restoring(self.value)
+
+
+class _Restoring(_SwitchContext):
+    """Sets grad mode on entry, restores it on exit (set_grad_enabled as a decorator)."""
+
+    attribute = "grad_enabled"
+
+    def __init__(self, value):
+        self.value = value
+
+
+class record_gradients:
+    """Keep, for every backward pass run inside the block, the gradient reaching each tensor.
+
+    ``rec.grad(t)`` is the numpy gradient that arrived at tensor ``t`` (None if none did):
+    the input of each op's rule, and for leaves the gradient accumulated into ``.grad``.
+    Results are unchanged; with no recorder active the engine pays one attribute check per
+    backward call.  The recorder keeps the tensors it saw alive until it is dropped.
+
+        with tg.autograd.record_gradients() as rec:
+            loss.backward()
+        rec.grad(hidden)
+    """
+
+    def __init__(self):
+        self._grads = {}
+        self._tensors = {}
+
+    def __enter__(self):
+        self._previous = _state.recorder
+        _state.recorder = self
+        return self
+
+    def __exit__(self, *exc):
+        _state.recorder = self._previous
+        return False
+
+    def _record(self, t, g):
+        key = id(t)
+        g = g.data if isinstance(g, _tensor.Tensor) else g
+        self._tensors[key] = t
+        self._grads[key] = g if key not in self._grads else self._grads[key] + g
+
+    def grad(self, t):
+        """The gradient recorded for tensor ``t`` (a numpy array), or None."""
+        return self._grads.get(id(t))
+
+    @property
+    def tensors(self):
+        """The tensors that received a gradient, in the order the pass reached them."""
+        return list(self._tensors.values())
+
+
+class detect_anomaly(_SwitchContext):
+    """Inside the block, the first forward or backward op that produces NaN or Inf raises.
+
+    The error names the op and the file:line of the user code that created it
+    (``torch.autograd.detect_anomaly``).  Recording creation sites costs time, so it is off
+    by default.
+    """
+
+    attribute, value = "anomaly", True
+
+
+# ----------------------------------------------------------------------------------------
+# Nodes
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def creation_site():
+    """``file:line`` of the innermost caller outside this package."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    return "<unknown>" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+class Node:
+    """One recorded op application: the ``grad_fn`` of the Tensor it produced.
+
+    ``inputs`` holds the input Tensors and constants in call order, ``params`` the
+    non-tensor arguments; both become None when the graph is freed after backward.
+    ``site`` is where the op was created (recorded in anomaly mode).
+    """
+
+    __slots__ = ("op", "inputs", "params", "site")
+
+    def __init__(self, op, inputs, params, site=None):
+        self.op = op
+        self.inputs = inputs
+        self.params = params
+        self.site = site
+
+    def name(self):
+        """PyTorch-style name, e.g. ``MulBackward``."""
+        return self.op.name[:1].upper() + self.op.name[1:] + "Backward"
+
+    @property
+    def next_tensors(self):
+        """Input Tensors that require grad (empty once freed)."""
+        return tuple(a for a in self.inputs or () if isinstance(a, _tensor.Tensor)
+                     and a.requires_grad)
+
+    def __repr__(self):
+        return f"<{self.name()}>"
+
+
+def check_finite(op_name, array, what, site):
+    """Anomaly mode: raise when ``array`` holds NaN or Inf."""
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        kind = "nan" if np.isnan(array).any() else "inf"
+        raise RuntimeError(
+            f"anomaly: op '{op_name}' produced {kind} values in its {what} "
+            f"(op created at {site or '<unknown>'})")
+
+
+# ----------------------------------------------------------------------------------------
+# The backward pass
+
+
+def _freed_error(node):
+    return RuntimeError(
+        f"Trying to backward through the graph a second time: the saved values of op "
+        f"'{node.op.name}' ({node.name()}) were freed by the previous backward. "
+        "Pass retain_graph=True to the first backward() or grad() call to keep them.")
+
+
+def _topological_order(roots):
+    """Tensors that require grad reachable from ``roots``, inputs before their users."""
+    Tensor = _tensor.Tensor
+    order, visited = [], set()
+    stack = [(r, False) for r in roots]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        node = t._node
+        if node is not None:
+            if node.inputs is None:
+                raise _freed_error(node)
+            for a in node.inputs:
+                if isinstance(a, Tensor) and a.requires_grad and id(a) not in visited:
+                    stack.append((a, False))
+    return order
+
+
+def _owned(g, stored):
+    """A buffer for ``.grad`` that no other ``.grad`` or caller shares."""
+    if id(g) in stored or not (g.flags.owndata and g.flags.writeable):
+        g = g.copy()
+    stored.add(id(g))
+    return g
+
+
+def _store_grad(t, g, create_graph, stored):
+    """Accumulate ``g`` into ``t.grad`` (in place when the buffer is ours)."""
+    Tensor = _tensor.Tensor
+    if create_graph:
+        t.grad = g if t.grad is None else t.grad + g
+    elif t.grad is None:
+        t.grad = Tensor._make(_owned(g, stored))
+    elif t.grad.data.shape == g.shape and t.grad.data.flags.writeable:
+        t.grad.data += g
+    else:
+        t.grad = Tensor._make(t.grad.data + g)
+
+
+def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None):
+    """Backpropagate ``grad_outputs`` from ``outputs``.
+
+    Without ``inputs`` the gradients are accumulated into ``.grad`` of leaves (and of
+    tensors that called ``retain_grad``); with ``inputs`` nothing is stored and the
+    gradients of those tensors are returned in a list (None where unreached).
+    """
+    Tensor = _tensor.Tensor
+    xp = _tensor.TENSOR_XP if create_graph else ops.NUMPY
+    order = _topological_order(outputs)
+    grads = {}
+    for t, g in zip(outputs, grad_outputs):
+        grads[id(t)] = g if id(t) not in grads else grads[id(t)] + g
+
+    needed = None
+    if inputs is not None:
+        needed = {id(t) for t in inputs}
+        for t in order:
+            if t._node is not None and any(id(a) in needed for a in t._node.inputs
+                                           if isinstance(a, Tensor)):
+                needed.add(id(t))
+        input_ids = {id(t) for t in inputs}
+        captured = {}
+
+    anomaly = _state.anomaly
+    recorder = _state.recorder
+    stored = set()
+    with set_grad_enabled(create_graph):
+        for t in reversed(order):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if t._hooks:
+                for hook in tuple(t._hooks.values()):
+                    replaced = hook(g if create_graph else Tensor._make(g))
+                    if replaced is not None:
+                        g = replaced if create_graph else replaced.data
+            if recorder is not None:
+                recorder._record(t, g)
+            node = t._node
+            if needed is not None:
+                if id(t) in input_ids:
+                    captured[id(t)] = g
+            elif node is None or t._retains_grad:
+                _store_grad(t, g, create_graph, stored)
+            if node is None or (needed is not None and id(t) not in needed):
+                continue
+            inputs_ = node.inputs
+            if inputs_ is None:
+                raise _freed_error(node)
+            needs = [isinstance(a, Tensor) and a.requires_grad
+                     and (needed is None or id(a) in needed) for a in inputs_]
+            if create_graph:
+                args, out = inputs_, t
+            else:
+                args = [a.data if isinstance(a, Tensor) else a for a in inputs_]
+                out = t.data
+            input_grads = node.op.vjp(xp, g, out, args, node.params, needs)
+            for i, (a, ga) in enumerate(zip(inputs_, input_grads)):
+                if ga is None:
+                    continue
+                if not create_graph and type(ga) is not np.ndarray:
+                    ga = np.asarray(ga)
+                if ga.shape != a.shape:
+                    ga = _reduce_to(xp, ga, a, node)
+                if not create_graph and ga.dtype != a.dtype:
+                    ga = ga.astype(a.dtype)
+                if anomaly:
+                    check_finite(node.name(), ga if not create_graph else ga.data,
+                                 f"gradient for input {i}", node.site)
+                prev = grads.get(id(a))
+                grads[id(a)] = ga if prev is None else prev + ga
+            if not retain_graph:
+                node.inputs = node.params = None
+
+    if inputs is not None:
+        return [captured.get(id(t)) for t in inputs]
+    return None
+
+
+def _reduce_to(xp, ga, a, node):
+    """Undo broadcasting, or explain which rule returned a gradient of the wrong shape."""
+    try:
+        return ops.unbroadcast(xp, ga, a.shape)
+    except ValueError:
+        raise RuntimeError(
+            f"op '{node.op.name}' returned a gradient of shape {tuple(ga.shape)} for an "
+            f"input of shape {tuple(a.shape)}") from None
+
+
+def _root_gradients(outputs, grad_outputs, create_graph):
+    """Validate outputs and build their starting gradients (ones for scalars)."""
+    Tensor = _tensor.Tensor
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad_outputs has {len(grad_outputs)} entries but there are "
+                         f"{len(outputs)} outputs")
+    roots = []
+    for k, (t, g) in enumerate(zip(outputs, grad_outputs)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"outputs[{k}] must be a Tensor, got {type(t).__name__}")
+        if not t.requires_grad:
+            raise RuntimeError(f"element {k} of tensors does not require grad and does not "
+                               "have a grad_fn")
+        if g is None:
+            if t.data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs; this output "
+                    f"has shape {tuple(t.shape)}: pass gradient= (a tensor of that shape)")
+            g = np.ones_like(t.data)
+            roots.append(Tensor._make(g) if create_graph else g)
+            continue
+        g_data = g.data if isinstance(g, Tensor) else np.asarray(g, dtype=t.dtype)
+        if g_data.shape != t.data.shape:
+            raise RuntimeError(f"Mismatch in shape: gradient has shape {tuple(g_data.shape)} "
+                               f"but the output has shape {tuple(t.shape)}")
+        if create_graph:
+            roots.append(g if isinstance(g, Tensor) else Tensor._make(g_data))
+        else:
+            roots.append(np.array(g_data, dtype=t.dtype, copy=True))
+    return roots
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
+    """Accumulate d(tensors)/d(leaf) into each leaf's ``.grad`` (``torch.autograd.backward``)."""
+    tensors = [tensors] if isinstance(tensors, _tensor.Tensor) else list(tensors)
+    if isinstance(grad_tensors, _tensor.Tensor):
+        grad_tensors = [grad_tensors]
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots = _root_gradients(tensors, grad_tensors, create_graph)
+    run_backward(tensors, roots, retain_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple.
+
+    Nothing is accumulated into ``.grad`` (``torch.autograd.grad``).  An input that the
+    outputs do not depend on raises unless ``allow_unused=True``, in which case its
+    gradient is None.  With ``create_graph=True`` the result is itself differentiable.
+    """
+    Tensor = _tensor.Tensor
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    for k, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"inputs[{k}] does not require grad: every input of grad() "
+                               "must be a Tensor with requires_grad=True")
+    if isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    if retain_graph is None:
+        retain_graph = create_graph
+    roots = _root_gradients(outputs, grad_outputs, create_graph)
+    results = run_backward(outputs, roots, retain_graph, create_graph, inputs=inputs)
+    out = []
+    for k, g in enumerate(results):
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(
+                    f"inputs[{k}] appears not to have been used in the graph of the outputs. "
+                    "Set allow_unused=True if this is the desired behavior.")
+            out.append(None)
+        else:
+            out.append(g if create_graph else Tensor._make(g))
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------------------
+# User-defined operations
+
+
+class FunctionCtx:
+    """The ``ctx`` passed to ``Function.forward`` and ``Function.backward``."""
+
+    def __init__(self, needs_input_grad):
+        self.needs_input_grad = needs_input_grad
+        self.saved_tensors = ()
+
+    def save_for_backward(self, *tensors):
+        """Keep tensors for backward; they come back as ``ctx.saved_tensors``."""
+        self.saved_tensors = tensors
+
+
+class _FunctionOp:
+    """Adapts a ``Function`` subclass to the primitive interface the engine calls."""
+
+    __slots__ = ("function", "name")
+
+    def __init__(self, function):
+        self.function = function
+        self.name = function.__name__
+
+    def forward(self, *arrays_and_ctx):
+        """Re-run the user's forward on arrays (used by gradient checking)."""
+        Tensor = _tensor.Tensor
+        args = [Tensor._make(a) if isinstance(a, np.ndarray) else a
+                for a in arrays_and_ctx[:-1]]
+        with no_grad():
+            out = self.function.forward(FunctionCtx((False,) * len(args)), *args)
+        return out.data
+
+    def vjp(self, xp, g, out, inputs, params, needs):
+        Tensor = _tensor.Tensor
+        create_graph = xp is not ops.NUMPY
+        (ctx,) = params
+        grads = self.function.backward(ctx, g if create_graph else Tensor._make(g))
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        if len(grads) != len(inputs):
+            raise RuntimeError(
+                f"function {self.name}.backward returned an incorrect number of gradients "
+                f"(expected {len(inputs)}, got {len(grads)})")
+        result = []
+        for need, gr in zip(needs, grads):
+            if not need or gr is None:
+                result.append(None)
+            elif create_graph:
+                result.append(gr if isinstance(gr, Tensor) else Tensor._make(np.asarray(gr)))
+            else:
+                result.append(gr.data if isinstance(gr, Tensor) else np.asarray(gr))
+        return result
+
+
+class Function:
+    """Base class for user-written differentiable operations (``torch.autograd.Function``).
+
+    Subclass it with two static methods::
+
+        class Cube(Function):
+            @staticmethod
+            def forward(ctx, x):            # Tensors in, Tensor out; nothing is recorded
+                ctx.save_for_backward(x)
+                return x ** 3
+
+            @staticmethod
+            def backward(ctx, grad_out):    # one gradient per forward argument (or None)
+                (x,) = ctx.saved_tensors
+                return grad_out * 3 * x ** 2
+
+    and call ``Cube.apply(x)``.  ``ctx.needs_input_grad`` tells which arguments need a
+    gradient.  Written with Tensor operations, ``backward`` supports ``create_graph=True``.
+    """
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError("Function subclasses must implement forward(ctx, ...)")
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError("Function subclasses must implement backward(ctx, grad)")
+
+    @classmethod
+    def apply(cls, *args):
+        Tensor = _tensor.Tensor
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        ctx = FunctionCtx(needs)
+        with no_grad():
+            out = cls.forward(ctx, *args)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{cls.__name__}.forward must return a Tensor, got "
+                            f"{type(out).__name__}")
+        if not (_state.grad_enabled and any(needs)):
+            return Tensor._make(out.data)
+        site = creation_site() if _state.anomaly else None
+        if _state.anomaly:
+            check_finite(cls.__name__, out.data, "output", site)
+        return Tensor._make(out.data, Node(_FunctionOp(cls), args, (ctx,), site))
+
+
+# The core pair refer to each other; importing last lets either module load first.
+from . import tensor as _tensor  # noqa: E402
