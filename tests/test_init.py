@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tinygrad_init as tg
 from tinygrad_init import init
+from tinygrad_init.autograd import is_grad_enabled
 from tinygrad_init.tensor import Tensor, default_generator
 
 SEED = 1234
@@ -144,6 +146,12 @@ def test_gain_empirical_tensor_function():
     assert wrapped == pytest.approx(init.calculate_gain(np.tanh), 1e-6)
 
 
+def test_gain_empirical_tensor_methods():
+    # ndarray has no .tanh(), so the activation is called with a Tensor.
+    assert init.calculate_gain(lambda t: t.tanh()) == pytest.approx(1.5925374, abs=1e-6)
+    assert init.calculate_gain(lambda t: t.relu()) == pytest.approx(math.sqrt(2), rel=1e-6)
+
+
 def test_gain_empirical_errors():
     with pytest.raises(ValueError, match=r"E\[f\(z\)\^2\].*finite positive"):
         init.calculate_gain(lambda x: np.zeros_like(x))
@@ -221,6 +229,12 @@ def test_normal_stats():
 def test_small_normal_stats():
     x = values(init.small_normal_(empty(*BIG), generator=rng()))
     assert_stats(x, 0.0, 0.01)
+
+
+def test_truncation_constant_is_std_of_the_cut_normal():
+    assert truncated_moments(0.0, 1.0, -2.0, 2.0)[1] == pytest.approx(
+        init._TRUNC_STD_CORRECTION, abs=1e-15
+    )
 
 
 def test_trunc_normal_defaults_match_formula():
@@ -552,6 +566,19 @@ def test_different_seeds_differ(name):
     assert not np.array_equal(a, b)
 
 
+def test_init_is_not_recorded_in_the_graph():
+    w = Tensor(np.zeros((4, 3)), requires_grad=True)
+    init.kaiming_uniform_(w, generator=rng())
+    assert w.is_leaf and w.grad_fn is None and w.requires_grad and np.any(w.data != 0)
+
+
+def test_manual_seed_makes_default_draws_reproducible():
+    tg.manual_seed(3)
+    a = init.orthogonal_(empty(5, 7)).data.copy()
+    tg.manual_seed(3)
+    assert np.array_equal(a, init.orthogonal_(empty(5, 7)).data)
+
+
 def test_default_generator_is_used_when_none_given():
     snapshot = copy.deepcopy(default_generator())
     a = init.xavier_uniform_(empty(20, 30)).data
@@ -725,8 +752,10 @@ class _Net(_Module):
     def __init__(self):
         self.a, self.b, self.c = _Linear(64, 128), _Linear(128, 128), _Linear(128, 32)
         super().__init__(self.c, self.b, self.a, _ReLU())
+        self.grad_enabled = []
 
     def forward(self, x):
+        self.grad_enabled.append(is_grad_enabled())
         relu = self.children[3]
         return self.c(relu(self.b(relu(self.a(x)))))
 
@@ -747,6 +776,7 @@ def test_lsuv_gives_unit_variance_in_forward_order():
     net = _Net()
     data = Tensor(3.0 * rng().standard_normal((512, 64)))
     assert init.lsuv_(net, data, tol=0.05, generator=rng()) is net
+    assert net.grad_enabled and not any(net.grad_enabled)  # every pass ran under no_grad
     for var in _layer_variances(net, data):
         assert abs(var - 1.0) < 0.05
     for m in (net.a, net.b, net.c):  # still orthogonal up to the scale LSUV chose
