@@ -232,7 +232,10 @@ def _freed_error(node):
 
 
 def _topological_order(roots):
-    """Tensors that require grad reachable from ``roots``, inputs before their users."""
+    """Tensors that require grad reachable from ``roots``, inputs before their users.
+
+    Tensors hash by identity, so they serve directly as set and dict keys here.
+    """
     Tensor = _tensor.Tensor
     order, visited = [], set()
     stack = [(r, False) for r in roots]
@@ -241,23 +244,23 @@ def _topological_order(roots):
         if expanded:
             order.append(t)
             continue
-        if id(t) in visited:
+        if t in visited:
             continue
-        visited.add(id(t))
+        visited.add(t)
         stack.append((t, True))
         node = t._node
         if node is not None:
             if node.inputs is None:
                 raise _freed_error(node)
             for a in node.inputs:
-                if isinstance(a, Tensor) and a.requires_grad and id(a) not in visited:
+                if isinstance(a, Tensor) and a.requires_grad and a not in visited:
                     stack.append((a, False))
     return order
 
 
 def _owned(g, stored):
     """A buffer for ``.grad`` that no other ``.grad`` or caller shares."""
-    if id(g) in stored or not (g.flags.owndata and g.flags.writeable):
+    if g.base is not None or not g.flags.writeable or id(g) in stored:
         g = g.copy()
     stored.add(id(g))
     return g
@@ -276,6 +279,27 @@ def _store_grad(t, g, create_graph, stored):
         t.grad = Tensor._make(t.grad.data + g)
 
 
+def _run_hooks(t, g, create_graph):
+    Tensor = _tensor.Tensor
+    for hook in tuple(t._hooks.values()):
+        replaced = hook(g if create_graph else Tensor._make(g))
+        if replaced is not None:
+            g = replaced if create_graph else replaced.data
+    return g
+
+
+def _needed_for(inputs, order):
+    """Tensors through which some of ``inputs`` can be reached (the part grad() must walk)."""
+    Tensor = _tensor.Tensor
+    needed = set(inputs)
+    for t in order:
+        node = t._node
+        if node is not None and any(isinstance(a, Tensor) and a in needed
+                                    for a in node.inputs):
+            needed.add(t)
+    return needed
+
+
 def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None):
     """Backpropagate ``grad_outputs`` from ``outputs``.
 
@@ -288,46 +312,36 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
     order = _topological_order(outputs)
     grads = {}
     for t, g in zip(outputs, grad_outputs):
-        grads[id(t)] = g if id(t) not in grads else grads[id(t)] + g
-
-    needed = None
-    if inputs is not None:
-        needed = {id(t) for t in inputs}
-        for t in order:
-            if t._node is not None and any(id(a) in needed for a in t._node.inputs
-                                           if isinstance(a, Tensor)):
-                needed.add(id(t))
-        input_ids = {id(t) for t in inputs}
-        captured = {}
-
+        grads[t] = g if t not in grads else grads[t] + g
+    needed = None if inputs is None else _needed_for(inputs, order)
+    captured = None if inputs is None else {t: None for t in inputs}
     anomaly = _state.anomaly
     recorder = _state.recorder
     stored = set()
     with set_grad_enabled(create_graph):
         for t in reversed(order):
-            g = grads.pop(id(t), None)
+            g = grads.pop(t, None)
             if g is None:
                 continue
             if t._hooks:
-                for hook in tuple(t._hooks.values()):
-                    replaced = hook(g if create_graph else Tensor._make(g))
-                    if replaced is not None:
-                        g = replaced if create_graph else replaced.data
+                g = _run_hooks(t, g, create_graph)
             if recorder is not None:
                 recorder._record(t, g)
             node = t._node
-            if needed is not None:
-                if id(t) in input_ids:
-                    captured[id(t)] = g
+            if captured is not None:
+                if t in captured:
+                    captured[t] = g
+                if t not in needed:
+                    continue
             elif node is None or t._retains_grad:
                 _store_grad(t, g, create_graph, stored)
-            if node is None or (needed is not None and id(t) not in needed):
+            if node is None:
                 continue
             inputs_ = node.inputs
             if inputs_ is None:
                 raise _freed_error(node)
             needs = [isinstance(a, Tensor) and a.requires_grad
-                     and (needed is None or id(a) in needed) for a in inputs_]
+                     and (needed is None or a in needed) for a in inputs_]
             if create_graph:
                 args, out = inputs_, t
             else:
@@ -337,22 +351,23 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
             for i, (a, ga) in enumerate(zip(inputs_, input_grads)):
                 if ga is None:
                     continue
-                if not create_graph and type(ga) is not np.ndarray:
-                    ga = np.asarray(ga)
+                if not create_graph:
+                    if type(ga) is not np.ndarray:
+                        ga = np.asarray(ga)
+                    if ga.dtype != a.data.dtype:
+                        ga = ga.astype(a.data.dtype)
                 if ga.shape != a.shape:
                     ga = _reduce_to(xp, ga, a, node)
-                if not create_graph and ga.dtype != a.dtype:
-                    ga = ga.astype(a.dtype)
                 if anomaly:
                     check_finite(node.name(), ga if not create_graph else ga.data,
                                  f"gradient for input {i}", node.site)
-                prev = grads.get(id(a))
-                grads[id(a)] = ga if prev is None else prev + ga
+                prev = grads.get(a)
+                grads[a] = ga if prev is None else prev + ga
             if not retain_graph:
                 node.inputs = node.params = None
 
-    if inputs is not None:
-        return [captured.get(id(t)) for t in inputs]
+    if captured is not None:
+        return [captured[t] for t in inputs]
     return None
 
 

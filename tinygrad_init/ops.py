@@ -179,6 +179,14 @@ def _cat_rule(i, xp, g, out, inputs, axis):
     return g[index]
 
 
+def _linear_weight_grad(xp, g, out, x, w, b):
+    """dL/dW = g^T x, with any leading batch dims of x folded into one."""
+    if x.ndim != 2:
+        g = xp.reshape(g, (-1, g.shape[-1]))
+        x = xp.reshape(x, (-1, x.shape[-1]))
+    return xp.matrix_transpose(g) @ x
+
+
 def _linear_forward(x, w, b):
     out = x @ w.T
     if b is not None:
@@ -285,12 +293,12 @@ cat = Primitive("cat", lambda *arrays_and_axis: np.concatenate(arrays_and_axis[:
 # layers
 linear = Primitive("linear", _linear_forward,
                    lambda xp, g, out, x, w, b: g @ w,
-                   lambda xp, g, out, x, w, b: xp.matrix_transpose(
-                       xp.reshape(g, (-1, g.shape[-1]))) @ xp.reshape(x, (-1, x.shape[-1])),
+                   _linear_weight_grad,
                    lambda xp, g, out, x, w, b: g)
 
 
-# The array vocabulary that rules use, implemented for numpy arrays (the fast path).
+# The array vocabulary that rules use, implemented for numpy arrays (the fast path; array
+# methods where they exist, as they skip numpy's Python-level dispatch).
 NUMPY = SimpleNamespace(
     raw=lambda x: x,
     exp=np.exp,
@@ -298,12 +306,12 @@ NUMPY = SimpleNamespace(
     sin=np.sin,
     cos=np.cos,
     where=np.where,
-    sum=lambda x, axis=None, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims),
+    sum=lambda x, axis=None, keepdims=False: x.sum(axis, keepdims=keepdims),
     broadcast_to=np.broadcast_to,
-    reshape=np.reshape,
-    permute=np.transpose,
+    reshape=lambda x, shape: x.reshape(shape),
+    permute=lambda x, axes: x.transpose(axes),
     expand_dims=np.expand_dims,
-    matrix_transpose=lambda x: np.swapaxes(x, -1, -2),
+    matrix_transpose=lambda x: x.swapaxes(-1, -2),
     scatter=_scatter,
     astype=lambda x, dtype: x.astype(dtype),
 )

@@ -81,12 +81,14 @@ def apply(op, *args, params=()):
         raise ShapeError(f"{op.name}: {e} (operand shapes: {shapes})") from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    if _state.grad_enabled and any(isinstance(a, Tensor) and a.requires_grad for a in args):
-        site = None
-        if _state.anomaly:
-            site = creation_site()
-            check_finite(op.name, out, "output", site)
-        return Tensor._make(out, Node(op, args, params, site))
+    if _state.grad_enabled:
+        for a in args:
+            if isinstance(a, Tensor) and a.requires_grad:
+                site = None
+                if _state.anomaly:
+                    site = creation_site()
+                    check_finite(op.name, out, "output", site)
+                return Tensor._make(out, Node(op, args, params, site))
     return Tensor._make(out)
 
 
