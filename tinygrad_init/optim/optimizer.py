@@ -1,0 +1,293 @@
+"""Optimizer: the base class of every optimizer (``torch.optim.Optimizer``).
+
+Parameters are kept in ``param_groups``, a list of dicts each holding ``"params"`` (a list
+of Tensors) and that group's hyperparameters; per-parameter buffers live in ``state``,
+keyed by the parameter Tensor.  ``state_dict()`` refers to parameters by their index in
+the order the groups list them, so a state dict can be loaded into a fresh optimizer
+built over the same parameters (and moved to or from PyTorch with the same layout).
+
+Updates are applied in place to ``p.data`` with numpy, outside the autograd graph.  State
+buffers take the parameter's dtype (float32 stays float32), and each step reuses a small
+pool of scratch arrays instead of allocating temporaries.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from ..autograd import enable_grad
+from ..tensor import Tensor
+
+__all__ = ["Optimizer"]
+
+
+class _Required:
+    """Marks a hyperparameter that has no default and must be given."""
+
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _Required()
+
+
+class Optimizer:
+    """Base class of all optimizers.
+
+    Args:
+        params: an iterable of Tensors, or of dicts that each hold ``"params"`` and any
+            hyperparameters that should differ from ``defaults`` for that group.
+        defaults: the hyperparameters used where a group does not give its own.
+
+    Subclasses implement ``step``; they read ``p.grad`` and update ``p.data`` in place.
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = defaultdict(dict)
+        self.param_groups = []
+        self._scratch_pool = {}
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            "Tensors or dicts, but got Tensor")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, "
+                            "but the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        if not isinstance(params, Iterable):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors or dicts, but got {type(params).__name__}")
+        groups = list(params)
+        if len(groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], Mapping):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(group):
+                if key != "params":
+                    lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    # -- groups ---------------------------------------------------------------------------
+    def add_param_group(self, param_group):
+        """Add a group of parameters (a dict with ``"params"``), e.g. a layer unfrozen later.
+
+        Missing hyperparameters are filled in from ``defaults``.  A parameter may belong to
+        one group only.
+        """
+        if not isinstance(param_group, Mapping):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("param_group must have a 'params' key holding the tensors to "
+                             "optimize")
+        group = dict(param_group)
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, "
+                            "but the ordering of tensors in sets will change between runs. "
+                            "Please use a list instead.")
+        else:
+            params = list(params)
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError("optimizer can only optimize Tensors, but one of the params is "
+                                f"{type(p).__name__}")
+            if not p.is_leaf and not p._retains_grad:
+                raise ValueError("can't optimize a non-leaf Tensor")
+        group["params"] = params
+
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError("parameter group didn't specify a value of required "
+                                 f"optimization parameter {name}")
+            group.setdefault(name, default)
+
+        ids = [id(p) for p in params]
+        if len(set(ids)) != len(ids):
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; "
+                          "each parameter should appear once (duplicates are updated twice "
+                          "per step)", UserWarning, stacklevel=3)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if not seen.isdisjoint(ids):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self._check_group(group)
+        self.param_groups.append(group)
+
+    def _check_group(self, group):
+        """Validate a group's hyperparameters (subclasses raise ValueError)."""
+
+    # -- gradients ------------------------------------------------------------------------
+    def zero_grad(self, set_to_none=True):
+        """Reset the gradients of all parameters.
+
+        ``set_to_none=True`` (the default, as in PyTorch) drops ``.grad`` so the next
+        backward allocates it afresh; ``False`` fills the existing buffers with zeros.
+        """
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                elif g._node is None and g.data.flags.writeable:
+                    g.requires_grad = False
+                    g.data.fill(0)
+                else:
+                    p.grad = Tensor._make(np.zeros_like(g.data))
+
+    def step(self, closure=None):
+        """Perform one update of every parameter that has a gradient.
+
+        ``closure``, if given, re-evaluates the model and returns the loss; it is called
+        with gradient recording enabled and its result is returned.
+        """
+        raise NotImplementedError
+
+    def _closure_loss(self, closure):
+        if closure is None:
+            return None
+        with enable_grad():
+            return closure()
+
+    # -- helpers for the update rules -----------------------------------------------------
+    def _scratch(self, like, slot=0):
+        """A reusable array shaped and typed like ``like`` (contents undefined).
+
+        One flat buffer per (dtype, slot) grows to the largest parameter seen; each call
+        returns a view of its front, so a step allocates nothing once warmed up.
+        """
+        key = (like.dtype, slot)
+        flat = self._scratch_pool.get(key)
+        n = like.size
+        if flat is None or flat.size < n:
+            flat = np.empty(n, dtype=like.dtype)
+            self._scratch_pool[key] = flat
+        return flat[:n].reshape(like.shape)
+
+    def _direction(self, w, g, maximize, weight_decay):
+        """The gradient the update rules use: ``(-g if maximize else g) + weight_decay * w``.
+
+        Returns ``g`` itself when neither applies (it is never modified in place), else
+        the result in scratch slot 0.
+        """
+        if not maximize and weight_decay == 0:
+            return g
+        d = self._scratch(w, 0)
+        if weight_decay != 0:
+            np.multiply(w, weight_decay, out=d)
+            if maximize:
+                d -= g
+            else:
+                d += g
+        else:
+            np.negative(g, out=d)
+        return d
+
+    @staticmethod
+    def _zeros_state(p):
+        """A zero buffer shaped and typed like parameter ``p``."""
+        return Tensor._make(np.zeros(p.data.shape, dtype=p.data.dtype))
+
+    @staticmethod
+    def _state_copy(p, values):
+        """A buffer holding a copy of ``values``, in the dtype of parameter ``p``."""
+        return Tensor._make(np.array(values, dtype=p.data.dtype, order="C"))
+
+    # -- state dict -----------------------------------------------------------------------
+    def state_dict(self):
+        """The optimizer's state as ``{"state": {index: {...}}, "param_groups": [...]}``.
+
+        Parameters are replaced by their index, counted across groups in order.  As in
+        PyTorch, the per-parameter buffers are the live ones (not copies): take
+        ``copy.deepcopy`` of the result to keep a snapshot while training continues.
+        """
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+            packed["params"] = [index[id(p)] for p in group["params"]]
+            groups.append(packed)
+        state = {(index[id(k)] if isinstance(k, Tensor) else k): v for k, v in self.state.items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Load a state produced by ``state_dict()`` of an optimizer over the same parameters.
+
+        Everything is checked (group count and sizes, buffer shapes) before anything is
+        changed.  The loaded buffers are copied and cast to their parameter's dtype.
+        """
+        if not isinstance(state_dict, Mapping) or "param_groups" not in state_dict \
+                or "state" not in state_dict:
+            raise ValueError("load_state_dict: expected a dict with 'state' and 'param_groups' "
+                             "keys, as returned by Optimizer.state_dict()")
+        groups = self.param_groups
+        saved_groups = state_dict["param_groups"]
+        if len(groups) != len(saved_groups):
+            raise ValueError("loaded state dict has a different number of parameter groups "
+                             f"({len(saved_groups)}) than the optimizer ({len(groups)})")
+        for i, (g, sg) in enumerate(zip(groups, saved_groups)):
+            if len(g["params"]) != len(sg["params"]):
+                raise ValueError("loaded state dict contains a parameter group that doesn't "
+                                 f"match the size of optimizer's group (group {i}: "
+                                 f"{len(sg['params'])} saved, {len(g['params'])} here)")
+        id_map = {}
+        for g, sg in zip(groups, saved_groups):
+            for p, key in zip(g["params"], sg["params"]):
+                id_map[key] = p
+
+        new_state = defaultdict(dict)
+        for key, value in state_dict["state"].items():
+            if key not in id_map:
+                new_state[key] = copy.deepcopy(value)
+                continue
+            p = id_map[key]
+            if not isinstance(value, Mapping):
+                raise TypeError(f"load_state_dict: state of parameter {key} must be a dict, "
+                                f"got {type(value).__name__}")
+            entry = {}
+            for name, v in value.items():
+                entry[name] = _load_state_value(name, v, p, key)
+            new_state[p] = entry
+
+        new_groups = []
+        for g, sg in zip(groups, saved_groups):
+            ng = copy.deepcopy({k: v for k, v in sg.items() if k != "params"})
+            ng["params"] = g["params"]
+            new_groups.append(ng)
+        for ng in new_groups:
+            self._check_group(ng)
+        self.state = new_state
+        self.param_groups = new_groups
+
+
+def _load_state_value(name, value, p, key):
+    """Copy one saved buffer, cast to the parameter's dtype and checked against its shape."""
+    if name == "step":
+        if isinstance(value, Tensor):
+            value = value.data
+        return int(np.asarray(value).item())
+    if isinstance(value, Tensor) or isinstance(value, np.ndarray):
+        arr = value.data if isinstance(value, Tensor) else value
+        if arr.shape != p.data.shape:
+            raise ValueError(f"load_state_dict: state '{name}' of parameter {key} has shape "
+                             f"{arr.shape}, but the parameter has shape {p.data.shape}")
+        dtype = p.data.dtype if np.issubdtype(arr.dtype, np.floating) else arr.dtype
+        return Tensor._make(np.array(arr, dtype=dtype, order="C"))
+    return copy.deepcopy(value)

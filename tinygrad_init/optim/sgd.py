@@ -1,0 +1,94 @@
+"""Stochastic gradient descent with momentum, dampening, Nesterov and weight decay."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent (``torch.optim.SGD``).
+
+    For each parameter ``p`` with gradient ``g``, learning rate ``lr``, momentum ``mu``,
+    dampening ``tau`` and weight decay ``wd``::
+
+        g = -g                        if maximize
+        g = g + wd * p                if wd != 0          (L2 penalty)
+        b = g                         on the first step   (momentum buffer, when mu != 0)
+        b = mu * b + (1 - tau) * g    afterwards
+        g = g + mu * b                if nesterov, else  g = b
+        p = p - lr * g
+
+    Nesterov momentum is the formulation of Sutskever et al. (2013) as PyTorch implements
+    it; it requires ``momentum > 0`` and ``dampening == 0``.  The buffer is stored in
+    ``state[p]["momentum_buffer"]``.
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+                 nesterov=False, *, maximize=False):
+        _check(lr, momentum, weight_decay, nesterov, dampening)
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        _check(group["lr"], group["momentum"], group["weight_decay"], group["nesterov"],
+               group["dampening"])
+
+    def step(self, closure=None):
+        """One SGD update of every parameter that has a gradient; returns the closure's loss."""
+        loss = self._closure_loss(closure)
+        for group in self.param_groups:
+            lr = float(group["lr"])
+            mu = float(group["momentum"])
+            damp = float(group["dampening"])
+            wd = float(group["weight_decay"])
+            nesterov = bool(group["nesterov"])
+            maximize = bool(group["maximize"])
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                w = p.data
+                g = p.grad.data
+                g = self._direction(w, g, maximize, wd)
+                if mu != 0:
+                    state = self.state[p]
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = self._state_copy(p, g)
+                        state["momentum_buffer"] = buf
+                    else:
+                        b = buf.data
+                        b *= mu
+                        if damp == 0:
+                            b += g
+                        else:
+                            s = self._scratch(w, 1)
+                            np.multiply(g, 1.0 - damp, out=s)
+                            b += s
+                    b = buf.data
+                    if nesterov:
+                        s = self._scratch(w, 1)
+                        np.multiply(b, mu, out=s)
+                        s += g
+                        g = s
+                    else:
+                        g = b
+                s = self._scratch(w, 1)
+                np.multiply(g, lr, out=s)
+                w -= s
+        return loss
+
+
+def _check(lr, momentum, weight_decay, nesterov, dampening):
+    if lr < 0.0:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if momentum < 0.0:
+        raise ValueError(f"Invalid momentum value: {momentum}")
+    if weight_decay < 0.0:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
