@@ -1,0 +1,93 @@
+"""Fully connected layers: ``Linear``, ``Identity``, ``Flatten``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import functional as F
+from ... import init as _init
+from ...tensor import Tensor
+from ._utils import check_positive_int, float_dtype, run_initializer, shape_error
+from .module import Module, Parameter
+
+__all__ = ["Linear", "Identity", "Flatten"]
+
+
+class Identity(Module):
+    """Returns its input unchanged; constructor arguments are accepted and ignored."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):
+        return input
+
+
+class Linear(Module):
+    """y = x W^T + b, with W of shape (out_features, in_features) (``torch.nn.Linear``).
+
+    Default initialization: every entry of W and b is drawn from
+    ``U(-1/sqrt(in_features), 1/sqrt(in_features))``.  This is exactly what PyTorch's
+    ``kaiming_uniform_(W, a=sqrt(5))`` amounts to (gain^2 = 2 / (1 + 5) = 1/3, bound =
+    sqrt(3) * sqrt(1/3) / sqrt(fan_in)), written plainly.
+
+    ``weight_init`` / ``bias_init``: an initializer ``fn(tensor, generator=None)`` or a
+    registry name of ``tinygrad_init.init`` (``'kaiming_normal'``, ``'zeros'`` ...) used
+    instead of the default; ``generator`` (a ``np.random.Generator``) drives the draws
+    (the default generator, seeded by ``tg.manual_seed``, when None).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=None, *, weight_init=None,
+                 bias_init=None, generator=None):
+        super().__init__()
+        self.in_features = check_positive_int(in_features, "in_features", "Linear")
+        self.out_features = check_positive_int(out_features, "out_features", "Linear")
+        dtype = float_dtype(dtype, "Linear")
+        self.weight_init, self.bias_init, self.generator = weight_init, bias_init, generator
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype))
+        if bias:
+            self.bias = Parameter(np.empty((self.out_features,), dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Draw the weight and bias again (the default or the given initializers)."""
+        if self.weight_init is None:
+            _init.default_uniform_(self.weight, generator=self.generator)
+        else:
+            run_initializer(self.weight_init, self.weight, self.generator)
+        if self.bias is not None:
+            if self.bias_init is None:
+                _init.default_uniform_(self.bias, fan_in=self.in_features,
+                                       generator=self.generator)
+            else:
+                run_initializer(self.bias_init, self.bias, self.generator)
+
+    def forward(self, input):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{self._get_name()}: expected a Tensor input, got "
+                            f"{type(input).__name__}")
+        if input.ndim < 1 or input.shape[-1] != self.in_features:
+            raise shape_error(self, f"input with last dimension {self.in_features}",
+                              input.shape, f"{self._get_name()}(in_features="
+                              f"{self.in_features}, out_features={self.out_features})")
+        return F.linear(input, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Flatten(Module):
+    """Flattens dims ``start_dim..end_dim`` into one: (N, C, H, W) -> (N, C*H*W) by default."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, input):
+        return input.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
