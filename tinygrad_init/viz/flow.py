@@ -1,0 +1,183 @@
+"""Layer-level gradient-flow diagrams: one node per layer, in forward order.
+
+    dot = tg.viz.gradient_flow(model, x, y)          # runs one forward/backward itself
+    dot = tg.viz.gradient_flow(monitor)              # or: what a Monitor recorded
+    dot.render("flow", format="svg")
+
+Each node is one layer of :class:`tinygrad_init.diagnostics.Monitor` (a Linear or Conv2d
+with the activation that follows it) and shows the gradient reaching its output
+(``grad``: L2 norm and the ratio to the last layer's RMS), its weight gradient's norm
+(``dW``), its activation mean and std and the saturated or dead fraction.  The fill is the
+gradient ratio on the shared colour scale, so vanishing shows as blue spreading from the
+input, exploding as red.  Layers run left to right in rows of ``per_row``, input at the
+top left; the title states the verdict.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import graphviz
+import numpy as np
+
+from ..diagnostics import Monitor, Verdict, _as_thresholds
+from ..tensor import Tensor
+from .colors import fmt, legend_html, node_style
+
+__all__ = ["gradient_flow"]
+
+
+def _loss(output, target, loss_fn):
+    if loss_fn is not None:
+        return loss_fn(output, target)
+    if target is None:
+        rng = np.random.default_rng(0)
+        target = Tensor(rng.standard_normal(output.shape).astype(output.dtype))
+    diff = output - target
+    return (diff * diff).mean()
+
+
+def _run_once(model, inputs, target, loss_fn, thresholds):
+    """One forward/backward under a Monitor; every ``.grad`` is restored afterwards."""
+    params = list(model.parameters())
+    saved = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    try:
+        with Monitor(model, thresholds=thresholds) as mon:
+            args = inputs if isinstance(inputs, tuple) else (inputs,)
+            loss = _loss(model(*args), target, loss_fn)
+            if not isinstance(loss, Tensor) or loss.data.size != 1:
+                raise ValueError("gradient_flow: the loss must be a scalar Tensor")
+            loss.backward()
+            mon.step()
+    finally:
+        for p, g in zip(params, saved):
+            p.grad = g
+    return mon
+
+
+def _pct(x):
+    return f"{x:.0%}" if x is not None else None
+
+
+def _label(r, number):
+    layer = r["layer"].replace("->", "\u2192")
+    name = layer if r["name"].isdigit() else f"{r['name']}: {layer}"
+    rows = [f'<TR><TD ALIGN="LEFT"><B>{number}</B>  <FONT POINT-SIZE="9">'
+            f'{html.escape(name)}</FONT></TD></TR>']
+    act = r["activation"]
+    extra = []
+    if r["saturated"] is not None:
+        extra.append(f"sat {_pct(r['saturated'])}")
+    if r["dead"] is not None:
+        extra.append(f"dead {_pct(r['dead'])}")
+    if act:
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">{html.escape(act)}'
+                    f'{"  " + ", ".join(extra) if extra else ""}</FONT></TD></TR>')
+    ratio = r["grad_ratio"]
+    rtext = "" if ratio is None else f"  (x{fmt(ratio, 0)})"
+    rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10"><B>grad {fmt(r["grad_norm"])}'
+                f'</B>{rtext}</FONT></TD></TR>')
+    if r["weight_grad_norm"] is not None:
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">dW {fmt(r["weight_grad_norm"])}'
+                    f'</FONT></TD></TR>')
+    if r["act_mean"] is not None:
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">act {r["act_mean"]:+.2f} '
+                    f'&#177; {r["act_std"]:.2f}</FONT></TD></TR>')
+    return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
+            + "".join(rows) + "</TABLE>>")
+
+
+def gradient_flow(model, inputs=None, target=None, loss_fn=None, *, step=None,
+                  thresholds=None, per_row=None, title=None, legend=True):
+    """One node per layer in forward order, coloured by the gradient reaching it.
+
+    ``model``: an ``nn.Module`` (then ``inputs`` is required: one forward and backward
+    pass is run with ``loss_fn(output, target)``, by default the mean squared error
+    against ``target`` or against a fixed N(0, 1) target; parameters' ``.grad`` are left
+    as they were), or a :class:`~tinygrad_init.diagnostics.Monitor` whose recorded
+    ``step`` (default the last) is drawn.
+    ``thresholds``: where vanishing/exploding start (see :class:`Thresholds`).
+    ``per_row``: layers per row (default 10, or all of them when there are at most 12).
+    Returns a ``graphviz.Digraph``.
+    """
+    if isinstance(model, Monitor):
+        mon = model
+        thresholds = _as_thresholds(thresholds) if thresholds is not None else mon.thresholds
+        recs = mon._last_step(step)
+        layers = mon._layers
+    else:
+        if not callable(getattr(model, "named_modules", None)):
+            raise TypeError(f"gradient_flow: expected an nn.Module or a Monitor, got "
+                            f"{type(model).__name__}")
+        if inputs is None:
+            raise ValueError("gradient_flow: pass the inputs to run the model on (for "
+                             "example x, y = tinygrad_init.models.synthetic_batch(model))")
+        thresholds = _as_thresholds(thresholds)
+        mon = _run_once(model, inputs, target, loss_fn, thresholds)
+        recs = mon._last_step(None)
+        layers = mon._layers
+    if thresholds != mon.thresholds:
+        recs = [dict(r, status=thresholds.classify(r["grad_ratio"])) for r in recs]
+    if not recs:
+        raise ValueError("gradient_flow: the model has no layers that ran")
+    n = len(recs)
+    if per_row is None:
+        per_row = n if n <= 12 else 10
+    if not isinstance(per_row, int) or per_row < 1:
+        raise ValueError(f"gradient_flow: per_row must be a positive int, got {per_row!r}")
+    verdict = Verdict.from_records(recs, thresholds, layers)
+
+    dot = graphviz.Digraph(
+        "gradient_flow",
+        graph_attr={"rankdir": "TB", "fontname": "Helvetica", "nodesep": "0.18",
+                    "ranksep": "0.35", "labelloc": "t", "fontsize": "15",
+                    "newrank": "true"},
+        node_attr={"shape": "box", "fontname": "Helvetica", "fontsize": "10",
+                   "margin": "0.06,0.03"},
+        edge_attr={"color": "#555555", "arrowsize": "0.6"})
+    head = html.escape(title) + "<BR/>" if title else ""
+    colour_word = {"vanishing": "#08519c", "exploding": "#a50f15", "nan": "#ff00ff"}.get(
+        verdict.status, "#238b45")
+    dot.attr(label=f'<{head}<FONT COLOR="{colour_word}"><B>'
+                   f'{html.escape(verdict.headline)}</B></FONT><BR/><FONT POINT-SIZE="11">'
+                   f'input at the top left, output at the bottom right; each box is a '
+                   f'layer</FONT>>')
+
+    ids = [f"L{i}" for i in range(n)]
+    rows = [list(range(s, min(s + per_row, n))) for s in range(0, n, per_row)]
+    for k, row in enumerate(rows):
+        with dot.subgraph(name=f"row{k}") as sub:
+            sub.attr(rank="same")
+            if k == 0:
+                sub.node("input", "input", shape="plaintext", fontcolor="#555555")
+            for i in row:
+                sub.node(ids[i], _label(recs[i], i + 1),
+                         **node_style(_ratio_for(recs[i]), thresholds))
+            if k == len(rows) - 1:
+                sub.node("loss", "loss", shape="plaintext", fontcolor="#555555")
+    dot.edge("input", ids[0])
+    for k, row in enumerate(rows):
+        for a, b in zip(row, row[1:]):
+            dot.edge(ids[a], ids[b])
+        if k + 1 < len(rows):
+            nxt = rows[k + 1]
+            dot.edge(ids[row[-1]], ids[nxt[0]], constraint="false", style="dashed",
+                     color="#9e9e9e")
+            for a, b in zip(row, nxt):
+                dot.edge(ids[a], ids[b], style="invis")
+    dot.edge(ids[-1], "loss")
+    if legend:
+        dot.node("legend", legend_html(thresholds, "the last layer's (output gradient RMS)"),
+                 shape="plaintext", margin="0")
+        dot.edge(ids[rows[-1][0]], "legend", style="invis")
+    return dot
+
+
+def _ratio_for(r):
+    if r["status"] == "nan":
+        return math.nan
+    ratio = r["grad_ratio"]
+    return r["weight_grad_ratio"] if ratio is None else ratio
