@@ -52,6 +52,7 @@ class Optimizer:
         self.state = defaultdict(dict)
         self.param_groups = []
         self._scratch_pool = {}
+        self._scratch_views = {}
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             "Tensors or dicts, but got Tensor")
@@ -168,16 +169,22 @@ class Optimizer:
     def _scratch(self, like, slot=0):
         """A reusable array shaped and typed like ``like`` (contents undefined).
 
-        One flat buffer per (dtype, slot) grows to the largest parameter seen; each call
-        returns a view of its front, so a step allocates nothing once warmed up.
+        One flat buffer per (dtype, slot) grows to the largest parameter seen, and each
+        shape gets a cached view of its front, so a step allocates nothing once warmed up.
         """
-        key = (like.dtype, slot)
-        flat = self._scratch_pool.get(key)
-        n = like.size
-        if flat is None or flat.size < n:
-            flat = np.empty(n, dtype=like.dtype)
-            self._scratch_pool[key] = flat
-        return flat[:n].reshape(like.shape)
+        key = (like.shape, like.dtype, slot)
+        view = self._scratch_views.get(key)
+        if view is None:
+            flat_key = (like.dtype, slot)
+            flat = self._scratch_pool.get(flat_key)
+            if flat is None or flat.size < like.size:
+                flat = np.empty(max(like.size, 1), dtype=like.dtype)
+                self._scratch_pool[flat_key] = flat
+                self._scratch_views = {k: v for k, v in self._scratch_views.items()
+                                       if k[1:] != flat_key}
+            view = flat[:like.size].reshape(like.shape)
+            self._scratch_views[key] = view
+        return view
 
     def _direction(self, w, g, maximize, weight_decay):
         """The gradient the update rules use: ``(-g if maximize else g) + weight_decay * w``.

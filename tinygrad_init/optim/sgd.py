@@ -48,12 +48,13 @@ class SGD(Optimizer):
             wd = float(group["weight_decay"])
             nesterov = bool(group["nesterov"])
             maximize = bool(group["maximize"])
+            plain = not maximize and wd == 0
             for p in group["params"]:
-                if p.grad is None:
+                grad = p.grad
+                if grad is None:
                     continue
                 w = p.data
-                g = p.grad.data
-                g = self._direction(w, g, maximize, wd)
+                g = grad.data if plain else self._direction(w, grad.data, maximize, wd)
                 if mu != 0:
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
