@@ -702,3 +702,27 @@ def test_schedules_match_pytorch(make):
         topt.step()
         sched.step()
         tsched.step()
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", dict(lr=0.1, momentum=0.9)),
+    ("Adam", dict(lr=0.05, amsgrad=True)),
+    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
+])
+def test_a_pytorch_optimizer_state_dict_loads_and_continues_identically(name, kwargs):
+    torch = pytest.importorskip("torch")
+    tp = torch.tensor(W0.copy(), requires_grad=True)
+    topt = getattr(torch.optim, name)([tp], **kwargs)
+    for g in GRADS:
+        tp.grad = torch.tensor(g)
+        topt.step()
+    p = Tensor(tp.detach().numpy().copy(), requires_grad=True)
+    opt = getattr(optim, name)([p])
+    opt.load_state_dict(topt.state_dict())       # buffers are torch tensors: converted
+    assert opt.param_groups[0]["lr"] == kwargs["lr"]
+    for g in GRADS:
+        tp.grad = torch.tensor(g)
+        p.grad = Tensor(g)
+        topt.step()
+        opt.step()
+    np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)

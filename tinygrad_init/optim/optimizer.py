@@ -290,7 +290,9 @@ def _load_state_value(name, value, p, key):
         if isinstance(value, Tensor):
             value = value.data
         return int(np.asarray(value).item())
-    if isinstance(value, Tensor) or isinstance(value, np.ndarray):
+    if not isinstance(value, (Tensor, np.ndarray)) and hasattr(value, "__array__"):
+        value = np.asarray(value)  # e.g. a buffer from a PyTorch optimizer's state dict
+    if isinstance(value, (Tensor, np.ndarray)):
         arr = value.data if isinstance(value, Tensor) else value
         if arr.shape != p.data.shape:
             raise ValueError(f"load_state_dict: state '{name}' of parameter {key} has shape "
