@@ -154,8 +154,9 @@ def gradient_flow(model, inputs=None, target=None, loss_fn=None, *, step=None,
             if k == 0:
                 sub.node("input", "input", shape="plaintext", fontcolor="#555555")
             for i in row:
-                sub.node(ids[i], _label(recs[i], i + 1),
-                         **node_style(_ratio_for(recs[i]), thresholds))
+                sub.node(ids[i], _label(recs[i], i + 1), tooltip=recs[i]["status"],
+                         **node_style(_ratio_for(recs[i]), thresholds),
+                         **{"class": recs[i]["status"]})
             if k == len(rows) - 1:
                 sub.node("loss", "loss", shape="plaintext", fontcolor="#555555")
     dot.edge("input", ids[0])

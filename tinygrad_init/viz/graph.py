@@ -247,8 +247,10 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
     info = {}
     for t in tensors:
         g = grads.grad(t) if grads is not None else None
-        info[id(t)] = None if g is None else (measure(g), _rms(g),
-                                                bool(np.isfinite(g).all()))
+        finite = bool(np.isfinite(g).all()) if g is not None else True
+        if np.issubdtype(t.data.dtype, np.floating):
+            finite = finite and bool(np.isfinite(t.data).all())   # NaN values count too
+        info[id(t)] = None if g is None else (measure(g), _rms(g), finite)
     is_param = {id(t): t._node is None and (t.requires_grad or id(t) in names)
                 for t in tensors}
 
@@ -369,7 +371,8 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
 
     def emit(graph, nid, t):
         lab, attrs = tensor_node(t)
-        graph.node(nid, lab, **attrs)
+        status = "loss" if id(t) in after_ref else thresholds.classify(ratio(t))
+        graph.node(nid, lab, **attrs, **{"class": status})
 
     def summary_node(graph, name, ts):
         out = modules.outputs.get(name)
@@ -385,13 +388,20 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
         if entry is not None:
             lines.append(f"{html.escape(label)} {fmt(entry[0])}")
         bad = any(info.get(id(t)) and not info[id(t)][2] for t in ts)
-        attrs = node_style(float("nan") if bad else ratio(anchor), thresholds)
+        r = float("nan") if bad else ratio(anchor)
+        attrs = node_style(r, thresholds)
         graph.node(module_ids[name], "<" + "<BR/>".join(lines) + ">", shape="box3d",
-                   **{k: v for k, v in attrs.items() if k != "shape"})
+                   **{k: v for k, v in attrs.items() if k != "shape"},
+                   **{"class": thresholds.classify(r)})
 
     # nested clusters
-    cluster_names = sorted({o for o in members if o is not None}
-                           | {c for c in summary}, key=lambda n: (n.count("."), n))
+    position = {id(t): k for k, t in enumerate(tensors)}
+    first = {}
+    for name, ts in list(summary.items()) + [(o, [t for _, t in v]) for o, v in
+                                             members.items() if o is not None]:
+        ops_in = [position[id(t)] for t in ts if t._node is not None]
+        first[name] = min(ops_in or [position[id(t)] for t in ts])
+    cluster_names = sorted(first, key=lambda n: (n.count("."), first[n]))
     children = {}
     for name in cluster_names:
         parent = _parent_cluster(name, cluster_names, modules)

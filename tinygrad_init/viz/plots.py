@@ -1,0 +1,146 @@
+"""matplotlib plots of what a :class:`~tinygrad_init.diagnostics.Monitor` recorded.
+
+Needs matplotlib (``pip install 'tinygrad_init[plots]'``); everything else in the package
+works without it.  Each function takes an optional ``ax`` and returns the Axes (or Figure).
+
+- :func:`plot_gradient_norms`: gradient norm per layer on a log scale, with the
+  vanishing/exploding bands.
+- :func:`plot_activation_histograms`: one histogram per layer, overlaid, in the style of
+  Glorot & Bengio (2010), figure 6.
+- :func:`plot_gradient_heatmap`: layers x steps heat map of the gradient ratio (log scale).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .colors import fill_color
+
+__all__ = ["plot_gradient_norms", "plot_activation_histograms", "plot_gradient_heatmap"]
+
+
+def _plt():
+    try:
+        import matplotlib
+        if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline."
+                                                    "backend_inline"):
+            import os
+            if not os.environ.get("DISPLAY"):
+                matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("tinygrad_init.viz.plots needs matplotlib: pip install "
+                          "'tinygrad_init[plots]' (or pip install matplotlib)") from None
+    return plt
+
+
+def _records(monitor, step=None):
+    return monitor._last_step(step)
+
+
+def plot_gradient_norms(monitor, step=None, ax=None, weights=True):
+    """Gradient RMS at each layer's output (and of its weight) on a log axis, step ``step``.
+
+    The shaded bands are the vanishing and exploding zones relative to the last layer.
+    """
+    plt = _plt()
+    recs = _records(monitor, step)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    idx = np.arange(1, len(recs) + 1)
+    g = np.array([r["grad_rms"] if r["grad_rms"] is not None else np.nan for r in recs])
+    ratio = [r["grad_ratio"] for r in recs]
+    colors = [fill_color(x, monitor.thresholds) for x in ratio]
+    ax.plot(idx, g, color="#555555", lw=1, zorder=1)
+    ax.scatter(idx, g, c=colors, edgecolors="#333333", s=40, zorder=2,
+               label="gradient at the layer's output (rms)")
+    if weights:
+        w = np.array([r["weight_grad_rms"] if r["weight_grad_rms"] is not None else np.nan
+                      for r in recs])
+        ax.plot(idx, w, "s--", color="#9e9e9e", ms=3, lw=1, label="weight gradient (rms)")
+    ref = next((r["grad_rms"] for r in reversed(recs) if r["grad_rms"] is not None), None)
+    if ref:
+        t = monitor.thresholds
+        ax.axhspan(ref * 1e-30, ref * t.vanishing, color="#c6dbef", alpha=0.5, lw=0,
+                   label=f"vanishing (< {t.vanishing:g} x last layer)")
+        ax.axhspan(ref * t.exploding, ref * 1e30, color="#fcbba1", alpha=0.5, lw=0,
+                   label=f"exploding (> {t.exploding:g} x last layer)")
+    ax.set_yscale("log")
+    finite = np.concatenate([g[np.isfinite(g) & (g > 0)]] + (
+        [w[np.isfinite(w) & (w > 0)]] if weights else []))
+    if finite.size:
+        ax.set_ylim(finite.min() / 10, finite.max() * 10)
+    ax.set_xlabel("layer (input -> output)")
+    ax.set_ylabel("gradient rms")
+    ax.set_title(f"Gradient per layer, step {recs[0]['step']}")
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(True, which="major", alpha=0.3)
+    return ax
+
+
+def plot_activation_histograms(monitor, ax=None, bins=60, layers=None):
+    """Histograms of each layer's output activations (the last recorded step), overlaid
+    and coloured from the first layer (dark) to the last (light), as Glorot & Bengio
+    (2010) plot them.  Needs ``Monitor(sample_size > 0)``."""
+    plt = _plt()
+    samples = monitor.samples
+    if not samples:
+        raise RuntimeError("plot_activation_histograms: no activation samples: create the "
+                           "Monitor with sample_size > 0 and record a step")
+    names = [n for n in monitor.layers if n in samples]
+    if layers is not None:
+        names = [n for n in names if n in set(layers)]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    cmap = plt.get_cmap("viridis")
+    allv = np.concatenate([samples[n] for n in names])
+    allv = allv[np.isfinite(allv)]
+    lo, hi = np.percentile(allv, [0.5, 99.5]) if allv.size else (-1, 1)
+    edges = np.linspace(lo, hi, bins + 1)
+    for k, n in enumerate(names):
+        v = samples[n][np.isfinite(samples[n])]
+        hist, _ = np.histogram(v, edges, density=True)
+        centers = (edges[:-1] + edges[1:]) / 2
+        ax.plot(centers, hist, color=cmap(k / max(len(names) - 1, 1)), lw=1.2,
+                label=f"layer {monitor.layers.index(n) + 1}")
+    ax.set_xlabel("activation value")
+    ax.set_ylabel("density")
+    ax.set_title("Activation histograms per layer")
+    if len(names) <= 12:
+        ax.legend(fontsize=7, ncol=2)
+    else:
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(1, len(names)))
+        ax.figure.colorbar(sm, ax=ax, label="layer")
+    return ax
+
+
+def plot_gradient_heatmap(monitor, ax=None, key="grad_ratio"):
+    """Layers x steps heat map of ``key`` (default the gradient ratio to the last layer) on
+    a log colour scale: how the gradient flow evolves during training."""
+    plt = _plt()
+    from matplotlib.colors import LogNorm
+    recs = monitor.to_records()
+    if not recs:
+        raise RuntimeError("plot_gradient_heatmap: nothing recorded yet")
+    steps = sorted({r["step"] for r in recs})
+    layers = sorted({r["index"] for r in recs})
+    grid = np.full((len(layers), len(steps)), np.nan)
+    for r in recs:
+        v = r.get(key)
+        if v is not None and np.isfinite(v) and v > 0:
+            grid[layers.index(r["index"]), steps.index(r["step"])] = v
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    finite = grid[np.isfinite(grid)]
+    norm = None
+    if finite.size:   # centred on 1 so that blue means smaller, red larger
+        span = max(abs(np.log10(finite.min())), abs(np.log10(finite.max())), 1e-3)
+        norm = LogNorm(vmin=10 ** -span, vmax=10 ** span)
+    im = ax.imshow(grid, aspect="auto", origin="lower", cmap="coolwarm", norm=norm,
+                   interpolation="nearest",
+                   extent=(steps[0] - 0.5, steps[-1] + 0.5, 0.5, len(layers) + 0.5))
+    ax.figure.colorbar(im, ax=ax, label=key.replace("_", " "))
+    ax.set_xlabel("step")
+    ax.set_ylabel("layer (input at the bottom)")
+    ax.set_title(f"{key.replace('_', ' ')} over training")
+    return ax
