@@ -256,6 +256,20 @@ def test_float32_inputs_warn_about_precision():
         gradcheck(lambda x: x * 2, x, atol=1e-2, rtol=1e-2)
 
 
+def test_eps_below_float32_resolution_is_explained():
+    x = tg.tensor(np.array([1000.0, 1.0], dtype=np.float32), requires_grad=True)
+    with pytest.warns(UserWarning, match="single precision"):
+        with pytest.raises(GradcheckError, match=r"eps=1e-06 is below the resolution of "
+                           r"input 0 \(float32\) at index \[0\]"):
+            gradcheck(lambda x: x * 2, x)
+
+
+def test_identity_and_passthrough_outputs():
+    x = rand(3)
+    assert gradcheck(lambda x: x, x)
+    assert gradcheck(lambda x, y: (x, y * 2), (x, rand(2, seed=1)))
+
+
 def test_float64_inputs_do_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -204,6 +204,12 @@ def _numerical_jacobians(fn, inputs, in_pos, out_pos, base, eps):
                     minus = _evaluate(fn, inputs, out_pos)
                 finally:
                     data[pos] = orig
+                if h_plus <= 0 or h_minus <= 0:
+                    raise GradcheckError(
+                        f"gradcheck: eps={eps:g} is below the resolution of input {i} "
+                        f"({data.dtype}) at index {_pos(pos)} (value {float(orig):g}), so "
+                        f"x + eps == x; use float64 inputs or a larger eps",
+                        input_index=i)
                 for k, o in enumerate(out_pos):
                     c, left, right = cols[o]
                     f0 = base[k].ravel()
@@ -816,6 +822,8 @@ def gradcheck_graph(output, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
     differences of its forward.  Nodes with few elements get their full Jacobian checked,
     larger ones random directional probes (``fast_mode=True``/``False`` forces one way).
     Call it before ``backward`` frees the graph (or after ``backward(retain_graph=True)``).
+    Forwards are re-run many times, so they must be deterministic.  A node whose inputs sit
+    on a kink (relu at 0, tied maxima) is reported 'inconclusive', not failed.
 
     Returns a ``GraphCheckReport`` (a list of ``NodeCheck``, forward order).  When a rule
     disagrees it raises ``GradcheckError`` naming the first such node: op, creation site
