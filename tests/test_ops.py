@@ -26,11 +26,6 @@ from tinygrad_init.gradcheck import gradcheck, gradgradcheck
 SETTINGS = settings(max_examples=25, deadline=None)
 FEW = settings(max_examples=10, deadline=None)
 
-CAT_BUG = ("core bug: ops._cat_rule calls sum(), shadowed in ops.py by the 'sum' "
-           "Primitive, so cat's (and stack's) backward raises TypeError")
-MATMUL_1D_BUG = ("core bug: ops matmul grad_b expands the 0-d gradient of 1-D @ 1-D at "
-                 "axis -2 before axis -1 and raises AxisError")
-
 
 def check(fn, *arrays_, reference=None, gradgrad=False):
     """Forward against ``reference`` (numpy), then gradcheck (and gradgradcheck)."""
@@ -262,10 +257,7 @@ MATMUL_SHAPES = {
 }
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(c, marks=pytest.mark.xfail(raises=Exception, reason=MATMUL_1D_BUG,
-                                            strict=False)) if c == "1d@1d" else c
-    for c in MATMUL_SHAPES])
+@pytest.mark.parametrize("case", list(MATMUL_SHAPES))
 @SETTINGS
 @given(data=st.data(), sizes=st.tuples(*[st.integers(1, 3)] * 4))
 def test_matmul(case, data, sizes):
@@ -392,7 +384,6 @@ def test_repeated_integer_indices_accumulate():
 # cat, stack
 
 
-@pytest.mark.xfail(raises=TypeError, reason=CAT_BUG, strict=False)
 @SETTINGS
 @given(data=st.data(), count=st.integers(1, 3))
 def test_cat(data, count):
@@ -407,7 +398,6 @@ def test_cat(data, count):
           reference=lambda *xs: np.concatenate(xs, axis))
 
 
-@pytest.mark.xfail(raises=TypeError, reason=CAT_BUG, strict=False)
 @SETTINGS
 @given(data=st.data(), count=st.integers(1, 3))
 def test_stack(data, count):

@@ -25,6 +25,7 @@ in a full max/min reduction share it equally; max/min along a dim give it to the
 
 from __future__ import annotations
 
+import builtins
 from types import SimpleNamespace
 
 import numpy as np
@@ -151,6 +152,8 @@ def _matmul_rules():
     """numpy matmul semantics: 1-D operands are promoted, then the promoted dims removed."""
 
     def grad_a(xp, g, out, a, b):
+        if a.ndim == 1 and b.ndim == 1:
+            return g * b
         if b.ndim == 1:
             g = xp.expand_dims(g, (-1,))
             b = xp.reshape(b, (b.shape[0], 1))
@@ -161,6 +164,8 @@ def _matmul_rules():
         return g @ xp.matrix_transpose(b)
 
     def grad_b(xp, g, out, a, b):
+        if a.ndim == 1 and b.ndim == 1:
+            return g * a
         if a.ndim == 1:
             g = xp.expand_dims(g, (-2,))
             a = xp.reshape(a, (1, a.shape[0]))
@@ -174,7 +179,7 @@ def _matmul_rules():
 
 
 def _cat_rule(i, xp, g, out, inputs, axis):
-    start = sum(x.shape[axis] for x in inputs[:i])
+    start = builtins.sum(x.shape[axis] for x in inputs[:i])
     index = (slice(None),) * axis + (slice(start, start + inputs[i].shape[axis]),)
     return g[index]
 
@@ -295,6 +300,343 @@ linear = Primitive("linear", _linear_forward,
                    lambda xp, g, out, x, w, b: g @ w,
                    _linear_weight_grad,
                    lambda xp, g, out, x, w, b: g)
+
+
+# ----------------------------------------------------------------------------------------
+# layers: convolution, pooling, fused losses
+#
+# Images are NCHW.  Geometry arrives normalised by ``functional``: ``stride``, ``dilation``
+# and ``kernel`` are (h, w) pairs of ints, ``padding`` is (top, bottom, left, right).
+# Windows are read through ``as_strided`` views (no copy); a convolution then makes one
+# im2col copy and one matmul.  The forward output of conv2d is a transposed view of a
+# (out_channels, N, OH, OW) buffer, which is what that matmul writes.  These rules compute
+# with numpy only: double backward through conv and pooling raises NotImplementedError.
+
+
+def _out_size(size, pad, kernel, stride, dilation):
+    """floor((size + pad - dilation * (kernel - 1) - 1) / stride) + 1 (PyTorch's formula)."""
+    return (size + pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _pad2d(x, padding, value=0):
+    """``x`` (N, C, H, W) padded on H and W (no copy when there is nothing to pad)."""
+    top, bottom, left, right = padding
+    if not (top or bottom or left or right):
+        return x
+    n, c, h, w = x.shape
+    out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
+
+
+def _geometry(x_shape, kernel, stride, padding, dilation):
+    """Output height and width of a sliding window over an NCHW input."""
+    oh = _out_size(x_shape[2], padding[0] + padding[1], kernel[0], stride[0], dilation[0])
+    ow = _out_size(x_shape[3], padding[2] + padding[3], kernel[1], stride[1], dilation[1])
+    return oh, ow
+
+
+def _windows(xp, kernel, stride, dilation, oh, ow, order):
+    """Read-only view of the windows of padded ``xp``, axes named by ``order``.
+
+    Axis letters: n, c (batch, channel), i, j (kernel row, column), h, w (output row,
+    column); e.g. order "cijnhw" is the im2col layout of a convolution.
+    """
+    sn, sc, sh, sw = xp.strides
+    sizes = {"n": xp.shape[0], "c": xp.shape[1], "i": kernel[0], "j": kernel[1],
+             "h": oh, "w": ow}
+    steps = {"n": sn, "c": sc, "i": dilation[0] * sh, "j": dilation[1] * sw,
+             "h": stride[0] * sh, "w": stride[1] * sw}
+    return np.lib.stride_tricks.as_strided(
+        xp, tuple(sizes[a] for a in order), tuple(steps[a] for a in order), writeable=False)
+
+
+def _slab(i, j, stride, dilation, oh, ow):
+    """Index of the (OH, OW) grid of padded-input positions that kernel offset (i, j) reads."""
+    r, s = i * dilation[0], j * dilation[1]
+    return (slice(None), slice(None), slice(r, r + stride[0] * (oh - 1) + 1, stride[0]),
+            slice(s, s + stride[1] * (ow - 1) + 1, stride[1]))
+
+
+def _offsets(kernel):
+    return [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def _fold(cols, x_shape, kernel, stride, padding, dilation):
+    """Adjoint of the window view: add each kernel offset's slab back into the input.
+
+    ``cols`` has layout (C, kh, kw, N, OH, OW); the result is a (N, C, H, W) view.  The
+    loop runs over the kh * kw kernel offsets, each a strided in-place add of a whole slab.
+    """
+    n, c, h, w = x_shape
+    top, bottom, left, right = padding
+    oh, ow = cols.shape[-2:]
+    buf = np.zeros((c, n, h + top + bottom, w + left + right), dtype=cols.dtype)
+    for i, j in _offsets(kernel):
+        buf[_slab(i, j, stride, dilation, oh, ow)] += cols[:, i, j]
+    return buf[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3)
+
+
+def _numpy_only(xp, name):
+    if xp is not NUMPY:
+        raise NotImplementedError(f"double backward of {name} is not supported")
+
+
+def _im2col(x, w_shape, stride, padding, dilation, groups):
+    """(groups, C/groups * kh * kw, N * OH * OW) columns of ``x`` (the one copy)."""
+    kernel = w_shape[2:]
+    xp = _pad2d(x, padding)
+    oh, ow = _geometry(x.shape, kernel, stride, padding, dilation)
+    view = _windows(xp, kernel, stride, dilation, oh, ow, "cijnhw")
+    cols = np.ascontiguousarray(view)
+    return cols.reshape(groups, -1, x.shape[0] * oh * ow), oh, ow
+
+
+def _conv2d_forward(x, w, b, stride, padding, dilation, groups):
+    """out[n, o] = b[o] + sum_{c, i, j} w[o, c, i, j] * xpad[n, g*Cg + c, s*h + d*i, s*w + d*j]."""
+    cols, oh, ow = _im2col(x, w.shape, stride, padding, dilation, groups)
+    n, o = x.shape[0], w.shape[0]
+    if groups == 1:
+        out = w.reshape(o, -1) @ cols[0]
+    else:
+        out = w.reshape(groups, o // groups, -1) @ cols
+    out = out.reshape(o, n, oh, ow)
+    if b is not None:
+        out += b.reshape(o, 1, 1, 1)
+    return out.transpose(1, 0, 2, 3)
+
+
+def _grad_rows(g, groups):
+    """``g`` (N, O, OH, OW) as (groups, O/groups, N * OH * OW) matmul rows."""
+    n, o = g.shape[:2]
+    return g.transpose(1, 0, 2, 3).reshape(groups, o // groups, -1)
+
+
+def _conv2d_grad_x(xp, g, out, x, w, b, stride, padding, dilation, groups):
+    _numpy_only(xp, "conv2d")
+    o, cg, kh, kw = w.shape
+    rows = _grad_rows(g, groups)
+    if groups == 1:
+        cols = w.reshape(o, -1).T @ rows[0]
+    else:
+        cols = w.reshape(groups, o // groups, -1).transpose(0, 2, 1) @ rows
+    n, oh, ow = g.shape[0], g.shape[2], g.shape[3]
+    cols = cols.reshape(x.shape[1], kh, kw, n, oh, ow)
+    return _fold(cols, x.shape, (kh, kw), stride, padding, dilation)
+
+
+def _conv2d_grad_w(xp, g, out, x, w, b, stride, padding, dilation, groups):
+    _numpy_only(xp, "conv2d")
+    cols, _, _ = _im2col(x, w.shape, stride, padding, dilation, groups)
+    rows = _grad_rows(g, groups)
+    if groups == 1:
+        return (rows[0] @ cols[0].T).reshape(w.shape)
+    return (rows @ cols.transpose(0, 2, 1)).reshape(w.shape)
+
+
+def _conv2d_grad_b(xp, g, out, x, w, b, stride, padding, dilation, groups):
+    _numpy_only(xp, "conv2d")
+    return g.sum(axis=(0, 2, 3))
+
+
+conv2d = Primitive("conv2d", _conv2d_forward,
+                   _conv2d_grad_x, _conv2d_grad_w, _conv2d_grad_b)
+
+
+def _max_pool2d_scan(x, kernel, stride, padding, dilation, want_pick):
+    """Running maximum over the kernel offsets, slab by slab (padding counts as -inf).
+
+    Returns (max, pick) where pick is the offset k = i * kw + j of each window's first
+    maximum (PyTorch's tie rule: a later offset replaces it only if strictly greater).
+    """
+    oh, ow = _geometry(x.shape, kernel, stride, padding, dilation)
+    xp = _pad2d(x, padding, -np.inf)
+    offsets = _offsets(kernel)
+    best = np.array(xp[_slab(*offsets[0], stride, dilation, oh, ow)])
+    pick = np.zeros(best.shape, dtype=np.int32) if want_pick else None
+    for k, (i, j) in enumerate(offsets[1:], 1):
+        slab = xp[_slab(i, j, stride, dilation, oh, ow)]
+        if want_pick:
+            np.putmask(pick, slab > best, k)
+        np.maximum(best, slab, out=best)
+    return best, pick
+
+
+def _max_pool2d_forward(x, kernel, stride, padding, dilation):
+    """out[n, c, h, w] = max over the window (padding counts as -inf)."""
+    return _max_pool2d_scan(x, kernel, stride, padding, dilation, False)[0]
+
+
+def _max_pool2d_grad(xp, g, out, x, kernel, stride, padding, dilation):
+    """The gradient goes to each window's first maximal element (accumulating on overlap)."""
+    _numpy_only(xp, "max_pool2d")
+    pick = _max_pool2d_scan(x, kernel, stride, padding, dilation, True)[1]
+    n, c, h, w = x.shape
+    top, bottom, left, right = padding
+    oh, ow = g.shape[2:]
+    buf = np.zeros((n, c, h + top + bottom, w + left + right), dtype=g.dtype)
+    overlap = stride[0] < dilation[0] * (kernel[0] - 1) + 1 or \
+        stride[1] < dilation[1] * (kernel[1] - 1) + 1
+    zero = np.zeros((), dtype=g.dtype)
+    for k, (i, j) in enumerate(_offsets(kernel)):
+        index = _slab(i, j, stride, dilation, oh, ow)
+        if overlap:
+            buf[index] += np.where(pick == k, g, zero)
+        else:
+            np.copyto(buf[index], g, where=pick == k)
+    return buf[:, :, top:top + h, left:left + w]
+
+
+max_pool2d = Primitive("max_pool2d", _max_pool2d_forward, _max_pool2d_grad)
+
+
+def _avg_divisor(x_shape, kernel, stride, padding, count_include_pad, divisor, dtype):
+    """Per-window divisor: ``divisor`` if given, else kh * kw or the count of real inputs."""
+    if divisor is not None:
+        return np.asarray(divisor, dtype=dtype)
+    if count_include_pad or not any(padding):
+        return np.asarray(kernel[0] * kernel[1], dtype=dtype)
+    ones = np.ones((1, 1) + tuple(x_shape[2:]), dtype=dtype)
+    return _window_sum(ones, kernel, stride, padding)[0, 0]
+
+
+def _window_sum(x, kernel, stride, padding):
+    """Sum over each window of zero-padded ``x``, slab by slab."""
+    oh, ow = _geometry(x.shape, kernel, stride, padding, (1, 1))
+    xp = _pad2d(x, padding)
+    offsets = _offsets(kernel)
+    total = np.array(xp[_slab(*offsets[0], stride, (1, 1), oh, ow)])
+    for i, j in offsets[1:]:
+        total += xp[_slab(i, j, stride, (1, 1), oh, ow)]
+    return total
+
+
+def _avg_pool2d_forward(x, kernel, stride, padding, count_include_pad, divisor):
+    """out[n, c, h, w] = sum over the window (zero padded) / divisor."""
+    total = _window_sum(x, kernel, stride, padding)
+    total /= _avg_divisor(x.shape, kernel, stride, padding, count_include_pad, divisor,
+                          x.dtype)
+    return total
+
+
+def _avg_pool2d_grad(xp, g, out, x, kernel, stride, padding, count_include_pad, divisor):
+    """Each window element receives g / divisor."""
+    _numpy_only(xp, "avg_pool2d")
+    scaled = g / _avg_divisor(x.shape, kernel, stride, padding, count_include_pad, divisor,
+                              g.dtype)
+    cols = np.broadcast_to(scaled.transpose(1, 0, 2, 3)[:, None, None],
+                           (x.shape[1],) + tuple(kernel) + (x.shape[0],) + g.shape[2:])
+    return _fold(cols, x.shape, kernel, stride, padding, (1, 1))
+
+
+avg_pool2d = Primitive("avg_pool2d", _avg_pool2d_forward, _avg_pool2d_grad)
+
+
+def _cross_entropy_parts(x, target, weight, ignore_index, label_smoothing):
+    """Per-sample losses and weights for logits ``x`` (N, C) and class indices ``target``.
+
+    loss_n = w[y_n] * (1 - ls) * (-log p[n, y_n]) + (ls / C) * sum_c w[c] * (-log p[n, c]),
+    and 0 where y_n == ignore_index; returns (loss, w[y_n] or 0 where ignored).
+    """
+    n, c = x.shape
+    logp = x - _logsumexp(x, 1, True)
+    keep = target != ignore_index
+    safe = np.where(keep, target, 0)
+    picked = -logp[np.arange(n), safe]
+    wy = np.ones(n, dtype=x.dtype) if weight is None else weight[safe].astype(x.dtype)
+    wy = wy * keep
+    loss = (1 - label_smoothing) * wy * picked
+    if label_smoothing:
+        smooth = -(logp if weight is None else logp * weight).sum(axis=1) * keep
+        loss = loss + (label_smoothing / c) * smooth
+    return loss, wy
+
+
+def _cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, reduction):
+    loss, wy = _cross_entropy_parts(x, target, weight, ignore_index, label_smoothing)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / wy.sum()
+
+
+def _cross_entropy_grad(xp, g, out, x, target, weight, ignore_index, label_smoothing,
+                        reduction):
+    """dloss/dx = (1 - ls) w[y] (softmax(x) - onehot(y)) + (ls / C) (softmax(x) sum(w) - w),
+    times g (per sample for 'none'), divided by sum of w[y] for 'mean'.  Written with ``xp``
+    so that it can be differentiated again."""
+    xr = xp.raw(x)
+    n, c = xr.shape
+    keep = target != ignore_index
+    safe = np.where(keep, target, 0)
+    dtype = xr.dtype
+    wy = (np.ones(n, dtype=dtype) if weight is None else weight[safe].astype(dtype)) * keep
+    onehot = np.zeros((n, c), dtype=dtype)
+    onehot[np.arange(n), safe] = 1
+    ls = label_smoothing
+    wsum = c if weight is None else weight.sum()
+    wvec = np.ones(c, dtype=dtype) if weight is None else weight.astype(dtype)
+    # coefficient of softmax(x) and the constant part, per row
+    coef = ((1 - ls) * wy + (ls / c) * wsum * keep).astype(dtype)[:, None]
+    const = ((1 - ls) * wy[:, None] * onehot + (ls / c) * keep[:, None] * wvec).astype(dtype)
+    m = np.max(xr, axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    e = xp.exp(x - m)
+    p = e / xp.sum(e, (1,), True)
+    grad = p * coef - const
+    if reduction == "none":
+        return grad * xp.expand_dims(g, (1,))
+    if reduction == "mean":
+        grad = grad / np.asarray(wy.sum(), dtype=dtype)
+    return grad * g
+
+
+cross_entropy = Primitive("cross_entropy", _cross_entropy_forward, _cross_entropy_grad)
+
+
+def _erf(x):
+    """The error function erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt, to ~1e-15.
+
+    |x| < 3: erf(x) = 2/sqrt(pi) exp(-x^2) sum_k 2^k x^(2k+1) / (1 * 3 * ... * (2k+1))
+    (a series of positive terms, so no cancellation); |x| >= 3: erfc from its continued
+    fraction erfc(x) = exp(-x^2)/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))).
+    """
+    x = np.asarray(x)
+    z = np.abs(x.astype(np.float64))
+    out = np.empty_like(z)
+    small = z < 3.0
+    zs = z[small]
+    z2 = zs * zs
+    term, total, k = zs.copy(), zs.copy(), 0
+    while term.size:
+        k += 1
+        term *= 2.0 * z2 / (2 * k + 1)
+        total += term
+        if k > 20 and np.all(term <= 1e-17 * total):
+            break
+    out[small] = (2 / np.sqrt(np.pi)) * np.exp(-z2) * total
+    zl = z[~small]
+    f = zl.copy()
+    for k in range(40, 0, -1):
+        f = zl + (k / 2) / f
+    out[~small] = 1.0 - np.exp(-zl * zl) / (np.sqrt(np.pi) * f)
+    out = np.copysign(out, x)
+    return out.astype(x.dtype) if np.issubdtype(x.dtype, np.floating) else out
+
+
+erf = Primitive("erf", _erf,
+                lambda xp, g, out, a: g * (2 / np.sqrt(np.pi)) * xp.exp(-(a * a)))
+
+
+def _softplus(a):
+    return np.logaddexp(a, np.zeros((), dtype=a.dtype))
+
+
+# softplus(x) = log(1 + exp(x)); its derivative sigmoid(x) = exp(x - softplus(x)) never
+# overflows because x - softplus(x) <= 0.
+softplus = Primitive("softplus", _softplus,
+                     lambda xp, g, out, a: g * xp.exp(a - out))
 
 
 # The array vocabulary that rules use, implemented for numpy arrays (the fast path; array
