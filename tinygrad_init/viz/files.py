@@ -22,6 +22,7 @@ def _atomic_write(path, data):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; a new file gets the usual
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -30,6 +31,12 @@ def _atomic_write(path, data):
             os.unlink(tmp)
         raise
     return str(path)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_source(dot, path):

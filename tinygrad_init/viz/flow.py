@@ -84,8 +84,8 @@ def _label(r, number):
         rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">dW {fmt(r["weight_grad_norm"])}'
                     f'</FONT></TD></TR>')
     if r["act_mean"] is not None:
-        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">act {r["act_mean"]:+.2f} '
-                    f'&#177; {r["act_std"]:.2f}</FONT></TD></TR>')
+        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">act {r["act_mean"]:+.3g} '
+                    f'&#177; {r["act_std"]:.3g}</FONT></TD></TR>')
     return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
             + "".join(rows) + "</TABLE>>")
 

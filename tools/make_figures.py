@@ -1,0 +1,98 @@
+"""Regenerate the README's gradient-flow figures into docs/images/.
+
+    python tools/make_figures.py            # needs the graphviz 'dot' program and matplotlib
+
+Every figure is deterministic (fixed seeds).  Also prints how long the big diagrams take to
+render (op graph of a 100-layer MLP, flow diagram of a 50-layer MLP).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tinygrad_init import init, models, viz  # noqa: E402
+from tinygrad_init.diagnostics import Monitor  # noqa: E402
+
+OUT = os.path.join(ROOT, "docs", "images")
+
+
+def normal_4_over_fan(t, generator=None):
+    """N(0, 4 / fan_in): twice He's variance, so ReLU gradients grow by sqrt(2) per layer."""
+    return init.normal_(t, 0.0, math.sqrt(4.0 / t.shape[1]), generator=generator)
+
+
+def flow(name, depth, act, init_, label, formats=("svg", "png")):
+    m = models.make_mlp(depth, 32, act, init_, generator=0)
+    x, y = models.synthetic_batch(m, generator=1)
+    start = time.perf_counter()
+    dot = viz.gradient_flow(m, x, y, title=f"Gradient flow: {depth}-layer MLP, width 32, "
+                                           f"{act}, init {label}")
+    for fmt in formats:
+        viz.render(dot, os.path.join(OUT, f"{name}.{fmt}"))
+    return time.perf_counter() - start
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    flow("flow_sigmoid_normal", 30, "sigmoid", "normal", "normal (N(0, 1))")
+    flow("flow_relu_exploding", 30, "relu", normal_4_over_fan, "N(0, 4/fan_in)")
+    flow("flow_relu_he", 30, "relu", "kaiming_normal", "kaiming_normal (He)")
+    t50 = flow("flow_relu_he_50", 50, "relu", "kaiming_normal", "kaiming_normal (He)",
+               formats=("svg",))
+
+    m = models.make_mlp(6, 16, "tanh", "normal", generator=0)
+    x, y = models.synthetic_batch(m, batch=32, generator=1)
+    with viz.trace_modules(m) as trace:
+        loss = models.mse(m(x), y)
+    viz.render(viz.draw_graph(loss, modules=trace, title="Op graph: 6-layer MLP, tanh, "
+                              "init normal (N(0, 1))"), os.path.join(OUT, "graph_tanh.png"))
+
+    m = models.make_mlp(100, 32, "relu", "kaiming_normal", generator=0)
+    x, y = models.synthetic_batch(m, generator=1)
+    start = time.perf_counter()
+    with viz.trace_modules(m) as trace:
+        loss = models.mse(m(x), y)
+    viz.render(viz.draw_graph(loss, modules=trace), os.path.join(OUT, "graph_mlp100.svg"))
+    t100 = time.perf_counter() - start
+
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from tinygrad_init.viz import plots
+    except ImportError:
+        print("matplotlib not installed: skipping the plots")
+    else:
+        fig, axes = plt.subplots(1, 3, figsize=(17, 4.2))
+        m = models.make_mlp(20, 32, "tanh", "normal", generator=0)
+        x, y = models.synthetic_batch(m, generator=1)
+        with Monitor(m) as mon:
+            for _ in range(20):
+                for p in m.parameters():
+                    p.grad = None
+                models.mse(m(x), y).backward()
+                mon.step()
+                for p in m.parameters():
+                    p.data -= 1e-3 * p.grad.data
+        plots.plot_gradient_norms(mon, ax=axes[0])
+        plots.plot_activation_histograms(mon, ax=axes[1])
+        plots.plot_gradient_heatmap(mon, ax=axes[2])
+        fig.suptitle("20-layer MLP, tanh, init normal (N(0, 1)): saturated units, gradients "
+                     "exploding toward the input")
+        fig.tight_layout()
+        fig.savefig(os.path.join(OUT, "plots_tanh_normal.png"), dpi=90)
+        plt.close(fig)
+    print(f"op graph, 100-layer MLP (trace, backward, draw, render svg): {t100:.2f} s")
+    print(f"flow diagram, 50-layer MLP (forward, backward, draw, render svg): {t50:.2f} s")
+    print(f"figures in {OUT}")
+
+
+if __name__ == "__main__":
+    main()
