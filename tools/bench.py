@@ -461,11 +461,11 @@ def _stats(samples):
 def time_round_robin(callables, quick):
     """Seconds per call of each callable: warm-up, then interleaved samples.
 
-    Each sample runs a batch of calls sized to take about 20 ms (5 ms with --quick); the
+    Each sample runs a batch of calls sized to take about 20 ms (3 ms with --quick); the
     number of rounds fills a time budget within [min, max] rounds.  The order of the
     callables rotates every round so that none always runs right after another.
     """
-    sample_s, budget_s = (0.005, 0.4) if quick else (0.02, 6.0)
+    sample_s, budget_s = (0.003, 0.25) if quick else (0.02, 6.0)
     min_rounds, max_rounds = (3, 15) if quick else (12, 150)
     per_call = {}
     for name, fn in callables.items():  # warm-up: at least 2 calls and 50 ms (quick: 1)
@@ -643,7 +643,8 @@ def environment(threads):
                 torch=torch_version(), threads=threads, machine=platform.machine(),
                 processor=_cpu_model(), cores=os.cpu_count(),
                 OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE"),
-                OPENBLAS_L2_SIZE=os.environ.get("OPENBLAS_L2_SIZE"))
+                OPENBLAS_L2_SIZE=os.environ.get("OPENBLAS_L2_SIZE"),
+                load_average=os.getloadavg() if hasattr(os, "getloadavg") else None)
     try:
         from threadpoolctl import threadpool_info
 
@@ -714,11 +715,8 @@ def print_table(results, have_torch):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0] + " (see the module docstring for the method)",
-        epilog=("For benchmarking on processors where OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE "
-                "are set, one may unset both together for that command: env -u "
-                "OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python tools/bench.py; tests and CI "
-                "leave them alone."))
+        prog="tools/bench.py", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="few iterations and smaller sizes: proves it works (< 30 s)")
     parser.add_argument("--threads", type=int, default=1,
@@ -798,6 +796,10 @@ def main(argv=None):
     print(f"tinygrad_init benchmark{quick_note}")
     print(f"python {env['python']}, numpy {env['numpy']}, torch {tv or 'not installed'}; "
           f"{env['processor']} ({env['cores']} cores); threads pinned to {args.threads}")
+    if env["load_average"] is not None:
+        print("load average (1, 5, 15 min) at start: "
+              + ", ".join(f"{v:.2f}" for v in env["load_average"])
+              + f" on {env['cores']} cores (figures get noisy as it nears the core count)")
     print(f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}"
           f"; BLAS: {env['blas']}")
     if tv is None:
@@ -878,7 +880,8 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
-    print(f"\ndone in {time.perf_counter() - start:.1f} s")
+    load = f"; load average {os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else ""
+    print(f"\ndone in {time.perf_counter() - start:.1f} s{load}")
     return 0
 
 
