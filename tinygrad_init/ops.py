@@ -313,6 +313,37 @@ linear = Primitive("linear", _linear_forward,
 # with numpy only: double backward through conv and pooling raises NotImplementedError.
 
 
+from threading import local as _thread_local  # noqa: E402
+
+
+class _Workspace(_thread_local):
+    """Per-thread buffers reused for temporaries that die inside one forward or rule.
+
+    Large arrays freed and reallocated on every call are returned to the OS and faulted in
+    again, which costs more than the arithmetic on them; reusing one buffer per role (the
+    im2col columns, the transposed output gradient) avoids that.  Buffers above
+    ``limit`` bytes are not kept.
+    """
+
+    limit = 1 << 26
+
+    def __init__(self):
+        self.buffers = {}
+
+    def get(self, role, shape, dtype):
+        dtype = np.dtype(dtype)
+        n = int(np.prod(shape))
+        if n * dtype.itemsize > self.limit:
+            return np.empty(shape, dtype=dtype)
+        buf = self.buffers.get((role, dtype))
+        if buf is None or buf.size < n:
+            buf = self.buffers[(role, dtype)] = np.empty(n, dtype=dtype)
+        return buf[:n].reshape(shape)
+
+
+_workspace = _Workspace()
+
+
 def _out_size(size, pad, kernel, stride, dilation):
     """floor((size + pad - dilation * (kernel - 1) - 1) / stride) + 1 (PyTorch's formula)."""
     return (size + pad - dilation * (kernel - 1) - 1) // stride + 1
@@ -388,7 +419,8 @@ def _im2col(x, w_shape, stride, padding, dilation, groups):
     xp = _pad2d(x, padding)
     oh, ow = _geometry(x.shape, kernel, stride, padding, dilation)
     view = _windows(xp, kernel, stride, dilation, oh, ow, "cijnhw")
-    cols = np.ascontiguousarray(view)
+    cols = _workspace.get("cols", view.shape, x.dtype)
+    np.copyto(cols, view)
     return cols.reshape(groups, -1, x.shape[0] * oh * ow), oh, ow
 
 
@@ -408,8 +440,13 @@ def _conv2d_forward(x, w, b, stride, padding, dilation, groups):
 
 def _grad_rows(g, groups):
     """``g`` (N, O, OH, OW) as (groups, O/groups, N * OH * OW) matmul rows."""
-    n, o = g.shape[:2]
-    return g.transpose(1, 0, 2, 3).reshape(groups, o // groups, -1)
+    n, o, oh, ow = g.shape
+    rows = g.transpose(1, 0, 2, 3)
+    if not rows.flags.c_contiguous:
+        buf = _workspace.get("rows", rows.shape, g.dtype)
+        np.copyto(buf, rows)
+        rows = buf
+    return rows.reshape(groups, o // groups, -1)
 
 
 def _conv2d_grad_x(xp, g, out, x, w, b, stride, padding, dilation, groups):
