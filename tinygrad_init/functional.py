@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from . import ops
+from .autograd import is_grad_enabled
 from .tensor import Tensor, apply, default_generator, where
 
 __all__ = [
@@ -325,7 +326,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     kernel, stride, pads, dilation = _pool_args(fn, kernel_size, stride, padding, dilation,
                                                 ceil_mode)
     _check_output_size(fn, input.shape, kernel, stride, pads, dilation)
-    out = apply(ops.max_pool2d, input, params=(kernel, stride, pads, dilation))
+    saved = ops._Saved() if input.requires_grad and is_grad_enabled() else None
+    out = apply(ops.max_pool2d, input, params=(kernel, stride, pads, dilation, saved))
     if unbatched:
         out = out.squeeze(0)
     if not return_indices:

@@ -480,6 +480,29 @@ conv2d = Primitive("conv2d", _conv2d_forward,
                    _conv2d_grad_x, _conv2d_grad_w, _conv2d_grad_b)
 
 
+class _Saved:
+    """A slot through which a forward hands an intermediate to its rule (a params entry).
+
+    The rule takes the value only if it was stored with the very output array the rule is
+    given, so a forward re-run on other inputs (as gradient checking does) can never feed
+    a rule stale data; otherwise the rule recomputes it.
+    """
+
+    __slots__ = ("out", "value")
+
+    def __init__(self):
+        self.out = self.value = None
+
+    def put(self, out, value):
+        self.out, self.value = out, value
+
+    def get(self, out):
+        return self.value if self.out is out else None
+
+    def __repr__(self):
+        return "<saved>"
+
+
 def _max_pool2d_scan(x, kernel, stride, padding, dilation, want_pick):
     """Running maximum over the kernel offsets, slab by slab (padding counts as -inf).
 
@@ -490,7 +513,9 @@ def _max_pool2d_scan(x, kernel, stride, padding, dilation, want_pick):
     xp = _pad2d(x, padding, -np.inf)
     offsets = _offsets(kernel)
     best = np.array(xp[_slab(*offsets[0], stride, dilation, oh, ow)])
-    pick = np.zeros(best.shape, dtype=np.int32) if want_pick else None
+    pick = None
+    if want_pick:
+        pick = np.zeros(best.shape, dtype=np.int8 if len(offsets) < 128 else np.int32)
     for k, (i, j) in enumerate(offsets[1:], 1):
         slab = xp[_slab(i, j, stride, dilation, oh, ow)]
         if want_pick:
@@ -499,15 +524,21 @@ def _max_pool2d_scan(x, kernel, stride, padding, dilation, want_pick):
     return best, pick
 
 
-def _max_pool2d_forward(x, kernel, stride, padding, dilation):
-    """out[n, c, h, w] = max over the window (padding counts as -inf)."""
-    return _max_pool2d_scan(x, kernel, stride, padding, dilation, False)[0]
+def _max_pool2d_forward(x, kernel, stride, padding, dilation, saved):
+    """out[n, c, h, w] = max over the window (padding counts as -inf).  With a ``saved``
+    slot (given when a gradient will be needed) the argmax positions are kept for the rule."""
+    out, pick = _max_pool2d_scan(x, kernel, stride, padding, dilation, saved is not None)
+    if saved is not None:
+        saved.put(out, pick)
+    return out
 
 
-def _max_pool2d_grad(xp, g, out, x, kernel, stride, padding, dilation):
+def _max_pool2d_grad(xp, g, out, x, kernel, stride, padding, dilation, saved):
     """The gradient goes to each window's first maximal element (accumulating on overlap)."""
     _numpy_only(xp, "max_pool2d")
-    pick = _max_pool2d_scan(x, kernel, stride, padding, dilation, True)[1]
+    pick = None if saved is None else saved.get(out)
+    if pick is None:
+        pick = _max_pool2d_scan(x, kernel, stride, padding, dilation, True)[1]
     n, c, h, w = x.shape
     top, bottom, left, right = padding
     oh, ow = g.shape[2:]
