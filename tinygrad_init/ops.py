@@ -507,20 +507,22 @@ def _max_pool2d_scan(x, kernel, stride, padding, dilation, want_pick):
     """Running maximum over the kernel offsets, slab by slab (padding counts as -inf).
 
     Returns (max, pick) where pick is the offset k = i * kw + j of each window's first
-    maximum (PyTorch's tie rule: a later offset replaces it only if strictly greater).
+    maximum (PyTorch's tie rule).  With n_k = (slab_k != max), the first maximum is at
+    pick = n_0 + n_0 n_1 + ... + n_0 ... n_{K-2}: byte-wide logic instead of masked writes.
     """
     oh, ow = _geometry(x.shape, kernel, stride, padding, dilation)
     xp = _pad2d(x, padding, -np.inf)
-    offsets = _offsets(kernel)
-    best = np.array(xp[_slab(*offsets[0], stride, dilation, oh, ow)])
-    pick = None
-    if want_pick:
-        pick = np.zeros(best.shape, dtype=np.int8 if len(offsets) < 128 else np.int32)
-    for k, (i, j) in enumerate(offsets[1:], 1):
-        slab = xp[_slab(i, j, stride, dilation, oh, ow)]
-        if want_pick:
-            np.putmask(pick, slab > best, k)
+    slabs = [xp[_slab(i, j, stride, dilation, oh, ow)] for i, j in _offsets(kernel)]
+    best = np.array(slabs[0])
+    for slab in slabs[1:]:
         np.maximum(best, slab, out=best)
+    if not want_pick:
+        return best, None
+    run = slabs[0] != best
+    pick = run.astype(np.uint8 if len(slabs) < 256 else np.int32)
+    for slab in slabs[1:-1]:
+        run &= slab != best
+        pick += run
     return best, pick
 
 
