@@ -547,13 +547,12 @@ def _max_pool2d_grad(xp, g, out, x, kernel, stride, padding, dilation, saved):
     buf = np.zeros((n, c, h + top + bottom, w + left + right), dtype=g.dtype)
     overlap = stride[0] < dilation[0] * (kernel[0] - 1) + 1 or \
         stride[1] < dilation[1] * (kernel[1] - 1) + 1
-    zero = np.zeros((), dtype=g.dtype)
     for k, (i, j) in enumerate(_offsets(kernel)):
         index = _slab(i, j, stride, dilation, oh, ow)
         if overlap:
-            buf[index] += np.where(pick == k, g, zero)
-        else:
-            np.copyto(buf[index], g, where=pick == k)
+            buf[index] += g * (pick == k)
+        else:  # each input position is in at most one window: write g * mask in place
+            np.multiply(g, pick == k, out=buf[index])
     return buf[:, :, top:top + h, left:left + w]
 
 
