@@ -396,16 +396,20 @@ def _offsets(kernel):
 def _fold(cols, x_shape, kernel, stride, padding, dilation):
     """Adjoint of the window view: add each kernel offset's slab back into the input.
 
-    ``cols`` has layout (C, kh, kw, N, OH, OW); the result is a (N, C, H, W) view.  The
-    loop runs over the kh * kw kernel offsets, each a strided in-place add of a whole slab.
+    ``cols`` has layout (C, kh, kw, OH, OW, N), so that each slab added into the
+    (C, H, W, N) buffer is long contiguous runs of OW * N values (a batch-first buffer would
+    give runs of only OW); the loop is over the kh * kw kernel offsets.  Returns a
+    C-contiguous (N, C, H, W) array.
     """
     n, c, h, w = x_shape
     top, bottom, left, right = padding
-    oh, ow = cols.shape[-2:]
-    buf = np.zeros((c, n, h + top + bottom, w + left + right), dtype=cols.dtype)
+    oh, ow = cols.shape[3:5]
+    buf = np.zeros((c, h + top + bottom, w + left + right, n), dtype=cols.dtype)
     for i, j in _offsets(kernel):
-        buf[_slab(i, j, stride, dilation, oh, ow)] += cols[:, i, j]
-    return buf[:, :, top:top + h, left:left + w].transpose(1, 0, 2, 3)
+        r, s = i * dilation[0], j * dilation[1]
+        buf[:, r:r + stride[0] * (oh - 1) + 1:stride[0],
+            s:s + stride[1] * (ow - 1) + 1:stride[1]] += cols[:, i, j]
+    return np.ascontiguousarray(buf[:, top:top + h, left:left + w].transpose(3, 0, 1, 2))
 
 
 def _numpy_only(xp, name):
@@ -438,10 +442,10 @@ def _conv2d_forward(x, w, b, stride, padding, dilation, groups):
     return out.transpose(1, 0, 2, 3)
 
 
-def _grad_rows(g, groups):
-    """``g`` (N, O, OH, OW) as (groups, O/groups, N * OH * OW) matmul rows."""
-    n, o, oh, ow = g.shape
-    rows = g.transpose(1, 0, 2, 3)
+def _grad_rows(g, groups, axes):
+    """``g`` (N, O, OH, OW) transposed by ``axes`` (O first) as (groups, O/groups, -1) rows."""
+    o = g.shape[1]
+    rows = g.transpose(axes)
     if not rows.flags.c_contiguous:
         buf = _workspace.get("rows", rows.shape, g.dtype)
         np.copyto(buf, rows)
@@ -452,20 +456,20 @@ def _grad_rows(g, groups):
 def _conv2d_grad_x(xp, g, out, x, w, b, stride, padding, dilation, groups):
     _numpy_only(xp, "conv2d")
     o, cg, kh, kw = w.shape
-    rows = _grad_rows(g, groups)
+    rows = _grad_rows(g, groups, (1, 2, 3, 0))
     if groups == 1:
         cols = w.reshape(o, -1).T @ rows[0]
     else:
         cols = w.reshape(groups, o // groups, -1).transpose(0, 2, 1) @ rows
     n, oh, ow = g.shape[0], g.shape[2], g.shape[3]
-    cols = cols.reshape(x.shape[1], kh, kw, n, oh, ow)
+    cols = cols.reshape(x.shape[1], kh, kw, oh, ow, n)
     return _fold(cols, x.shape, (kh, kw), stride, padding, dilation)
 
 
 def _conv2d_grad_w(xp, g, out, x, w, b, stride, padding, dilation, groups):
     _numpy_only(xp, "conv2d")
     cols, _, _ = _im2col(x, w.shape, stride, padding, dilation, groups)
-    rows = _grad_rows(g, groups)
+    rows = _grad_rows(g, groups, (1, 0, 2, 3))
     if groups == 1:
         return (rows[0] @ cols[0].T).reshape(w.shape)
     return (rows @ cols.transpose(0, 2, 1)).reshape(w.shape)
@@ -593,8 +597,8 @@ def _avg_pool2d_grad(xp, g, out, x, kernel, stride, padding, count_include_pad, 
     _numpy_only(xp, "avg_pool2d")
     scaled = g / _avg_divisor(x.shape, kernel, stride, padding, count_include_pad, divisor,
                               g.dtype)
-    cols = np.broadcast_to(scaled.transpose(1, 0, 2, 3)[:, None, None],
-                           (x.shape[1],) + tuple(kernel) + (x.shape[0],) + g.shape[2:])
+    cols = np.broadcast_to(scaled.transpose(1, 2, 3, 0)[:, None, None],
+                           (x.shape[1],) + tuple(kernel) + g.shape[2:] + (x.shape[0],))
     return _fold(cols, x.shape, kernel, stride, padding, (1, 1))
 
 
