@@ -1,8 +1,20 @@
 """tinygrad_init: a small autodiff framework on numpy for studying weight
 initialization and gradient flow.  Names and semantics follow PyTorch."""
 
-from . import autograd
+from . import (
+    autograd,
+    data,
+    diagnostics,
+    functional,
+    init,
+    nn,
+    optim,
+    testing,
+    viz,
+)
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .gradcheck import GradcheckError, gradcheck, gradcheck_graph, gradgradcheck
+from .serialization import load, save
 from .tensor import (
     DtypeError,
     ShapeError,
@@ -41,4 +53,6 @@ __all__ = [
     "full_like", "get_default_dtype", "linspace", "manual_seed", "matmul", "maximum",
     "minimum", "ones", "ones_like", "rand", "randint", "randn", "set_default_dtype", "stack",
     "tensor", "where", "zeros", "zeros_like", "float32", "float64",
+    "data", "functional", "init", "nn", "optim", "testing", "diagnostics", "viz",
+    "GradcheckError", "gradcheck", "gradcheck_graph", "gradgradcheck", "load", "save",
 ]

@@ -53,13 +53,13 @@ weight's current empirical variance (at step 0 the variance the init drew).
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
+from ._io import atomic_write
 from .init import _calculate_fan_in_and_fan_out, calculate_gain
 from .tensor import Tensor
 
@@ -583,23 +583,12 @@ class Monitor:
         recs = self.to_records()
         if not recs:
             raise RuntimeError("Monitor.to_csv: nothing recorded yet")
-        fields = list(recs[0])
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".csv")
-        try:
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)   # mkstemp makes 0600
-            with os.fdopen(fd, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=fields)
-                writer.writeheader()
-                for r in recs:
-                    writer.writerow({k: "" if v is None else v for k, v in r.items()})
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(recs[0]))
+        writer.writeheader()
+        for r in recs:
+            writer.writerow({k: "" if v is None else v for k, v in r.items()})
+        atomic_write(path, buffer.getvalue().encode("utf-8"), "to_csv")
         return path
 
     def summary(self, step=None):

@@ -13,16 +13,15 @@ removes the temporary file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
 import safetensors.numpy
 
+from ._io import atomic_write
 from .tensor import Tensor
 
 __all__ = ["save", "load"]
@@ -51,7 +50,7 @@ def save(state_dict, path, metadata=None):
         data = safetensors.numpy.save(arrays, metadata=metadata)
     except Exception as e:  # the library's own error type; report it as a bad value
         raise ValueError(f"save: could not serialize the state dict: {e}") from e
-    _atomic_write(path, data)
+    atomic_write(path, data, "save")
 
 
 def load(path):
@@ -130,38 +129,3 @@ def _names_in_file_order(data, path):
         entries.append((start, name))
     entries.sort()
     return [name for _, name in entries]
-
-
-def _atomic_write(path, data):
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)  # the umask applies, as for a plain open()
-            break
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise type(e)(e.errno, f"save: cannot create a file in {directory!r} to write "
-                          f"{path!r}: {e.strerror}") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        with contextlib.suppress(OSError):
-            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import tempfile
+
+from .._io import atomic_write
 
 __all__ = ["FORMATS", "render", "write_source"]
 
@@ -18,30 +19,9 @@ def _format(path):
     return FORMATS[ext]
 
 
-def _atomic_write(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; a new file gets the usual
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return str(path)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_source(dot, path):
     """Write the DOT source of ``dot`` to ``path``."""
-    return _atomic_write(path, dot.source.encode("utf-8"))
+    return atomic_write(path, dot.source.encode("utf-8"), "write_source")
 
 
 def render(dot, path):
@@ -49,4 +29,4 @@ def render(dot, path):
     fmt = _format(path)
     if fmt == "dot":
         return write_source(dot, path)
-    return _atomic_write(path, dot.pipe(format=fmt))
+    return atomic_write(path, dot.pipe(format=fmt), "render")
