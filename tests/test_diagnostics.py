@@ -187,3 +187,22 @@ def test_verdict_str_is_readable():
     assert text.startswith("Gradients vanish toward the input")
     assert "Remedy:" in text and "Cause:" in text
     assert isinstance(mon.verdict(), Verdict)
+
+
+def test_every_records_only_the_chosen_steps_and_matches_full_recording():
+    m, x, y = _model(4, "tanh", "xavier_normal")
+    seen = []
+    with Monitor(m, every=3) as sparse:
+        for _ in range(7):
+            for p in m.parameters():
+                p.grad = None
+            models.mse(m(x), y).backward()
+            seen.append(len(sparse.step()))
+            assert not sparse._tensor_handles
+    assert seen == [4, 0, 0, 4, 0, 0, 4]
+    assert sorted({r["step"] for r in sparse.records}) == [0, 3, 6]
+    full = _run(m, x, y)
+    last_sparse = [r["grad_norm"] for r in sparse.records if r["step"] == 6]
+    assert last_sparse == pytest.approx([r["grad_norm"] for r in full.records], rel=1e-6)
+    with pytest.raises(ValueError, match="every must be a positive int, got 0"):
+        Monitor(m, every=0)

@@ -309,16 +309,21 @@ class Monitor:
 
     ``thresholds``: a :class:`Thresholds` (or ``(vanishing, exploding)``);
     ``sample_size``: how many activation values per layer are kept from the last step for
-    histograms (0 keeps none).
+    histograms (0 keeps none); ``every``: record steps 0, every, 2*every, ... only (on the
+    other steps the hooks return at once and :meth:`step` just counts), so a long training
+    run can be watched cheaply.  The update-to-weight ratio then spans ``every`` steps.
     """
 
-    def __init__(self, model, thresholds=None, sample_size=4096):
+    def __init__(self, model, thresholds=None, sample_size=4096, every=1):
         if not (callable(getattr(model, "named_modules", None))
                 and callable(getattr(model, "register_forward_hook", None))):
             raise TypeError(f"Monitor: model must be an nn.Module, got {type(model).__name__}")
         self.model = model
         self.thresholds = _as_thresholds(thresholds)
         self.sample_size = int(sample_size)
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"Monitor: every must be a positive int, got {every!r}")
+        self.every = every
         self.records = []
         self.samples = {}
         self._handles = []
@@ -337,7 +342,7 @@ class Monitor:
     # -- hooks ------------------------------------------------------------------------
     def _forward_hook(self, name):
         def hook(module, args, output):
-            if self._closed:
+            if self._closed or self._steps % self.every:
                 return None
             out = _first_tensor(output)
             if out is None:
@@ -407,7 +412,7 @@ class Monitor:
 
     @property
     def steps(self):
-        """How many steps have been recorded."""
+        """How many steps :meth:`step` has counted (recorded or skipped by ``every``)."""
         return self._steps
 
     # -- recording --------------------------------------------------------------------
@@ -415,8 +420,12 @@ class Monitor:
         """Close the current step: one record per layer is appended and returned.
 
         Call it after ``backward()``.  The update-to-weight ratio compares the weights now
-        with the weights at the previous call.
+        with the weights at the previous recorded step.  On the steps that ``every`` skips
+        it only counts and returns an empty list.
         """
+        if self._steps % self.every:
+            self._steps += 1
+            return []
         if self._layers is None:
             self._layers = self._build_layers()
         step = self._steps
