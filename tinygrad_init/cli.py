@@ -1,5 +1,6 @@
 """The ``tinygrad-init`` command: see gradients vanish or explode from the shell.
 
+    tinygrad-init demo                       # the initialization study and its report
     tinygrad-init flow --depth 30 --activation sigmoid --init normal -o flow.svg
     tinygrad-init graph --depth 4 --activation tanh --init xavier_normal -o graph.png
     tinygrad-init stats --depth 20 --activation relu --init kaiming_normal --steps 5
@@ -11,23 +12,20 @@ or returned by a function in a Python file (``path.py:function``, default functi
 ``(x, y)``.  The data is a synthetic batch (``x ~ N(0, 1)``, targets ``~ N(0, 1)``) unless
 the factory gives one.  The output format comes from the file name: .svg .png .pdf .dot.
 
-Subcommands live in :data:`COMMANDS` (name -> :class:`Command`); optional ones are
-loaded from the modules in :data:`OPTIONAL_COMMANDS` if they exist: such a module defines
-``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int`` and may use
-:func:`add_model_arguments` and :func:`load_model` from here.
+Subcommands live in :data:`COMMANDS` (name -> :class:`Command`); ``demo`` is defined in
+:mod:`tinygrad_init.demo`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.util
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 
-__all__ = ["main", "Command", "COMMANDS", "OPTIONAL_COMMANDS", "UsageError",
+__all__ = ["main", "Command", "COMMANDS", "UsageError",
            "add_model_arguments", "load_model", "add_output_argument", "write_diagram"]
 
 PROG = "tinygrad-init"
@@ -347,18 +345,18 @@ COMMANDS = {
                      _configure_stats, _run_stats),
 }
 
-# name -> module that provides HELP, configure(parser) and run(args), loaded if present.
-OPTIONAL_COMMANDS = {"demo": "tinygrad_init.demo"}
+def _configure_demo(parser):
+    from .demo import configure  # imported on use: demo itself imports this module
+    configure(parser)
 
 
-def _commands():
-    commands = dict(COMMANDS)
-    for name, module_name in OPTIONAL_COMMANDS.items():
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        module = importlib.import_module(module_name)
-        commands[name] = Command(module.HELP, module.configure, module.run)
-    return commands
+def _run_demo(args):
+    from .demo import run
+    return run(args)
+
+
+COMMANDS["demo"] = Command("train a deep MLP under every activation x initialization and "
+                           "write an HTML report (the main job)", _configure_demo, _run_demo)
 
 
 def build_parser():
@@ -366,7 +364,7 @@ def build_parser():
                      "graphs and layer-level flow diagrams coloured by gradient magnitude, "
                      "and per-layer statistics with a verdict.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, cmd in _commands().items():
+    for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         cmd.configure(p)
         p.set_defaults(_run=cmd.run)
@@ -379,7 +377,7 @@ def main(argv=None):
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "_run", None):
-            raise UsageError(f"choose a command: {', '.join(_commands())} (see '{PROG} "
+            raise UsageError(f"choose a command: {', '.join(COMMANDS)} (see '{PROG} "
                              "--help')")
         return args._run(args)
     except UsageError as e:

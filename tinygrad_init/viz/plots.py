@@ -78,12 +78,15 @@ def plot_gradient_norms(monitor, step=None, ax=None, weights=True):
     return ax
 
 
-def plot_activation_histograms(monitor, ax=None, bins=60, layers=None):
-    """Histograms of each layer's output activations (the last recorded step), overlaid
-    and coloured from the first layer (dark) to the last (light), as Glorot & Bengio
-    (2010) plot them.  Needs ``Monitor(sample_size > 0)``."""
+def plot_activation_histograms(monitor, ax=None, bins=60, layers=None, samples=None):
+    """Histograms of each layer's output activations, overlaid and coloured from the first
+    layer (dark) to the last (light), as Glorot & Bengio (2010) plot them.
+
+    ``samples`` maps layer names to activation samples; by default ``monitor.samples``,
+    the last recorded step (keep a copy of it after an earlier step to plot that one).
+    Needs ``Monitor(sample_size > 0)``."""
     plt = _plt()
-    samples = monitor.samples
+    samples = monitor.samples if samples is None else samples
     if not samples:
         raise RuntimeError("plot_activation_histograms: no activation samples: create the "
                            "Monitor with sample_size > 0 and record a step")

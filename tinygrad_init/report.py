@@ -1,0 +1,294 @@
+"""The self-contained HTML report of an initialization study (one file, images embedded).
+
+    study = tinygrad_init.study.run_study()
+    write_report(study, "init-report.html")
+
+Sections: the findings with their evidence; a matrix of initialization x activation
+coloured by the gradient-flow verdict; the full results table; loss curves; and, for every
+run, the layer-level gradient-flow diagram and the activation histograms at
+initialization.  Diagrams are inline SVG from graphviz, plots PNG from matplotlib (the
+``plots`` extra), both embedded, so the file opens offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import re
+
+from . import viz
+from ._io import atomic_write
+from .diagnostics import EXPLODING, HEALTHY, NONFINITE, VANISHING
+from .study import ACTIVATIONS, SCHEMES
+from .viz.colors import fill_color
+
+__all__ = ["render_report", "write_report", "results_table"]
+
+_STATUS_TEXT = {HEALTHY: "healthy", VANISHING: "vanishing", EXPLODING: "exploding",
+                NONFINITE: "NaN / Inf"}
+
+_CSS = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1180px;
+       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.7em; margin-bottom: .2em; } h2 { margin-top: 2em; border-bottom: 1px
+solid #ddd; padding-bottom: .2em; } .muted { color: #666; font-size: .92em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.finding { border-left: 5px solid #2e7d32; background: #f6fbf6; padding: .6em 1em;
+           margin: .8em 0; } .finding.fails { border-color: #c62828; background: #fdf4f4; }
+.finding h3 { margin: 0 0 .3em 0; font-size: 1.05em; } .evidence { font-family: ui-monospace,
+monospace; font-size: .85em; color: #333; }
+.matrix td { text-align: center; min-width: 9em; } .badge { font-weight: 600; }
+details { border: 1px solid #ddd; border-radius: 4px; margin: .5em 0; padding: .3em .8em; }
+summary { cursor: pointer; font-weight: 600; } .run svg { max-width: 100%; height: auto; }
+.run img { max-width: 100%; } .pair { display: flex; flex-wrap: wrap; gap: 1em;
+align-items: flex-start; } .pair > div { flex: 1 1 480px; }
+"""
+
+
+def _e(text):
+    return html.escape(str(text))
+
+
+def _fmt(x, spec=".3g"):
+    if x is None:
+        return "–"
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return format(x, spec)
+
+
+def _png(fig):
+    """A matplotlib figure as an <img> with the PNG embedded."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="plot" src="data:image/png;base64,{data}">'
+
+
+def _svg(dot):
+    """A graphviz diagram as inline SVG (without the XML prologue)."""
+    svg = dot.pipe(format="svg").decode("utf-8")
+    return svg[svg.index("<svg"):]
+
+
+def _cell_style(result):
+    color = fill_color(result.grad_ratio) if result.grad_ratio is not None else "#ffffff"
+    text = "#ffffff" if result.status in (NONFINITE,) else "#000000"
+    return f'style="background:{color};color:{text}"'
+
+
+def _status(result):
+    return _STATUS_TEXT.get(result.status, result.status)
+
+
+def results_table(study):
+    """The results as plain text: one row per run (what the terminal shows)."""
+    header = ["activation", "init", "clip", "layers", "loss start", "loss end", "accuracy",
+              "grad first/last", "verdict at init", "sat/dead", "units"]
+    rows = []
+    for r in study.results:
+        satdead = (f"sat {r.saturated:.0%}" if r.saturated is not None else
+                   f"dead {r.dead:.0%}" if r.dead is not None else "-")
+        rows.append([r.activation, r.scheme.key, _fmt(r.clip, "g") if r.clip else "-",
+                     str(r.depth), _fmt(r.first_loss), _fmt(r.final_loss),
+                     f"{r.accuracy:.0%}", _fmt(r.grad_ratio, ".1e"), _status(r), satdead,
+                     f"{min(r.distinct_units)}-{max(r.distinct_units)}"])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _findings_html(study):
+    parts = []
+    for f in study.findings:
+        mark = "✔ reproduced" if f.holds else "✘ not reproduced in this run"
+        parts.append(
+            f'<div class="finding{"" if f.holds else " fails"}"><h3>{_e(f.title)} '
+            f'<span class="muted">— {mark}</span></h3><div>{_e(f.explanation)}</div>'
+            f'<div class="evidence">{_e(f.evidence)}</div></div>')
+    return "\n".join(parts)
+
+
+def _matrix_html(study):
+    cfg = study.config
+    head = "".join(f"<th>{_e(a)}</th>" for a in ACTIVATIONS)
+    rows = []
+    for s in SCHEMES:
+        cells = []
+        for a in ACTIVATIONS:
+            r = study.get(a, s.key)
+            cells.append(f'<td {_cell_style(r)}><span class="badge">{_e(_status(r))}</span>'
+                         f'<br>loss {_fmt(r.first_loss)} → {_fmt(r.final_loss)}'
+                         f'<br>accuracy {r.accuracy:.0%}</td>')
+        rows.append(f"<tr><th>{_e(s.title)}<br><span class='muted'>{_e(s.formula)}</span>"
+                    f"</th>{''.join(cells)}</tr>")
+    return (f"<table class='matrix'><tr><th>init \\ activation ({cfg.depth} layers)</th>"
+            f"{head}</tr>{''.join(rows)}</table>")
+
+
+def _reading(study):
+    """A short plain-language paragraph per activation, derived from the numbers."""
+    paragraphs = []
+    for a in ACTIVATIONS:
+        runs = [study.get(a, s.key) for s in SCHEMES]
+        by = {status: [r.scheme.title for r in runs if r.status == status]
+              for status in (HEALTHY, VANISHING, EXPLODING, NONFINITE)}
+        trained = [r for r in runs if not r.diverged]
+        best = min(trained, key=lambda r: r.final_loss) if trained else None
+        text = [f"<b>{_e(a)}</b>:"]
+        if by[HEALTHY]:
+            text.append(f"gradients stayed healthy with {_e(', '.join(by[HEALTHY]))};")
+        if by[VANISHING]:
+            text.append(f"they vanished toward the input with {_e(', '.join(by[VANISHING]))};")
+        if by[EXPLODING] or by[NONFINITE]:
+            text.append("they exploded with "
+                        f"{_e(', '.join(by[EXPLODING] + by[NONFINITE]))};")
+        if best is not None:
+            text.append(f"the lowest final loss came from {_e(best.scheme.title)} "
+                        f"({_fmt(best.final_loss)}, accuracy {best.accuracy:.0%}).")
+        if not by[HEALTHY]:
+            text.append("No scheme kept this activation healthy at this depth.")
+        paragraphs.append("<p>" + " ".join(text) + "</p>")
+    return "\n".join(paragraphs)
+
+
+def _table_html(study):
+    header = ["activation", "init", "drawn from", "clip", "layers", "loss start → end",
+              "accuracy", "gradient first / last layer", "verdict at init",
+              "saturated / dead", "distinct units", "time"]
+    rows = []
+    for r in study.results:
+        satdead = (f"{r.saturated:.0%} saturated" if r.saturated is not None else
+                   f"{r.dead:.0%} dead" if r.dead is not None else "–")
+        units = (f"{min(r.distinct_units)}" if min(r.distinct_units) ==
+                 max(r.distinct_units) else f"{min(r.distinct_units)}–{max(r.distinct_units)}")
+        rows.append(
+            f"<tr><td>{_e(r.activation)}</td><td>{_e(r.scheme.title)}</td>"
+            f"<td>{_e(r.scheme.formula)}</td><td>{_fmt(r.clip, 'g') if r.clip else '–'}</td>"
+            f"<td class='num'>{r.depth}</td><td class='num'>{_fmt(r.first_loss)} → "
+            f"{_fmt(r.final_loss)}</td><td class='num'>{r.accuracy:.0%}</td>"
+            f"<td class='num' {_cell_style(r)}>{_fmt(r.grad_ratio, '.1e')}</td>"
+            f"<td>{_e(_status(r))}</td><td>{_e(satdead)}</td>"
+            f"<td class='num'>{units} / {study.config.width}</td>"
+            f"<td class='num'>{r.seconds:.1f} s</td></tr>")
+    return ("<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"
+            + "".join(rows) + "</table>")
+
+
+def _loss_curves(study):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(ACTIVATIONS), figsize=(15, 4), sharey=True)
+    cmap = plt.get_cmap("tab10")
+    for ax, a in zip(axes, ACTIVATIONS):
+        for k, s in enumerate(SCHEMES):
+            losses = study.get(a, s.key).losses
+            ax.plot(range(len(losses)), losses, color=cmap(k), lw=1.4, label=s.title)
+        clipped = study.get(a, "large", clip=study.config.clip)
+        ax.plot(range(len(clipped.losses)), clipped.losses, color=cmap(2), lw=1.2, ls="--",
+                label=f"large random + clip {study.config.clip:g}")
+        ax.set_yscale("log")
+        ax.set_title(f"{a}, {study.config.depth} layers")
+        ax.set_xlabel("SGD step")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("training loss (cross-entropy, log scale)")
+    axes[-1].legend(fontsize=8, loc="upper right")
+    deep = [study.get("relu", k, depth=study.config.deep_depth) for k in ("xavier", "he")]
+    fig2, ax = plt.subplots(figsize=(6, 3.5))
+    for r, color in zip(deep, ("#1f77b4", "#d62728")):
+        ax.plot(range(len(r.losses)), r.losses, color=color, lw=1.6, label=r.scheme.title)
+    ax.set_title(f"ReLU, {study.config.deep_depth} layers: He trains, Xavier stalls")
+    ax.set_xlabel("SGD step")
+    ax.set_ylabel("training loss")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return _png(fig), _png(fig2)
+
+
+def _run_html(result):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .viz import plots
+    flow = viz.gradient_flow(result.monitor, step=0, title=f"{result.label}: at "
+                             "initialization", legend=False)
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    plots.plot_activation_histograms(result.monitor, ax=ax, samples=result.initial_samples)
+    ax.set_title("activations per layer at initialization")
+    return (f'<details class="run"><summary>{_e(result.label)} — {_e(_status(result))}, '
+            f'final loss {_fmt(result.final_loss)}</summary>'
+            f'<div>{_svg(flow)}</div><div class="pair"><div>{_png(fig)}</div>'
+            f'<div><pre class="muted">{_e(result.verdict)}</pre></div></div></details>')
+
+
+def render_report(study, command="tinygrad-init demo"):
+    """The report as one HTML string."""
+    cfg = study.config
+    curves, deep = _loss_curves(study)
+    legend = viz.legend_html()
+    runs = "\n".join(_run_html(r) for r in study.results)
+    legend_svg = _svg(_legend_digraph(legend))
+    body = f"""
+<h1>How should the weights of a deep network be initialized?</h1>
+<p class="muted">{cfg.depth}-layer MLPs of width {cfg.width} on {cfg.samples} points of
+<i>{_e(cfg.data)}</i>, {cfg.steps} full-batch SGD steps (lr {cfg.lr:g}, momentum
+{cfg.momentum:g}), biases starting at 0, seed {cfg.seed}; {len(study.results)} runs in
+{study.seconds:.0f} s. Reproduce with <code>{_e(command)}</code>: the same seed gives the
+same numbers.</p>
+
+<h2>What the runs show</h2>
+{_findings_html(study)}
+
+<h2>Which initialization suits which activation</h2>
+<p>Each cell is one training run, coloured by the gradient-flow verdict at initialization:
+the RMS of the gradient reaching the first layer divided by the last layer's, on a log scale
+from vanishing (blue) through healthy (green) to exploding (red).</p>
+{_matrix_html(study)}
+{_reading(study)}
+
+<h2>Training curves</h2>
+{curves}
+{deep}
+
+<h2>All runs</h2>
+{_table_html(study)}
+<p class="muted"><b>gradient first / last layer</b>: RMS of the gradient at the first
+layer's output over the last layer's, at initialization; below 1e-2 is vanishing, above
+1e2 exploding. <b>saturated</b>: sigmoid/tanh outputs within 0.01 of an asymptote;
+<b>dead</b>: ReLU units that output 0 for every sample. <b>distinct units</b>: how many
+different rows each hidden weight matrix has after training (1 means every unit of the
+layer is the same unit).</p>
+
+<h2>Gradient flow of every run, at initialization</h2>
+<p>One box per layer, input at the top left; the colour is the gradient that reached the
+layer, relative to the last layer. How to read the colours:</p>
+{legend_svg}
+{runs}
+"""
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>"
+            f"Initialization study</title><style>{_CSS}</style></head><body>{body}"
+            f"</body></html>")
+
+
+def _legend_digraph(legend):
+    import graphviz
+    dot = graphviz.Digraph()
+    dot.attr("node", shape="plaintext")
+    dot.node("legend", legend)
+    return dot
+
+
+def write_report(study, path, command="tinygrad-init demo"):
+    """Write the report to ``path`` atomically (a half-written report never appears)."""
+    text = render_report(study, command)
+    return atomic_write(path, re.sub(r"[ \t]+\n", "\n", text).encode("utf-8"), "report")
