@@ -185,17 +185,24 @@ class Node:
     """One recorded op application: the ``grad_fn`` of the Tensor it produced.
 
     ``inputs`` holds the input Tensors and constants in call order, ``params`` the
-    non-tensor arguments; both become None when the graph is freed after backward.
-    ``site`` is where the op was created (recorded in anomaly mode).
+    non-tensor arguments; ``arrays`` the same inputs as the arrays the forward ran on and
+    ``needs`` which of them required grad when the op was recorded (the engine's per-node
+    bookkeeping, kept so that backward does not recompute it).  All four become None when
+    the graph is freed after backward.  ``site`` is where the op was created (recorded in
+    anomaly mode).
     """
 
-    __slots__ = ("op", "inputs", "params", "site")
+    __slots__ = ("op", "inputs", "params", "site", "arrays", "needs")
 
-    def __init__(self, op, inputs, params, site=None):
+    def __init__(self, op, inputs, params, site=None, arrays=None, needs=None):
         self.op = op
         self.inputs = inputs
         self.params = params
         self.site = site
+        self.arrays = (arrays if arrays is not None
+                       else [a.data if isinstance(a, _tensor.Tensor) else a for a in inputs])
+        self.needs = (needs if needs is not None
+                      else [isinstance(a, _tensor.Tensor) and a.requires_grad for a in inputs])
 
     def name(self):
         """PyTorch-style name, e.g. ``MulBackward``."""
@@ -206,6 +213,10 @@ class Node:
         """Input Tensors that require grad (empty once freed)."""
         return tuple(a for a in self.inputs or () if isinstance(a, _tensor.Tensor)
                      and a.requires_grad)
+
+    def free(self):
+        """Drop the saved inputs (after backward without ``retain_graph``)."""
+        self.inputs = self.params = self.arrays = self.needs = None
 
     def __repr__(self):
         return f"<{self.name()}>"
@@ -234,27 +245,32 @@ def _freed_error(node):
 def _topological_order(roots):
     """Tensors that require grad reachable from ``roots``, inputs before their users.
 
-    Tensors hash by identity, so they serve directly as set and dict keys here.
+    Depth first with an explicit stack.  A tensor is pushed once to be expanded; it is
+    pushed again under its inputs and emitted when popped a second time (``visited`` and
+    not yet ``emitted``), so the stack holds plain Tensors.  Tensors hash by identity, so
+    they serve directly as set and dict keys here.
     """
     Tensor = _tensor.Tensor
-    order, visited = [], set()
-    stack = [(r, False) for r in roots]
+    order, visited, emitted = [], set(), set()
+    stack = list(roots)
+    push, pop, visit, emit = stack.append, stack.pop, visited.add, emitted.add
     while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
+        t = pop()
         if t in visited:
+            if t not in emitted:
+                emit(t)
+                order.append(t)
             continue
-        visited.add(t)
-        stack.append((t, True))
+        visit(t)
+        push(t)
         node = t._node
         if node is not None:
-            if node.inputs is None:
+            inputs = node.inputs
+            if inputs is None:
                 raise _freed_error(node)
-            for a in node.inputs:
+            for a in inputs:
                 if isinstance(a, Tensor) and a.requires_grad and a not in visited:
-                    stack.append((a, False))
+                    push(a)
     return order
 
 
@@ -307,12 +323,13 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
     tensors that called ``retain_grad``); with ``inputs`` nothing is stored and the
     gradients of those tensors are returned in a list (None where unreached).
     """
-    Tensor = _tensor.Tensor
+    ndarray = np.ndarray
     xp = _tensor.TENSOR_XP if create_graph else ops.NUMPY
     order = _topological_order(outputs)
     grads = {}
     for t, g in zip(outputs, grad_outputs):
         grads[t] = g if t not in grads else grads[t] + g
+    pop, get = grads.pop, grads.get
     needed = None if inputs is None else _needed_for(inputs, order)
     captured = None if inputs is None else {t: None for t in inputs}
     anomaly = _state.anomaly
@@ -320,7 +337,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
     stored = set()
     with set_grad_enabled(create_graph):
         for t in reversed(order):
-            g = grads.pop(t, None)
+            g = pop(t, None)
             if g is None:
                 continue
             if t._hooks:
@@ -340,31 +357,35 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
             inputs_ = node.inputs
             if inputs_ is None:
                 raise _freed_error(node)
-            needs = [isinstance(a, Tensor) and a.requires_grad
-                     and (needed is None or a in needed) for a in inputs_]
+            needs = node.needs
+            if needed is not None:
+                needs = [n and a in needed for n, a in zip(needs, inputs_)]
             if create_graph:
-                args, out = inputs_, t
+                input_grads = node.op.vjp(xp, g, t, inputs_, node.params, needs)
             else:
-                args = [a.data if isinstance(a, Tensor) else a for a in inputs_]
-                out = t.data
-            input_grads = node.op.vjp(xp, g, out, args, node.params, needs)
-            for i, (a, ga) in enumerate(zip(inputs_, input_grads)):
+                input_grads = node.op.vjp(xp, g, t.data, node.arrays, node.params, needs)
+            for i, ga in enumerate(input_grads):
                 if ga is None:
                     continue
-                if not create_graph:
-                    if type(ga) is not np.ndarray:
+                a = inputs_[i]
+                if create_graph:
+                    shape = a.data.shape
+                else:
+                    if type(ga) is not ndarray:
                         ga = np.asarray(ga)
-                    if ga.dtype != a.data.dtype:
-                        ga = ga.astype(a.data.dtype)
-                if ga.shape != a.shape:
+                    data = a.data
+                    if ga.dtype != data.dtype:
+                        ga = ga.astype(data.dtype)
+                    shape = data.shape
+                if ga.shape != shape:
                     ga = _reduce_to(xp, ga, a, node)
                 if anomaly:
                     check_finite(node.name(), ga if not create_graph else ga.data,
                                  f"gradient for input {i}", node.site)
-                prev = grads.get(a)
+                prev = get(a)
                 grads[a] = ga if prev is None else prev + ga
             if not retain_graph:
-                node.inputs = node.params = None
+                node.free()
 
     if captured is not None:
         return [captured[t] for t in inputs]

@@ -82,13 +82,13 @@ def apply(op, *args, params=()):
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     if _state.grad_enabled:
-        for a in args:
-            if isinstance(a, Tensor) and a.requires_grad:
-                site = None
-                if _state.anomaly:
-                    site = creation_site()
-                    check_finite(op.name, out, "output", site)
-                return Tensor._make(out, Node(op, args, params, site))
+        needs = [isinstance(a, Tensor) and a.requires_grad for a in args]
+        if True in needs:
+            site = None
+            if _state.anomaly:
+                site = creation_site()
+                check_finite(op.name, out, "output", site)
+            return Tensor._make(out, Node(op, args, params, site, arrays, needs))
     return Tensor._make(out)
 
 
