@@ -424,3 +424,48 @@ def test_avg_pool2d_matches_torch(kwargs):
     out.backward(tg.tensor(g))
     tout.backward(torch.tensor(g))
     np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------
+# reused scratch buffers never leak into results
+
+
+def _layer_results(layer, seed, **kwargs):
+    """Output and input/weight gradients of one call, as the arrays the user holds."""
+    rng = np.random.default_rng(seed)
+    x = tg.tensor(rng.standard_normal((3, 4, 9, 9), dtype=np.float32), requires_grad=True)
+    cin = 4 // kwargs.get("groups", 1)
+    w = tg.tensor(rng.standard_normal((6, cin, 3, 3), dtype=np.float32), requires_grad=True)
+    out = F.conv2d(x, w, **kwargs) if layer == "conv2d" else getattr(F, layer)(x, 3, 2)
+    out.backward(tg.tensor(rng.standard_normal(out.shape, dtype=np.float32)))
+    held = {"out": out.detach().numpy(), "x.grad": x.grad.numpy()}
+    if layer == "conv2d":
+        held["w.grad"] = w.grad.numpy()
+    return held
+
+
+@pytest.mark.parametrize("layer, kwargs", [
+    ("conv2d", {}), ("conv2d", {"padding": 1, "stride": 2}), ("conv2d", {"groups": 2}),
+    ("max_pool2d", {}), ("avg_pool2d", {})])
+def test_outputs_and_gradients_do_not_alias_scratch_buffers(layer, kwargs):
+    first = _layer_results(layer, 0, **kwargs)
+    snapshot = {k: v.copy() for k, v in first.items()}
+    _layer_results(layer, 1, **kwargs)  # same shapes, other values: reuses every buffer
+    for name, array in first.items():
+        np.testing.assert_array_equal(array, snapshot[name], err_msg=name)
+
+
+def test_backward_twice_through_a_retained_conv_graph_gives_the_same_gradients():
+    rng = np.random.default_rng(0)
+    x = tg.tensor(rng.standard_normal((2, 3, 8, 8), dtype=np.float32), requires_grad=True)
+    w = tg.tensor(rng.standard_normal((5, 3, 3, 3), dtype=np.float32), requires_grad=True)
+    loss = F.max_pool2d(F.conv2d(x, w, padding=1).relu(), 2).sum()
+    loss.backward(retain_graph=True)
+    first = x.grad.numpy().copy(), w.grad.numpy().copy()
+    held = x.grad.numpy()
+    x.grad = w.grad = None
+    _layer_results("conv2d", 1)  # an unrelated conv call in between
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), first[0])
+    np.testing.assert_array_equal(w.grad.numpy(), first[1])
+    np.testing.assert_array_equal(held, first[0])

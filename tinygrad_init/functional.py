@@ -237,16 +237,22 @@ def linear(input, weight, bias=None):
     """y = x W^T + b with W of shape (out_features, in_features)."""
     input = _as_tensor(input, "linear")
     weight = _as_tensor(weight, "linear", "weight")
-    if weight.ndim != 2:
-        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got "
-                         f"shape {tuple(weight.shape)}")
-    if input.ndim < 1 or input.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: expected input with last dim {weight.shape[1]} (weight "
-                         f"{tuple(weight.shape)}), got input of shape {tuple(input.shape)}")
-    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise ValueError(f"linear: expected bias of shape ({weight.shape[0]},), got "
-                         f"{tuple(bias.shape)}")
+    x, w = input.data, weight.data
+    if (w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]
+            or (bias is not None and tuple(bias.shape) != w.shape[:1])):
+        _linear_shape_error(x.shape, w.shape, bias)
     return apply(ops.linear, input, weight, bias)
+
+
+def _linear_shape_error(x_shape, w_shape, bias):
+    if len(w_shape) != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got "
+                         f"shape {tuple(w_shape)}")
+    if len(x_shape) < 1 or x_shape[-1] != w_shape[1]:
+        raise ValueError(f"linear: expected input with last dim {w_shape[1]} (weight "
+                         f"{tuple(w_shape)}), got input of shape {tuple(x_shape)}")
+    raise ValueError(f"linear: expected bias of shape ({w_shape[0]},), got "
+                     f"{tuple(bias.shape)}")
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -588,12 +594,15 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if t.shape != expected:
         raise ValueError(f"{fn}: expected target of shape {expected} for input of shape "
                          f"{tuple(input.shape)}, got {t.shape}")
-    bad = (t != ignore_index) & ((t < 0) | (t >= c))
-    if bad.any():
-        raise IndexError(f"{fn}: target {t[bad].flat[0]} is out of bounds for {c} classes")
+    if t.size and (t.min() < 0 or t.max() >= c):  # ignored targets, or bad ones
+        bad = (t != ignore_index) & ((t < 0) | (t >= c))
+        if bad.any():
+            raise IndexError(f"{fn}: target {t[bad].flat[0]} is out of bounds for {c} "
+                             "classes")
     x2, t2, spatial = _classes_last(input, t, fn)
-    loss = apply(ops.cross_entropy, x2,
-                 params=(np.asarray(t2), w, ignore_index, float(label_smoothing), reduction))
+    saved = ops._Saved() if input.requires_grad and is_grad_enabled() else None
+    loss = apply(ops.cross_entropy, x2, params=(np.asarray(t2), w, ignore_index,
+                                                float(label_smoothing), reduction, saved))
     if reduction == "none":
         if spatial == ():
             return loss.reshape(())

@@ -26,6 +26,7 @@ in a full max/min reduction share it equally; max/min along a dim give it to the
 from __future__ import annotations
 
 import builtins
+from threading import local as _thread_local
 from types import SimpleNamespace
 
 import numpy as np
@@ -299,7 +300,7 @@ cat = Primitive("cat", lambda *arrays_and_axis: np.concatenate(arrays_and_axis[:
 linear = Primitive("linear", _linear_forward,
                    lambda xp, g, out, x, w, b: g @ w,
                    _linear_weight_grad,
-                   lambda xp, g, out, x, w, b: g)
+                   lambda xp, g, out, x, w, b: xp.sum(g, tuple(range(g.ndim - 1))))
 
 
 # ----------------------------------------------------------------------------------------
@@ -312,8 +313,6 @@ linear = Primitive("linear", _linear_forward,
 # (out_channels, N, OH, OW) buffer, which is what that matmul writes.  These rules compute
 # with numpy only: double backward through conv and pooling raises NotImplementedError.
 
-
-from threading import local as _thread_local  # noqa: E402
 
 
 class _Workspace(_thread_local):
@@ -625,7 +624,41 @@ def _cross_entropy_parts(x, target, weight, ignore_index, label_smoothing):
     return loss, wy
 
 
-def _cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, reduction):
+def _is_plain_mean(target, weight, ignore_index, label_smoothing, reduction):
+    """The common case: no class weights, no smoothing, no ignored target, reduction mean."""
+    return (weight is None and not label_smoothing and reduction == "mean" and target.size
+            and not (target == ignore_index).any())
+
+
+def _plain_mean_cross_entropy(x, target, want_grad):
+    """mean_n(logsumexp(x_n) - x[n, y_n]) and, if ``want_grad``, its gradient with respect to
+    ``x``, (softmax(x) - onehot(y)) / N, from the same exponentials (as one writes it by
+    hand).  Returns (loss, gradient or None); the loss is NaN when some logit is not finite
+    (the caller then takes the general path)."""
+    n = x.shape[0]
+    rows = np.arange(n)
+    shifted = x - x.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    s = e.sum(axis=1, keepdims=True)
+    loss = np.asarray((np.log(s[:, 0]) - shifted[rows, target]).mean(), dtype=x.dtype)
+    if not want_grad:
+        return loss, None
+    e /= s
+    e[rows, target] -= 1
+    e /= np.asarray(n, dtype=x.dtype)
+    return loss, e
+
+
+def _cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, reduction,
+                           saved=None):
+    """The loss; with a ``saved`` slot (given when a gradient will be needed) the common
+    case also keeps its gradient for the rule."""
+    if _is_plain_mean(target, weight, ignore_index, label_smoothing, reduction):
+        loss, grad = _plain_mean_cross_entropy(x, target, saved is not None)
+        if np.isfinite(loss):
+            if saved is not None:
+                saved.put(loss, grad)
+            return loss
     loss, wy = _cross_entropy_parts(x, target, weight, ignore_index, label_smoothing)
     if reduction == "none":
         return loss
@@ -635,10 +668,18 @@ def _cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, red
 
 
 def _cross_entropy_grad(xp, g, out, x, target, weight, ignore_index, label_smoothing,
-                        reduction):
+                        reduction, saved=None):
     """dloss/dx = (1 - ls) w[y] (softmax(x) - onehot(y)) + (ls / C) (softmax(x) sum(w) - w),
     times g (per sample for 'none'), divided by sum of w[y] for 'mean'.  Written with ``xp``
-    so that it can be differentiated again."""
+    so that it can be differentiated again; plain backward of the common case (unweighted
+    mean, nothing ignored or smoothed) takes (softmax(x) - onehot(y)) / N as the forward
+    computed it, or computes it the same way."""
+    if xp is NUMPY and _is_plain_mean(target, weight, ignore_index, label_smoothing,
+                                      reduction) and np.isfinite(out):
+        grad = None if saved is None else saved.get(out)
+        if grad is None:
+            grad = _plain_mean_cross_entropy(x, target, True)[1]
+        return grad * g
     xr = xp.raw(x)
     n, c = xr.shape
     keep = target != ignore_index

@@ -699,6 +699,10 @@ class Module:
 
     # -- calling -----------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        d = self.__dict__
+        if not (d.get("_forward_pre_hooks", True) or d["_forward_hooks"]
+                or d["_backward_hooks"]):
+            return self.forward(*args, **kwargs)  # no hooks: nothing else to do
         for hook in tuple(self._forward_pre_hooks.values()):
             new = hook(self, args)
             if new is not None:
