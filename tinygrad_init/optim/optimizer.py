@@ -186,6 +186,28 @@ class Optimizer:
             self._scratch_views[key] = view
         return view
 
+    _BLOCK = 1 << 15
+
+    def _add_scaled(self, w, g, alpha):
+        """``w += alpha * g`` in place, ``g`` untouched, with scratch memory of at most
+        ``_BLOCK`` values: a large parameter is updated one block at a time (each block
+        still in cache when it is added), so no temporary the size of a parameter is kept
+        or allocated."""
+        if w.size <= self._BLOCK:
+            s = self._scratch(w, 1)
+            np.multiply(g, alpha, out=s)
+            w += s
+        elif w.flags.c_contiguous and g.flags.c_contiguous and g.shape == w.shape:
+            wf, gf = w.reshape(-1), g.reshape(-1)
+            block = self._scratch(wf[:self._BLOCK], 1)
+            for start in range(0, w.size, self._BLOCK):
+                stop = start + self._BLOCK
+                s = block[:wf[start:stop].size]
+                np.multiply(gf[start:stop], alpha, out=s)
+                wf[start:stop] += s
+        else:
+            w += alpha * g
+
     def _direction(self, w, g, maximize, weight_decay):
         """The gradient the update rules use: ``(-g if maximize else g) + weight_decay * w``.
 

@@ -78,9 +78,7 @@ class SGD(Optimizer):
                         g = s
                     else:
                         g = b
-                s = self._scratch(w, 1)
-                np.multiply(g, lr, out=s)
-                w -= s
+                self._add_scaled(w, g, -lr)
         return loss
 
 
