@@ -640,7 +640,7 @@ def _plain_mean_cross_entropy(x, target, want_grad):
     shifted = x - x.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     s = e.sum(axis=1, keepdims=True)
-    loss = np.asarray((np.log(s[:, 0]) - shifted[rows, target]).mean(), dtype=x.dtype)
+    loss = np.asarray((np.log(s[:, 0]) - shifted[rows, target]).sum() / n, dtype=x.dtype)
     if not want_grad:
         return loss, None
     e /= s
@@ -674,12 +674,13 @@ def _cross_entropy_grad(xp, g, out, x, target, weight, ignore_index, label_smoot
     so that it can be differentiated again; plain backward of the common case (unweighted
     mean, nothing ignored or smoothed) takes (softmax(x) - onehot(y)) / N as the forward
     computed it, or computes it the same way."""
-    if xp is NUMPY and _is_plain_mean(target, weight, ignore_index, label_smoothing,
-                                      reduction) and np.isfinite(out):
+    if xp is NUMPY:
         grad = None if saved is None else saved.get(out)
-        if grad is None:
+        if grad is None and _is_plain_mean(target, weight, ignore_index, label_smoothing,
+                                           reduction) and np.isfinite(out):
             grad = _plain_mean_cross_entropy(x, target, True)[1]
-        return grad * g
+        if grad is not None:
+            return grad * g
     xr = xp.raw(x)
     n, c = xr.shape
     keep = target != ignore_index

@@ -68,7 +68,8 @@ class Linear(Module):
         if not isinstance(input, Tensor):
             raise TypeError(f"{self._get_name()}: expected a Tensor input, got "
                             f"{type(input).__name__}")
-        if input.ndim < 1 or input.shape[-1] != self.in_features:
+        shape = input.data.shape
+        if not shape or shape[-1] != self.in_features:
             raise shape_error(self, f"input with last dimension {self.in_features}",
                               input.shape, f"{self._get_name()}(in_features="
                               f"{self.in_features}, out_features={self.out_features})")

@@ -388,7 +388,10 @@ class Module:
 
     def __getattr__(self, name):
         d = self.__dict__
-        for registry in ("_parameters", "_buffers", "_modules"):
+        parameters = d.get("_parameters")  # the most frequent lookup (self.weight) first
+        if parameters is not None and name in parameters:
+            return parameters[name]
+        for registry in ("_buffers", "_modules"):
             if registry in d and name in d[registry]:
                 return d[registry][name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
