@@ -387,6 +387,7 @@ def main(argv=None):
         print(f"{PROG}: error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print(f"{PROG}: interrupted: nothing written", file=sys.stderr)
         return 130
 
 

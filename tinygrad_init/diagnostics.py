@@ -226,7 +226,10 @@ def recommended_init(activation):
         return ("xavier_normal with gain=calculate_gain('tanh') (Glorot: "
                 "std = 5/3 * sqrt(2 / (fan_in + fan_out)))")
     if activation == "Sigmoid":
-        return "xavier_normal (Glorot: std = sqrt(2 / (fan_in + fan_out)))"
+        return ("xavier_normal (Glorot: std = sqrt(2 / (fan_in + fan_out))) for a few layers; "
+                "sigmoid's slope is at most 1/4 and its output is not centred, so deep "
+                "sigmoid stacks vanish under any such init (Glorot & Bengio 2010): prefer "
+                "tanh or ReLU")
     if activation == "SELU":
         return "lecun_normal (std = sqrt(1 / fan_in))"
     return "xavier_normal or lecun_normal (std ~ sqrt(1 / fan_in))"

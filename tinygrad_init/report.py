@@ -22,7 +22,7 @@ from . import viz
 from ._io import atomic_write
 from .diagnostics import EXPLODING, HEALTHY, NONFINITE, VANISHING
 from .study import ACTIVATIONS, SCHEMES
-from .viz.colors import fill_color
+from .viz.colors import node_style
 
 __all__ = ["render_report", "write_report", "results_table"]
 
@@ -78,9 +78,8 @@ def _svg(dot):
 
 
 def _cell_style(result):
-    color = fill_color(result.grad_ratio) if result.grad_ratio is not None else "#ffffff"
-    text = "#ffffff" if result.status in (NONFINITE,) else "#000000"
-    return f'style="background:{color};color:{text}"'
+    style = node_style(result.grad_ratio)
+    return f'style="background:{style["fillcolor"]};color:{style["fontcolor"]}"'
 
 
 def _status(result):
@@ -214,6 +213,11 @@ def _loss_curves(study):
     return _png(fig), _png(fig2)
 
 
+# Runs whose diagrams are shown open: one per finding.
+_OPEN = {("sigmoid", "small", None), ("tanh", "xavier", None), ("relu", "he", None),
+         ("relu", "large", None), ("relu", "zeros", None)}
+
+
 def _run_html(result):
     import matplotlib
     matplotlib.use("Agg")
@@ -225,7 +229,9 @@ def _run_html(result):
     fig, ax = plt.subplots(figsize=(7, 3.2))
     plots.plot_activation_histograms(result.monitor, ax=ax, samples=result.initial_samples)
     ax.set_title("activations per layer at initialization")
-    return (f'<details class="run"><summary>{_e(result.label)} — {_e(_status(result))}, '
+    opened = " open" if (result.activation, result.scheme.key, result.clip) in _OPEN else ""
+    return (f'<details class="run"{opened}><summary>{_e(result.label)} — '
+            f'{_e(_status(result))}, '
             f'final loss {_fmt(result.final_loss)}</summary>'
             f'<div>{_svg(flow)}</div><div class="pair"><div>{_png(fig)}</div>'
             f'<div><pre class="muted">{_e(result.verdict)}</pre></div></div></details>')

@@ -159,20 +159,20 @@ def _mean_of(records, key):
     return float(np.mean(values)) if values else None
 
 
-def run_one(x, y, classes, activation, scheme, config, clip=None, depth=None):
-    """Train one network and return its :class:`RunResult`."""
-    scheme = _SCHEMES[scheme] if isinstance(scheme, str) else scheme
-    depth = depth or config.depth
-    start = time.perf_counter()
-    gen = np.random.default_rng(config.seed)
+def _build(x, classes, activation, scheme, config, depth, gen):
     model = models.make_mlp(depth, config.width, activation, scheme.init,
                             in_features=x.shape[1], out_features=classes, generator=gen)
     if scheme.lsuv:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # a layer that cannot reach unit variance
             init.lsuv_(model, x, generator=gen)
+    return model
+
+
+def _train(model, x, y, config, clip):
+    """Full-batch SGD; stops early once the loss is no longer finite."""
     optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-    losses = []
+    losses, initial_samples = [], {}
     with Monitor(model, every=config.record_every) as monitor:
         for step in range(config.steps):
             optimizer.zero_grad()
@@ -187,8 +187,22 @@ def run_one(x, y, classes, activation, scheme, config, clip=None, depth=None):
             if clip:
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
-    with no_grad():
-        accuracy = float((model(x).argmax(1).data == y.data).mean())
+    return monitor, losses, initial_samples
+
+
+def run_one(x, y, classes, activation, scheme, config, clip=None, depth=None):
+    """Train one network and return its :class:`RunResult`."""
+    scheme = _SCHEMES[scheme] if isinstance(scheme, str) else scheme
+    depth = depth or config.depth
+    start = time.perf_counter()
+    # Overflow is one of the outcomes under study (large weights): it shows up as an
+    # infinite loss and a 'nan' verdict, not as warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        model = _build(x, classes, activation, scheme, config, depth,
+                       np.random.default_rng(config.seed))
+        monitor, losses, initial_samples = _train(model, x, y, config, clip)
+        with no_grad():
+            accuracy = float((model(x).argmax(1).data == y.data).mean())
     verdict = monitor.verdict(step=0)
     at_init = [r for r in monitor.records if r["step"] == 0]
     hidden = [m.weight for m in model if isinstance(m, nn.Linear)][:-1]

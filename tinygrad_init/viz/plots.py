@@ -99,10 +99,15 @@ def plot_activation_histograms(monitor, ax=None, bins=60, layers=None, samples=N
     allv = np.concatenate([samples[n] for n in names])
     allv = allv[np.isfinite(allv)]
     lo, hi = np.percentile(allv, [0.5, 99.5]) if allv.size else (-1, 1)
+    if hi - lo < 1e-12:   # every unit gives the same value (e.g. zero weights)
+        lo, hi = lo - 0.5, hi + 0.5
     edges = np.linspace(lo, hi, bins + 1)
     for k, n in enumerate(names):
         v = samples[n][np.isfinite(samples[n])]
-        hist, _ = np.histogram(v, edges, density=True)
+        counts, _ = np.histogram(v, edges)
+        if not counts.sum():   # overflowed, or entirely outside the common range
+            continue
+        hist = counts / (counts.sum() * np.diff(edges))
         centers = (edges[:-1] + edges[1:]) / 2
         ax.plot(centers, hist, color=cmap(k / max(len(names) - 1, 1)), lw=1.2,
                 label=f"layer {monitor.layers.index(n) + 1}")
