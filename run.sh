@@ -40,7 +40,8 @@ case "$cmd" in
     test)
         ensure_dot; ensure_venv
         .venv/bin/ruff check tinygrad_init tests tools examples
-        exec .venv/bin/python -m pytest -n 2 "$@" ;;
+        # One BLAS thread per test worker: two workers on two cores, no oversubscription.
+        OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 exec .venv/bin/python -m pytest -n 2 "$@" ;;
     *)
         echo "usage: ./run.sh demo [options] | ./run.sh test [pytest options]" >&2
         exit 2 ;;
