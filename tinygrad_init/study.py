@@ -25,6 +25,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import data as datasets
 from . import functional as F
@@ -259,11 +260,14 @@ def run_study(config=None, progress=None):
     x, y, classes = load_data(config)
     runs = plan(config)
     results = []
-    for k, (activation, scheme, clip, depth) in enumerate(runs):
-        if progress:
-            progress(k, len(runs), f"{activation} + {scheme}" + (f" + clip {clip:g}"
-                                                                 if clip else ""))
-        results.append(run_one(x, y, classes, activation, scheme, config, clip, depth))
+    # The matrices are small (samples x width): one BLAS thread is fastest, and a
+    # multi-threaded BLAS slows down many times over when other processes share the cores.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for k, (activation, scheme, clip, depth) in enumerate(runs):
+            if progress:
+                progress(k, len(runs), f"{activation} + {scheme}" + (f" + clip {clip:g}"
+                                                                     if clip else ""))
+            results.append(run_one(x, y, classes, activation, scheme, config, clip, depth))
     if progress:
         progress(len(runs), len(runs), "done")
     study = Study(config, results, [], time.perf_counter() - start)

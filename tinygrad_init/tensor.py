@@ -150,27 +150,26 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
-        self.data = _to_array(data, dtype)
-        self.grad = None
-        self.requires_grad = False
-        self._node = None
-        self._retains_grad = False
-        self._hooks = None
+        self._init_fields(_to_array(data, dtype))
         self.name = name
         if requires_grad:
             self.requires_grad_(True)
+
+    def _init_fields(self, data, node=None):
+        """Set every slot: the one place that lists a new tensor's state (subclasses too)."""
+        self.data = data
+        self.grad = None
+        self.requires_grad = node is not None
+        self._node = node
+        self._retains_grad = False
+        self._hooks = None
+        self.name = None
 
     @classmethod
     def _make(cls, data, node=None):
         """Wrap an array without copying (internal fast path)."""
         t = object.__new__(cls)
-        t.data = data
-        t.grad = None
-        t.requires_grad = node is not None
-        t._node = node
-        t._retains_grad = False
-        t._hooks = None
-        t.name = None
+        t._init_fields(data, node)
         return t
 
     # -- attributes -------------------------------------------------------------------

@@ -48,13 +48,7 @@ class Parameter(Tensor):
             array = data
         else:
             array = Tensor(data).data
-        self.data = array
-        self.grad = None
-        self.requires_grad = False
-        self._node = None
-        self._retains_grad = False
-        self._hooks = None
-        self.name = None
+        self._init_fields(array)
         if requires_grad:
             self.requires_grad_(True)
 
