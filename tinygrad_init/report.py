@@ -186,7 +186,7 @@ def _loss_curves(study):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(ACTIVATIONS), figsize=(15, 4), sharey=True)
+    fig, axes = plt.subplots(1, len(ACTIVATIONS), figsize=(15, 4))
     cmap = plt.get_cmap("tab10")
     for ax, a in zip(axes, ACTIVATIONS):
         for k, s in enumerate(SCHEMES):

@@ -341,19 +341,24 @@ def findings(study):
         f"{plain.final_loss:.3g}{' (diverged)' if plain.diverged else ''}; with "
         f"clip_grad_norm_({cfg.clip:g}) {clipped.first_loss:.3g} -> {clipped.final_loss:.3g}"))
 
-    for activation, key, name in (("tanh", "xavier", "Xavier keeps tanh healthy"),
-                                  ("relu", "he", "He keeps ReLU healthy")):
+    matched = (
+        ("tanh", "xavier", "Xavier keeps tanh healthy",
+         "Xavier's variance 2 / (fan_in + fan_out) keeps the signal's variance (and the "
+         "gradient's, going back) about constant through layers that are linear around 0, "
+         "as tanh is."),
+        ("relu", "he", "He keeps ReLU healthy",
+         "ReLU zeroes half of its input, halving the signal's second moment at every layer; "
+         "He's variance 2 / fan_in doubles it back, so signal and gradient keep their scale."),
+    )
+    for activation, key, name, why in matched:
         r = get(activation, key)
         out.append(Finding(
             name,
             r.status == HEALTHY and r.final_loss < 0.7 * r.first_loss,
-            "Xavier's variance 2 / (fan_in + fan_out) keeps the signal's variance constant "
-            "through layers that are linear around 0, like tanh; ReLU zeroes half its "
-            "input, so He doubles the variance to 2 / fan_in to make up for it. Healthy "
-            "here means every layer's gradient within a factor 100 of the last layer's, "
-            "and the loss falling by more than 30%.",
+            why + " Healthy here means every layer's gradient within a factor 100 of the "
+            "last layer's, and the loss falling by more than 30%.",
             f"{r.label}: {r.status}, first/last gradient {_fmt_ratio(r.grad_ratio)}, "
-            f"accuracy {r.accuracy:.0%}"))
+            f"loss {r.first_loss:.3f} -> {r.final_loss:.3f}, accuracy {r.accuracy:.0%}"))
 
     deep_x = get("relu", "xavier", depth=cfg.deep_depth)
     deep_h = get("relu", "he", depth=cfg.deep_depth)
