@@ -1,16 +1,28 @@
-"""Regenerate the README's gradient-flow figures into docs/images/.
+"""Regenerate every picture of the README and docs/ into docs/images/.
 
-    python tools/make_figures.py            # needs the graphviz 'dot' program and matplotlib
+    python tools/make_figures.py              # all figures, including the report screenshot
+    python tools/make_figures.py --no-report  # skip the study and its screenshot
 
-Every figure is deterministic (fixed seeds).  Also prints how long the big diagrams take to
-render (op graph of a 100-layer MLP, flow diagram of a 50-layer MLP).
+Needs the graphviz 'dot' program and matplotlib (the ``plots`` extra).  The screenshot of
+the HTML report (``report.png``) runs the full ``tinygrad-init demo`` (about a minute or
+two on 2 cores), then takes a picture of the report with headless Chromium; without a
+``chromium`` (or ``chromium-browser``) program it prints a note and leaves the old
+screenshot in place.
+
+Every figure is deterministic (fixed seeds); only the SVG source of an op graph changes
+from run to run, in node ids taken from Python object ids.  Also prints how long the big
+diagrams take to render (op graph of a 100-layer MLP, flow diagram of a 50-layer MLP).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +50,46 @@ def flow(name, depth, act, init_, label, formats=("svg", "png")):
     return time.perf_counter() - start
 
 
-def main():
+# The screenshot: the top of the report (findings, the init x activation matrix), cropped
+# where the training curves begin.
+SHOT_WIDTH, SHOT_HEIGHT, SHOT_CROP = 1280, 2600, 2250
+
+
+def report_screenshot():
+    """Run the demo into a temporary folder and screenshot its report into report.png."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        print("chromium not found: skipping the report screenshot (docs/images/report.png "
+              "left as it was; install Debian's chromium package to regenerate it)")
+        return
+    from tinygrad_init import cli
+
+    with tempfile.TemporaryDirectory() as tmp:
+        html = os.path.join(tmp, "init-report.html")
+        code = cli.main(["demo", "--out", html])
+        if code != 0:
+            raise SystemExit(f"tinygrad-init demo failed with exit code {code}")
+        raw = os.path.join(tmp, "shot.png")
+        subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--window-size={SHOT_WIDTH},{SHOT_HEIGHT}", f"--screenshot={raw}",
+             "file://" + html],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        from PIL import Image
+
+        with Image.open(raw) as im:
+            shot = im.convert("RGB").crop((0, 0, SHOT_WIDTH, min(SHOT_CROP, im.height)))
+            # An adaptive palette keeps the file small; the report has few distinct colours.
+            shot = shot.quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+            shot.save(os.path.join(OUT, "report.png"), optimize=True)
+    print(f"report screenshot: {os.path.join(OUT, 'report.png')}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Regenerate the README's figures.")
+    parser.add_argument("--no-report", action="store_true",
+                        help="skip the study run and the report screenshot")
+    args = parser.parse_args(argv)
     os.makedirs(OUT, exist_ok=True)
     flow("flow_sigmoid_normal", 30, "sigmoid", "normal", "normal (N(0, 1))")
     flow("flow_relu_exploding", 30, "relu", normal_4_over_fan, "N(0, 4/fan_in)")
@@ -89,6 +140,8 @@ def main():
         fig.tight_layout()
         fig.savefig(os.path.join(OUT, "plots_tanh_normal.png"), dpi=90)
         plt.close(fig)
+    if not args.no_report:
+        report_screenshot()
     print(f"op graph, 100-layer MLP (trace, backward, draw, render svg): {t100:.2f} s")
     print(f"flow diagram, 50-layer MLP (forward, backward, draw, render svg): {t50:.2f} s")
     print(f"figures in {OUT}")
