@@ -3,7 +3,7 @@
 #   ./run.sh demo [options]   set up, then run the initialization study (the main job)
 #   ./run.sh test             set up, then run ruff and the test suite
 # Set-up is idempotent: a virtualenv in .venv, the package in editable mode with its
-# extras, and Debian's graphviz package when the `dot` program is missing.
+# extras, and Debian's graphviz (and python3-venv) packages when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,6 +22,16 @@ ensure_dot() {
 ensure_venv() {
     local stamp=.venv/.installed
     if [ ! -x .venv/bin/python ]; then
+        if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
+            if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+                echo "run.sh: installing Debian's python3-venv package" >&2
+                DEBIAN_FRONTEND=noninteractive apt-get update -qq
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            else
+                echo "run.sh: python3 cannot create virtualenvs; install python3-venv" >&2
+                exit 1
+            fi
+        fi
         python3 -m venv .venv
     fi
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

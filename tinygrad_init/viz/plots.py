@@ -127,6 +127,7 @@ def plot_gradient_heatmap(monitor, ax=None, key="grad_ratio"):
     a log colour scale: how the gradient flow evolves during training."""
     plt = _plt()
     from matplotlib.colors import LogNorm
+    from matplotlib.ticker import MaxNLocator
     recs = monitor.to_records()
     if not recs:
         raise RuntimeError("plot_gradient_heatmap: nothing recorded yet")
@@ -150,5 +151,6 @@ def plot_gradient_heatmap(monitor, ax=None, key="grad_ratio"):
     ax.figure.colorbar(im, ax=ax, label=key.replace("_", " "))
     ax.set_xlabel("step")
     ax.set_ylabel("layer (input at the bottom)")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"{key.replace('_', ' ')} over training")
     return ax
