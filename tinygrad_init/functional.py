@@ -538,6 +538,16 @@ def _class_weight(weight, c, fn):
     return w
 
 
+def _targets_in_range(t, c):
+    """True when integer targets ``t`` are all in [0, c) (False when there are none).
+
+    One reduction bounds both sides: viewed as unsigned 64-bit, a negative index is larger
+    than any class count."""
+    if not t.size:
+        return False
+    return int((t.view(np.uint64) if t.itemsize == 8 else t.astype(np.uint64)).max()) < c
+
+
 def _classes_last(input, target, fn):
     """(N, C, d1, ...) logits and (N, d1, ...) targets -> (M, C) and (M,)."""
     if input.ndim == 1:
@@ -572,8 +582,11 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise ValueError(f"{fn}: expected input of shape (C,) or (N, C, ...), got a scalar")
     c = input.shape[0] if input.ndim == 1 else input.shape[1]
     w = _class_weight(weight, c, fn)
-    t = np.asarray(_data(target))
-    if np.issubdtype(t.dtype, np.floating):
+    t = _data(target)
+    if type(t) is not np.ndarray:
+        t = np.asarray(t)
+    kind = t.dtype.kind
+    if kind == "f":
         if t.shape != tuple(input.shape):
             raise ValueError(f"{fn}: class-probability target must have the input's shape "
                              f"{tuple(input.shape)}, got {t.shape}")
@@ -587,22 +600,28 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             logp = logp * w.reshape(wshape).astype(input.dtype)
         loss = -(logp * target).sum(axis)
         return _reduce(loss, reduction)
-    if not np.issubdtype(t.dtype, np.integer):
+    if kind not in "iu":
         raise TypeError(f"{fn}: target must hold integer class indices or float "
                         f"probabilities, got dtype {t.dtype}")
-    expected = () if input.ndim == 1 else (input.shape[0],) + tuple(input.shape[2:])
-    if t.shape != expected:
+    shape = input.data.shape
+    if t.shape != (shape[:1] + shape[2:] if len(shape) > 1 else ()):
+        expected = () if input.ndim == 1 else (input.shape[0],) + tuple(input.shape[2:])
         raise ValueError(f"{fn}: expected target of shape {expected} for input of shape "
                          f"{tuple(input.shape)}, got {t.shape}")
-    if t.size and (t.min() < 0 or t.max() >= c):  # ignored targets, or bad ones
+    if _targets_in_range(t, c):
+        # every target is a class, so none is ignored unless ignore_index is a class too;
+        # the primitive takes None for "nothing ignored" and skips looking for it
+        if not (0 <= ignore_index < c and (t == ignore_index).any()):
+            ignore_index = None
+    else:  # ignored targets, or bad ones (or no targets at all)
         bad = (t != ignore_index) & ((t < 0) | (t >= c))
         if bad.any():
             raise IndexError(f"{fn}: target {t[bad].flat[0]} is out of bounds for {c} "
                              "classes")
     x2, t2, spatial = _classes_last(input, t, fn)
     saved = ops._Saved() if input.requires_grad and is_grad_enabled() else None
-    loss = apply(ops.cross_entropy, x2, params=(np.asarray(t2), w, ignore_index,
-                                                float(label_smoothing), reduction, saved))
+    loss = apply(ops.cross_entropy, x2, params=(t2, w, ignore_index, float(label_smoothing),
+                                                reduction, saved))
     if reduction == "none":
         if spatial == ():
             return loss.reshape(())

@@ -26,6 +26,7 @@ in a full max/min reduction share it equally; max/min along a dim give it to the
 from __future__ import annotations
 
 import builtins
+import math
 from threading import local as _thread_local
 from types import SimpleNamespace
 
@@ -51,12 +52,15 @@ class Primitive:
 
     def vjp(self, xp, g, out, inputs, params, needs):
         """Gradients for the inputs flagged in ``needs`` (None elsewhere)."""
+        grads = []  # plain loops: cheaper than comprehensions for an op's 1-3 inputs
         if self.variadic:
             rule = self.vjps[0]
-            return [rule(i, xp, g, out, inputs, *params) if need else None
-                    for i, need in enumerate(needs)]
-        return [rule(xp, g, out, *inputs, *params) if need else None
-                for rule, need in zip(self.vjps, needs)]
+            for i, need in enumerate(needs):
+                grads.append(rule(i, xp, g, out, inputs, *params) if need else None)
+        else:
+            for rule, need in zip(self.vjps, needs):
+                grads.append(rule(xp, g, out, *inputs, *params) if need else None)
+        return grads
 
     def __repr__(self):
         return f"<primitive {self.name}>"
@@ -612,7 +616,7 @@ def _cross_entropy_parts(x, target, weight, ignore_index, label_smoothing):
     """
     n, c = x.shape
     logp = x - _logsumexp(x, 1, True)
-    keep = target != ignore_index
+    keep = _kept(target, ignore_index)
     safe = np.where(keep, target, 0)
     picked = -logp[np.arange(n), safe]
     wy = np.ones(n, dtype=x.dtype) if weight is None else weight[safe].astype(x.dtype)
@@ -624,10 +628,22 @@ def _cross_entropy_parts(x, target, weight, ignore_index, label_smoothing):
     return loss, wy
 
 
+def _kept(target, ignore_index):
+    """Mask of the targets that count: all of them when ``ignore_index`` is None (the caller
+    has established that no target is ignored), else those != ``ignore_index``."""
+    if ignore_index is None:
+        return np.ones(target.shape, dtype=bool)
+    return target != ignore_index
+
+
 def _is_plain_mean(target, weight, ignore_index, label_smoothing, reduction):
-    """The common case: no class weights, no smoothing, no ignored target, reduction mean."""
-    return (weight is None and not label_smoothing and reduction == "mean" and target.size
-            and not (target == ignore_index).any())
+    """The common case: no class weights, no smoothing, no ignored target, reduction mean.
+
+    Cheapest test first: ``ignore_index`` None (no target ignored, as ``functional`` passes
+    it when it has checked) settles the last condition without looking at the targets."""
+    if weight is not None or label_smoothing or reduction != "mean" or not target.size:
+        return False
+    return ignore_index is None or not (target == ignore_index).any()
 
 
 def _plain_mean_cross_entropy(x, target, want_grad):
@@ -655,7 +671,7 @@ def _cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, red
     case also keeps its gradient for the rule."""
     if _is_plain_mean(target, weight, ignore_index, label_smoothing, reduction):
         loss, grad = _plain_mean_cross_entropy(x, target, saved is not None)
-        if np.isfinite(loss):
+        if math.isfinite(loss):
             if saved is not None:
                 saved.put(loss, grad)
             return loss
@@ -677,13 +693,13 @@ def _cross_entropy_grad(xp, g, out, x, target, weight, ignore_index, label_smoot
     if xp is NUMPY:
         grad = None if saved is None else saved.get(out)
         if grad is None and _is_plain_mean(target, weight, ignore_index, label_smoothing,
-                                           reduction) and np.isfinite(out):
+                                           reduction) and math.isfinite(out):
             grad = _plain_mean_cross_entropy(x, target, True)[1]
         if grad is not None:
             return grad * g
     xr = xp.raw(x)
     n, c = xr.shape
-    keep = target != ignore_index
+    keep = _kept(target, ignore_index)
     safe = np.where(keep, target, 0)
     dtype = xr.dtype
     wy = (np.ones(n, dtype=dtype) if weight is None else weight[safe].astype(dtype)) * keep
