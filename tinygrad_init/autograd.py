@@ -247,29 +247,38 @@ def _topological_order(roots):
 
     Depth first with an explicit stack.  A tensor is pushed once to be expanded; it is
     pushed again under its inputs and emitted when popped a second time (``visited`` and
-    not yet ``emitted``), so the stack holds plain Tensors.  Tensors hash by identity, so
-    they serve directly as set and dict keys here.
+    not yet ``emitted``), so the stack holds plain Tensors.  A leaf has no inputs, so it is
+    emitted as soon as it is found.  Which inputs require grad is read from the node's
+    ``needs``, recorded with it.  Tensors hash by identity, so they serve directly as set
+    and dict keys here.
     """
-    Tensor = _tensor.Tensor
     order, visited, emitted = [], set(), set()
     stack = list(roots)
-    push, pop, visit, emit = stack.append, stack.pop, visited.add, emitted.add
+    push, pop, visit, emit, out = stack.append, stack.pop, visited.add, emitted.add, order.append
     while stack:
         t = pop()
         if t in visited:
             if t not in emitted:
                 emit(t)
-                order.append(t)
+                out(t)
             continue
         visit(t)
-        push(t)
         node = t._node
-        if node is not None:
-            inputs = node.inputs
-            if inputs is None:
-                raise _freed_error(node)
-            for a in inputs:
-                if isinstance(a, Tensor) and a.requires_grad and a not in visited:
+        if node is None:
+            emit(t)
+            out(t)
+            continue
+        push(t)
+        inputs = node.inputs
+        if inputs is None:
+            raise _freed_error(node)
+        for a, need in zip(inputs, node.needs):
+            if need and a not in visited:
+                if a._node is None:  # a leaf: nothing below it
+                    visit(a)
+                    emit(a)
+                    out(a)
+                else:
                     push(a)
     return order
 
@@ -374,7 +383,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
                     if type(ga) is not ndarray:
                         ga = np.asarray(ga)
                     data = a.data
-                    if ga.dtype != data.dtype:
+                    if ga.dtype is not data.dtype and ga.dtype != data.dtype:
                         ga = ga.astype(data.dtype)
                     shape = data.shape
                 if ga.shape != shape:
@@ -422,7 +431,7 @@ def _root_gradients(outputs, grad_outputs, create_graph):
                 raise RuntimeError(
                     f"grad can be implicitly created only for scalar outputs; this output "
                     f"has shape {tuple(t.shape)}: pass gradient= (a tensor of that shape)")
-            g = np.ones_like(t.data)
+            g = np.ones(t.data.shape, dtype=t.data.dtype)
             roots.append(Tensor._make(g) if create_graph else g)
             continue
         g_data = g.data if isinstance(g, Tensor) else np.asarray(g, dtype=t.dtype)

@@ -73,7 +73,14 @@ def default_generator():
 
 def apply(op, *args, params=()):
     """Run primitive ``op`` on ``args`` (Tensors or constants) and record it if needed."""
-    arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+    arrays, needs = [], []  # one plain loop: cheaper than two comprehensions for 1-3 args
+    for a in args:
+        if isinstance(a, Tensor):
+            arrays.append(a.data)
+            needs.append(a.requires_grad)
+        else:
+            arrays.append(a)
+            needs.append(False)
     try:
         out = op.forward(*arrays, *params)
     except ValueError as e:
@@ -82,7 +89,6 @@ def apply(op, *args, params=()):
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     if _state.grad_enabled:
-        needs = [isinstance(a, Tensor) and a.requires_grad for a in args]
         if True in needs:
             site = None
             if _state.anomaly:
