@@ -186,7 +186,7 @@ class Optimizer:
             self._scratch_views[key] = view
         return view
 
-    _BLOCK = 1 << 15
+    _BLOCK = 1 << 18
 
     def _add_scaled(self, w, g, alpha):
         """``w += alpha * g`` in place, ``g`` untouched, with scratch memory of at most
