@@ -545,7 +545,8 @@ def _targets_in_range(t, c):
     than any class count."""
     if not t.size:
         return False
-    return int((t.view(np.uint64) if t.itemsize == 8 else t.astype(np.uint64)).max()) < c
+    unsigned = t.view(np.uint64) if t.itemsize == 8 else t.astype(np.uint64)
+    return int(np.maximum.reduce(unsigned, axis=None)) < c
 
 
 def _classes_last(input, target, fn):
@@ -578,36 +579,37 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{fn}: label_smoothing must be between 0.0 and 1.0, got "
                          f"{label_smoothing!r}")
-    if input.ndim == 0:
+    shape = input.data.shape
+    ndim = len(shape)
+    if ndim == 0:
         raise ValueError(f"{fn}: expected input of shape (C,) or (N, C, ...), got a scalar")
-    c = input.shape[0] if input.ndim == 1 else input.shape[1]
+    c = shape[0] if ndim == 1 else shape[1]
     w = _class_weight(weight, c, fn)
     t = _data(target)
     if type(t) is not np.ndarray:
         t = np.asarray(t)
     kind = t.dtype.kind
     if kind == "f":
-        if t.shape != tuple(input.shape):
+        if t.shape != shape:
             raise ValueError(f"{fn}: class-probability target must have the input's shape "
-                             f"{tuple(input.shape)}, got {t.shape}")
-        axis = 0 if input.ndim == 1 else 1
+                             f"{shape}, got {t.shape}")
+        axis = 0 if ndim == 1 else 1
         target = _as_tensor(target, fn, "target")
         if label_smoothing:
             target = target * (1 - label_smoothing) + label_smoothing / c
         logp = input.log_softmax(axis)
         if w is not None:
-            wshape = (c,) if input.ndim == 1 else (1, c) + (1,) * (input.ndim - 2)
+            wshape = (c,) if ndim == 1 else (1, c) + (1,) * (ndim - 2)
             logp = logp * w.reshape(wshape).astype(input.dtype)
         loss = -(logp * target).sum(axis)
         return _reduce(loss, reduction)
     if kind not in "iu":
         raise TypeError(f"{fn}: target must hold integer class indices or float "
                         f"probabilities, got dtype {t.dtype}")
-    shape = input.data.shape
-    if t.shape != (shape[:1] + shape[2:] if len(shape) > 1 else ()):
-        expected = () if input.ndim == 1 else (input.shape[0],) + tuple(input.shape[2:])
+    expected = shape[:1] + shape[2:] if ndim > 1 else ()
+    if t.shape != expected:
         raise ValueError(f"{fn}: expected target of shape {expected} for input of shape "
-                         f"{tuple(input.shape)}, got {t.shape}")
+                         f"{shape}, got {t.shape}")
     if _targets_in_range(t, c):
         # every target is a class, so none is ignored unless ignore_index is a class too;
         # the primitive takes None for "nothing ignored" and skips looking for it
