@@ -391,3 +391,18 @@ def test_same_seed_same_numbers():
     tg.manual_seed(7)
     b = tg.randn(5)
     np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_setitem_writes_data_and_refuses_recorded_tensors():
+    x = tg.zeros(2, 3)
+    x[0, 1:] = 5.0
+    x[tg.tensor([1])] = tg.tensor([[1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(x.data, [[0, 5, 5], [1, 2, 3]])
+    w = tg.zeros(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad.*no_grad"):
+        w[0] = 1.0
+    with tg.no_grad():
+        w[0] = 1.0
+    assert w.data.tolist() == [1.0, 0.0, 0.0]
+    with pytest.raises(RuntimeError, match="produced by a recorded op"):
+        (w * 2)[1] = 0.0

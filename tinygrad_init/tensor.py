@@ -586,6 +586,21 @@ class Tensor:
     def __getitem__(self, index):
         return apply(ops.getitem, self, params=(_index(index),))
 
+    def __setitem__(self, index, value):
+        """Write ``value`` into this tensor's data (in place, not recorded).
+
+        Allowed where PyTorch allows it without a graph: tensors that do not require grad,
+        and leaves under ``no_grad`` (e.g. editing weights).  Writing into a tensor that
+        takes part in a recorded computation raises, as the recorded graph would no longer
+        describe the data."""
+        if self.requires_grad and _state.grad_enabled:
+            kind = "a leaf Variable that requires grad" if self._node is None else \
+                "a tensor produced by a recorded op"
+            raise RuntimeError(f"in-place assignment into {kind} is not recorded: do it "
+                               "under tg.no_grad(), or build a new tensor (tg.where, "
+                               "tg.cat)")
+        self.data[_index(index)] = _data(value)
+
 
 class _HookHandle:
     """Returned by ``register_hook``; ``remove()`` detaches the hook."""
