@@ -53,7 +53,10 @@ def _data(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _check_reduction(reduction, fn):
+def _check_reduction(reduction, fn, size_average=None, reduce=None):
+    """``reduction`` must be a known name; PyTorch's deprecated spellings are refused."""
+    if size_average is not None or reduce is not None:
+        raise TypeError(f"{fn}: size_average and reduce are deprecated; use reduction=")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{fn}: reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, "
                          f"got {reduction!r}")
@@ -572,9 +575,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     unweighted mean.
     """
     fn = "cross_entropy"
-    _check_reduction(reduction, fn)
-    if size_average is not None or reduce is not None:
-        raise TypeError(f"{fn}: size_average and reduce are deprecated; use reduction=")
+    _check_reduction(reduction, fn, size_average, reduce)
     input = _as_tensor(input, fn)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{fn}: label_smoothing must be between 0.0 and 1.0, got "
@@ -637,9 +638,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     """-w[y_n] * input[n, y_n] for log-probabilities ``input`` (N, C); 'mean' divides by
     sum_n w[y_n] over targets != ignore_index."""
     fn = "nll_loss"
-    _check_reduction(reduction, fn)
-    if size_average is not None or reduce is not None:
-        raise TypeError(f"{fn}: size_average and reduce are deprecated; use reduction=")
+    _check_reduction(reduction, fn, size_average, reduce)
     input = _as_tensor(input, fn)
     if input.ndim not in (1, 2):
         raise ValueError(f"{fn}: expected input of shape (N, C) or (C,), got "
@@ -681,9 +680,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                          reduction="mean"):
     """-w (y log(x) + (1 - y) log(1 - x)), each log clamped to >= -100 as PyTorch does."""
     fn = "binary_cross_entropy"
-    _check_reduction(reduction, fn)
-    if size_average is not None or reduce is not None:
-        raise TypeError(f"{fn}: size_average and reduce are deprecated; use reduction=")
+    _check_reduction(reduction, fn, size_average, reduce)
     input = _as_tensor(input, fn)
     target = _as_tensor(target, fn, "target")
     if tuple(target.shape) != tuple(input.shape):
@@ -702,9 +699,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     """-w (p y log(sigmoid(x)) + (1 - y) log(1 - sigmoid(x))), p = pos_weight, computed
     stably as w ((1 - y) x + (1 + (p - 1) y) softplus(-x))."""
     fn = "binary_cross_entropy_with_logits"
-    _check_reduction(reduction, fn)
-    if size_average is not None or reduce is not None:
-        raise TypeError(f"{fn}: size_average and reduce are deprecated; use reduction=")
+    _check_reduction(reduction, fn, size_average, reduce)
     input = _as_tensor(input, fn)
     target = _as_tensor(target, fn, "target")
     if tuple(target.shape) != tuple(input.shape):
