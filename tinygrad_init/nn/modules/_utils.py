@@ -7,7 +7,7 @@ import numpy as np
 from ... import init as _init
 from ...tensor import ShapeError, get_default_dtype
 
-__all__ = ["pair", "float_dtype", "run_initializer", "shape_error", "check_positive_int"]
+__all__ = ["pair", "float_dtype", "initialize", "shape_error", "check_positive_int"]
 
 
 def pair(value, name, layer):
@@ -34,9 +34,13 @@ def float_dtype(dtype, layer):
     return dtype
 
 
-def run_initializer(name_or_fn, tensor, generator):
-    """Fill ``tensor`` with ``init.get_initializer(name_or_fn)(tensor, generator=...)``."""
-    _init.get_initializer(name_or_fn)(tensor, generator=generator)
+def initialize(tensor, chosen, default, generator):
+    """Fill ``tensor`` (nothing when it is None) with the chosen initializer, a function or
+    a registry name, or with ``default`` when none was chosen; both get ``generator``."""
+    if tensor is None:
+        return
+    fill = default if chosen is None else _init.get_initializer(chosen)
+    fill(tensor, generator=generator)
 
 
 def shape_error(module, expected, got, described=None):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
 from ... import functional as F
 from ... import init as _init
-from ._utils import check_positive_int, float_dtype, pair, run_initializer, shape_error
+from ._utils import check_positive_int, float_dtype, initialize, pair, shape_error
 from .module import Module, Parameter
 
 __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d"]
@@ -87,15 +88,9 @@ class Conv2d(Module):
     def reset_parameters(self):
         """Draw the weight and bias again (the default or the given initializers)."""
         fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
-        if self.weight_init is None:
-            _init.default_uniform_(self.weight, generator=self.generator)
-        else:
-            run_initializer(self.weight_init, self.weight, self.generator)
-        if self.bias is not None:
-            if self.bias_init is None:
-                _init.default_uniform_(self.bias, fan_in=fan_in, generator=self.generator)
-            else:
-                run_initializer(self.bias_init, self.bias, self.generator)
+        initialize(self.weight, self.weight_init, _init.default_uniform_, self.generator)
+        initialize(self.bias, self.bias_init, partial(_init.default_uniform_, fan_in=fan_in),
+                   self.generator)
 
     def forward(self, input):
         _image_check(self, input, self.in_channels)

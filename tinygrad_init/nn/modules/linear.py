@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ... import functional as F
 from ... import init as _init
 from ...tensor import Tensor
-from ._utils import check_positive_int, float_dtype, run_initializer, shape_error
+from ._utils import check_positive_int, float_dtype, initialize, shape_error
 from .module import Module, Parameter
 
 __all__ = ["Linear", "Identity", "Flatten"]
@@ -53,16 +55,9 @@ class Linear(Module):
 
     def reset_parameters(self):
         """Draw the weight and bias again (the default or the given initializers)."""
-        if self.weight_init is None:
-            _init.default_uniform_(self.weight, generator=self.generator)
-        else:
-            run_initializer(self.weight_init, self.weight, self.generator)
-        if self.bias is not None:
-            if self.bias_init is None:
-                _init.default_uniform_(self.bias, fan_in=self.in_features,
-                                       generator=self.generator)
-            else:
-                run_initializer(self.bias_init, self.bias, self.generator)
+        initialize(self.weight, self.weight_init, _init.default_uniform_, self.generator)
+        initialize(self.bias, self.bias_init,
+                   partial(_init.default_uniform_, fan_in=self.in_features), self.generator)
 
     def forward(self, input):
         if not isinstance(input, Tensor):

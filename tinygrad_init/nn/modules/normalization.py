@@ -9,7 +9,7 @@ import numpy as np
 from ... import functional as F
 from ... import init as _init
 from ...tensor import Tensor
-from ._utils import check_positive_int, float_dtype, run_initializer, shape_error
+from ._utils import check_positive_int, float_dtype, initialize, shape_error
 from .module import Module, Parameter
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
@@ -78,16 +78,8 @@ class _BatchNorm(Module):
     def reset_parameters(self):
         """Reset the running statistics; weight = 1 and bias = 0 unless initializers given."""
         self.reset_running_stats()
-        if self.weight is not None:
-            if self.weight_init is None:
-                _init.ones_(self.weight)
-            else:
-                run_initializer(self.weight_init, self.weight, self.generator)
-        if self.bias is not None:
-            if self.bias_init is None:
-                _init.zeros_(self.bias)
-            else:
-                run_initializer(self.bias_init, self.bias, self.generator)
+        initialize(self.weight, self.weight_init, _init.ones_, self.generator)
+        initialize(self.bias, self.bias_init, _init.zeros_, self.generator)
 
     def _check_input(self, input):
         c = self.num_features
@@ -165,16 +157,8 @@ class LayerNorm(Module):
 
     def reset_parameters(self):
         """weight = 1 and bias = 0, unless initializers were given."""
-        if self.weight is not None:
-            if self.weight_init is None:
-                _init.ones_(self.weight)
-            else:
-                run_initializer(self.weight_init, self.weight, self.generator)
-        if self.bias is not None:
-            if self.bias_init is None:
-                _init.zeros_(self.bias)
-            else:
-                run_initializer(self.bias_init, self.bias, self.generator)
+        initialize(self.weight, self.weight_init, _init.ones_, self.generator)
+        initialize(self.bias, self.bias_init, _init.zeros_, self.generator)
 
     def forward(self, input):
         k = len(self.normalized_shape)

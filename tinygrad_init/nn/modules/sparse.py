@@ -7,7 +7,7 @@ import numpy as np
 from ... import functional as F
 from ... import init as _init
 from ...tensor import Tensor
-from ._utils import check_positive_int, float_dtype, run_initializer
+from ._utils import check_positive_int, float_dtype, initialize
 from .module import Module, Parameter
 
 __all__ = ["Embedding"]
@@ -44,10 +44,7 @@ class Embedding(Module):
 
     def reset_parameters(self):
         """weight ~ N(0, 1) (or ``weight_init``); the padding row is set to zero."""
-        if self.weight_init is None:
-            _init.normal_(self.weight, generator=self.generator)
-        else:
-            run_initializer(self.weight_init, self.weight, self.generator)
+        initialize(self.weight, self.weight_init, _init.normal_, self.generator)
         if self.padding_idx is not None:
             self.weight.data[self.padding_idx] = 0
 
