@@ -406,3 +406,9 @@ def test_setitem_writes_data_and_refuses_recorded_tensors():
     assert w.data.tolist() == [1.0, 0.0, 0.0]
     with pytest.raises(RuntimeError, match="produced by a recorded op"):
         (w * 2)[1] = 0.0
+
+
+def test_dtype_names_follow_pytorch():
+    assert tg.zeros(2, dtype=tg.float64).dtype == tg.float64
+    assert tg.arange(3).dtype == tg.int64 and tg.tensor([1.0]).dtype == tg.float32
+    assert (tg.ones(2) > 0).dtype == tg.bool

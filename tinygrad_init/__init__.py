@@ -1,6 +1,8 @@
 """tinygrad_init: a small autodiff framework on numpy for studying weight
 initialization and gradient flow.  Names and semantics follow PyTorch."""
 
+import numpy as _np
+
 from . import (
     autograd,
     data,
@@ -44,15 +46,17 @@ from .tensor import (
     zeros_like,
 )
 
-float32 = "float32"
-float64 = "float64"
+# dtypes under PyTorch's names: tg.zeros(3, dtype=tg.float64); t.dtype == tg.float32
+float16, float32, float64 = _np.dtype(_np.float16), _np.dtype(_np.float32), _np.dtype(_np.float64)
+int64, bool = _np.dtype(_np.int64), _np.dtype(_np.bool_)
 
 __all__ = [
     "autograd", "enable_grad", "grad", "is_grad_enabled", "no_grad", "set_grad_enabled",
     "DtypeError", "ShapeError", "Tensor", "arange", "cat", "default_generator", "eye", "full",
     "full_like", "get_default_dtype", "linspace", "manual_seed", "matmul", "maximum",
     "minimum", "ones", "ones_like", "rand", "randint", "randn", "set_default_dtype", "stack",
-    "tensor", "where", "zeros", "zeros_like", "float32", "float64",
+    "tensor", "where", "zeros", "zeros_like", "float16", "float32", "float64", "int64",
+    "bool",
     "data", "functional", "init", "nn", "optim", "testing", "diagnostics", "viz",
     "GradcheckError", "gradcheck", "gradcheck_graph", "gradgradcheck", "load", "save",
 ]
