@@ -619,10 +619,11 @@ class Monitor:
                 ("" if r["dead"] is None else f"dead {r['dead']:.0%}")
             rows.append([
                 str(r["index"]), f"{r['name']} {r['layer']}", r["activation"] or "-",
-                _fmt(r["gain"], ".2f"),
-                f"{_fmt(r['act_std'])} / {_fmt(r['theory_act_std'])}",
-                f"{_fmt(r['grad_std'])} / {_fmt(r['theory_grad_std'])}",
-                _fmt(r["grad_ratio"]), _fmt(r["weight_grad_norm"]), satdead or "-",
+                format_number(r["gain"], ".2f"),
+                f"{format_number(r['act_std'])} / {format_number(r['theory_act_std'])}",
+                f"{format_number(r['grad_std'])} / {format_number(r['theory_grad_std'])}",
+                format_number(r["grad_ratio"]), format_number(r["weight_grad_norm"]),
+                satdead or "-",
                 r["status"].upper() if r["status"] in (VANISHING, EXPLODING, NONFINITE)
                 else r["status"],
             ])
@@ -660,7 +661,8 @@ class Monitor:
                 f"{self._steps} steps{', closed' if self._closed else ''}>")
 
 
-def _fmt(x, spec=".2e"):
+def format_number(x, spec=".2e"):
+    """``format(x, spec)``; '-' for a missing value, 'nan' / 'inf' for a non-finite one."""
     if x is None:
         return "-"
     if isinstance(x, float) and not math.isfinite(x):

@@ -676,16 +676,22 @@ def _log_clamped(x):
     return where(positive, safe.log(), np.full((), -100, dtype=x.dtype)).clamp(min=-100)
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
-                         reduction="mean"):
-    """-w (y log(x) + (1 - y) log(1 - x)), each log clamped to >= -100 as PyTorch does."""
-    fn = "binary_cross_entropy"
+def _binary_loss_inputs(fn, input, target, reduction, size_average, reduce):
+    """Checked tensors for the binary losses, whose target must match the input's shape."""
     _check_reduction(reduction, fn, size_average, reduce)
     input = _as_tensor(input, fn)
     target = _as_tensor(target, fn, "target")
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"{fn}: target of shape {tuple(target.shape)} must have the same "
                          f"shape as input of shape {tuple(input.shape)}")
+    return input, target
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
+    """-w (y log(x) + (1 - y) log(1 - x)), each log clamped to >= -100 as PyTorch does."""
+    fn = "binary_cross_entropy"
+    input, target = _binary_loss_inputs(fn, input, target, reduction, size_average, reduce)
     if input.data.size and (input.data.min() < 0 or input.data.max() > 1):
         raise ValueError(f"{fn}: all elements of input should be between 0 and 1")
     loss = -(target * _log_clamped(input) + (1 - target) * _log_clamped(1 - input))
@@ -699,12 +705,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     """-w (p y log(sigmoid(x)) + (1 - y) log(1 - sigmoid(x))), p = pos_weight, computed
     stably as w ((1 - y) x + (1 + (p - 1) y) softplus(-x))."""
     fn = "binary_cross_entropy_with_logits"
-    _check_reduction(reduction, fn, size_average, reduce)
-    input = _as_tensor(input, fn)
-    target = _as_tensor(target, fn, "target")
-    if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(f"{fn}: target of shape {tuple(target.shape)} must have the same "
-                         f"shape as input of shape {tuple(input.shape)}")
+    input, target = _binary_loss_inputs(fn, input, target, reduction, size_average, reduce)
     sp = apply(ops.softplus, -input)
     if pos_weight is None:
         loss = (1 - target) * input + sp

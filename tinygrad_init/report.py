@@ -15,12 +15,11 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 import re
 
 from . import viz
 from ._io import atomic_write
-from .diagnostics import EXPLODING, HEALTHY, NONFINITE, VANISHING
+from .diagnostics import EXPLODING, HEALTHY, NONFINITE, VANISHING, format_number
 from .study import ACTIVATIONS, SCHEMES
 from .viz.colors import node_style
 
@@ -54,11 +53,8 @@ def _e(text):
 
 
 def _fmt(x, spec=".3g"):
-    if x is None:
-        return "–"
-    if isinstance(x, float) and not math.isfinite(x):
-        return str(x)
-    return format(x, spec)
+    """Numbers in the report: three significant digits unless told otherwise."""
+    return format_number(x, spec)
 
 
 def _png(fig):
