@@ -408,27 +408,20 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
         children.setdefault(parent, []).append(name)
 
     def fill_cluster(graph, name):
+        """Emit the ops of module ``name`` (None: outside every module) and its children."""
         for nid, t in members.get(name, []):
             emit(graph, nid, t)
         for child in children.get(name, []):
             if child in summary:
                 summary_node(graph, child, summary[child])
                 continue
-            with graph.subgraph(name=f"cluster_{child}") as sub:
-                sub.attr(label=f"{child}: {modules.kinds.get(child, '')}", style="rounded",
+            label = child or "model"   # the root module has the empty name
+            with graph.subgraph(name=f"cluster_{label}") as sub:
+                sub.attr(label=f"{label}: {modules.kinds.get(child, '')}", style="rounded",
                          color="#9e9e9e", fontsize="10", fontcolor="#424242")
                 fill_cluster(sub, child)
 
-    for nid, t in members.get(None, []):
-        emit(dot, nid, t)
-    for name in children.get(None, []):
-        if name in summary:
-            summary_node(dot, name, summary[name])
-            continue
-        with dot.subgraph(name=f"cluster_{name or 'model'}") as sub:
-            sub.attr(label=f"{name or 'model'}: {modules.kinds.get(name, '')}",
-                     style="rounded", color="#9e9e9e", fontsize="10", fontcolor="#424242")
-            fill_cluster(sub, name)
+    fill_cluster(dot, None)
 
     seen = set()
     for a, b in edges:
