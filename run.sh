@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
 #   ./run.sh demo [options]   set up, then run the initialization study (the main job)
-#   ./run.sh test             set up, then run ruff and the test suite
+#   ./run.sh test             set up, then run ruff (lint and format check) and the tests
 # Set-up is idempotent: a virtualenv in .venv, the package in editable mode with its
 # extras, and Debian's graphviz (and python3-venv) packages when they are missing.
 set -euo pipefail
@@ -50,6 +50,7 @@ case "$cmd" in
     test)
         ensure_dot; ensure_venv
         .venv/bin/ruff check tinygrad_init tests tools examples
+        .venv/bin/ruff format --check --quiet tinygrad_init tests tools examples
         # One BLAS thread per test worker: two workers on two cores, no oversubscription.
         OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 exec .venv/bin/python -m pytest -n 2 "$@" ;;
     *)

@@ -18,6 +18,7 @@ y.backward()
 print("dy/dx =\n", x.grad.numpy())
 print("dy/dw =", w.grad.numpy())
 
+
 # Check one entry with a central difference: (f(x + eps) - f(x - eps)) / (2 eps).
 def f(values):
     return np.tanh(values * w.data).sum()
@@ -27,16 +28,22 @@ eps = 1e-3
 plus, minus = x.data.copy(), x.data.copy()
 plus[0, 1] += eps
 minus[0, 1] -= eps
-print("finite difference for dy/dx[0,1]:", (f(plus) - f(minus)) / (2 * eps),
-      " autograd:", x.grad.data[0, 1])
+print(
+    "finite difference for dy/dx[0,1]:",
+    (f(plus) - f(minus)) / (2 * eps),
+    " autograd:",
+    x.grad.data[0, 1],
+)
 
 # Gradients of gradients: create_graph=True records the backward pass itself.
 t = tg.tensor(0.7, requires_grad=True)
 (first,) = tg.grad(t.sigmoid(), t, create_graph=True)
 (second,) = tg.grad(first, t)
 s = 1 / (1 + np.exp(-0.7))
-print(f"sigmoid'(0.7) = {first.item():.6f} (exact {s * (1 - s):.6f}); "
-      f"sigmoid''(0.7) = {second.item():.6f} (exact {s * (1 - s) * (1 - 2 * s):.6f})")
+print(
+    f"sigmoid'(0.7) = {first.item():.6f} (exact {s * (1 - s):.6f}); "
+    f"sigmoid''(0.7) = {second.item():.6f} (exact {s * (1 - s) * (1 - 2 * s):.6f})"
+)
 
 # Nothing is recorded under no_grad: the result has no grad_fn.
 with tg.no_grad():

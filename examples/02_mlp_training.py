@@ -13,8 +13,10 @@ tg.manual_seed(0)
 x, y = data.spirals(600, classes=3)
 
 model = nn.Sequential(
-    nn.Linear(2, 64), nn.ReLU(),
-    nn.Linear(64, 64), nn.ReLU(),
+    nn.Linear(2, 64),
+    nn.ReLU(),
+    nn.Linear(64, 64),
+    nn.ReLU(),
     nn.Linear(64, 3),
 )
 print(model)

@@ -13,8 +13,12 @@ tg.manual_seed(0)
 x, y = data.bars(256, size=12)
 
 model = nn.Sequential(
-    nn.Conv2d(1, 8, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # 8 x 6 x 6
-    nn.Conv2d(8, 16, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 16 x 3 x 3
+    nn.Conv2d(1, 8, kernel_size=3, padding=1),
+    nn.ReLU(),
+    nn.MaxPool2d(2),  # 8 x 6 x 6
+    nn.Conv2d(8, 16, kernel_size=3, padding=1),
+    nn.ReLU(),
+    nn.MaxPool2d(2),  # 16 x 3 x 3
     nn.Flatten(),
     nn.Linear(16 * 3 * 3, 2),
 )

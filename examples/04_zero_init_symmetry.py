@@ -21,8 +21,10 @@ x, y = data.spirals(300, classes=3, generator=np.random.default_rng(0))
 def train(weight_init):
     tg.manual_seed(0)
     model = nn.Sequential(
-        nn.Linear(2, 32, weight_init=weight_init, bias_init="zeros"), nn.Tanh(),
-        nn.Linear(32, 32, weight_init=weight_init, bias_init="zeros"), nn.Tanh(),
+        nn.Linear(2, 32, weight_init=weight_init, bias_init="zeros"),
+        nn.Tanh(),
+        nn.Linear(32, 32, weight_init=weight_init, bias_init="zeros"),
+        nn.Tanh(),
         nn.Linear(32, 3, weight_init=weight_init, bias_init="zeros"),
     )
     optimizer = optim.SGD(model.parameters(), lr=0.5)
@@ -43,5 +45,7 @@ def distinct_units(weight):
 for name in ("zeros", "xavier_uniform"):
     model, loss, accuracy = train(name)
     hidden = model[2].weight
-    print(f"{name:>15}: loss {loss:.3f}  accuracy {accuracy:.0%}  "
-          f"distinct units in layer 2: {distinct_units(hidden)} of {hidden.shape[0]}")
+    print(
+        f"{name:>15}: loss {loss:.3f}  accuracy {accuracy:.0%}  "
+        f"distinct units in layer 2: {distinct_units(hidden)} of {hidden.shape[0]}"
+    )

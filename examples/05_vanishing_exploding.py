@@ -36,25 +36,29 @@ def mlp(activation, std):
 
 
 print("gradient RMS at each layer's output, one backward pass:")
-for title, activation, std in [("small N(0, 0.01^2), tanh", nn.Tanh, 0.01),
-                               ("large N(0, 1), tanh", nn.Tanh, 1.0),
-                               ("He N(0, 2/64), relu", nn.ReLU, np.sqrt(2 / 64))]:
+for title, activation, std in [
+    ("small N(0, 0.01^2), tanh", nn.Tanh, 0.01),
+    ("large N(0, 1), tanh", nn.Tanh, 1.0),
+    ("He N(0, 2/64), relu", nn.ReLU, np.sqrt(2 / 64)),
+]:
     model = mlp(activation, std)
     with Monitor(model) as monitor, np.errstate(over="ignore"):
         nn.functional.cross_entropy(model(x), y).backward()
         records = monitor.step()
     first, last = records[0]["grad_rms"], records[-1]["grad_rms"]
-    print(f"{title:>26}: first layer {first:9.2e}   last layer {last:9.2e}   "
-          f"first/last {first / last:9.2e}   -> {monitor.verdict().status}")
+    print(
+        f"{title:>26}: first layer {first:9.2e}   last layer {last:9.2e}   "
+        f"first/last {first / last:9.2e}   -> {monitor.verdict().status}"
+    )
 
 
 def train(clip):
-    model = mlp(nn.ReLU, 0.25)   # He would be sqrt(2/64) = 0.18: every layer grows the signal
+    model = mlp(nn.ReLU, 0.25)  # He would be sqrt(2/64) = 0.18: every layer grows the signal
     optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     losses = []
     for _ in range(steps):
         optimizer.zero_grad()
-        with np.errstate(all="ignore"):   # the unclipped run overflows: that is the point
+        with np.errstate(all="ignore"):  # the unclipped run overflows: that is the point
             loss = nn.functional.cross_entropy(model(x), y)
             loss.backward()
         if clip:
@@ -67,5 +71,4 @@ def train(clip):
 print(f"\nReLU, weights N(0, 0.25^2), SGD lr 0.01 momentum 0.9, {steps} steps:")
 for name, clip in [("no clipping", False), ("clip_grad_norm_(1.0)", True)]:
     losses = train(clip)
-    print(f"{name:>22}: loss {losses[0]:.3g} -> {losses[-1]:.3g} "
-          f"(largest {np.nanmax(losses):.3g})")
+    print(f"{name:>22}: loss {losses[0]:.3g} -> {losses[-1]:.3g} (largest {np.nanmax(losses):.3g})")

@@ -24,8 +24,10 @@ def train(weight_init):
     widths = [2] + [64] * (depth - 1) + [3]
     layers = []
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
-        layers += [nn.Linear(fan_in, fan_out, weight_init=weight_init, bias_init="zeros"),
-                   nn.ReLU()]
+        layers += [
+            nn.Linear(fan_in, fan_out, weight_init=weight_init, bias_init="zeros"),
+            nn.ReLU(),
+        ]
     model = nn.Sequential(*layers[:-1])
     optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     for step in range(steps):

@@ -36,15 +36,15 @@ class BrokenSoftsign(Softsign):
         return grad_output / (1 + x.abs())
 
 
-x = tg.tensor(np.random.default_rng(0).normal(size=(4, 3)), dtype=np.float64,
-              requires_grad=True)
+x = tg.tensor(np.random.default_rng(0).normal(size=(4, 3)), dtype=np.float64, requires_grad=True)
 print("Softsign passes gradcheck:", tg.gradcheck(Softsign.apply, (x,)))
-print("BrokenSoftsign passes gradcheck:",
-      tg.gradcheck(BrokenSoftsign.apply, (x,), raise_exception=False))
+print(
+    "BrokenSoftsign passes gradcheck:",
+    tg.gradcheck(BrokenSoftsign.apply, (x,), raise_exception=False),
+)
 
 # Inside a bigger computation, gradcheck_graph points at the culprit.
-w = tg.tensor(np.random.default_rng(1).normal(size=(3, 3)), dtype=np.float64,
-              requires_grad=True)
+w = tg.tensor(np.random.default_rng(1).normal(size=(3, 3)), dtype=np.float64, requires_grad=True)
 with tg.autograd.detect_anomaly():  # records where each op was created
     out = BrokenSoftsign.apply(x @ w).tanh().sum()
 try:

@@ -24,8 +24,10 @@ linears = [m for m in model if isinstance(m, nn.Linear)]
 
 def output_variances():
     outputs = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: outputs.append(out.data.var()))
-             for m in linears]
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out: outputs.append(out.data.var()))
+        for m in linears
+    ]
     with tg.no_grad():
         model(x)
     for h in hooks:

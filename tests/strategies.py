@@ -20,22 +20,24 @@ MAX_DIMS = 3
 DOMAINS = {
     "any": (-2.0, 2.0, 0.0),
     "exp": (-2.0, 2.0, 0.0),
-    "positive": (0.2, 3.0, 0.0),          # log, sqrt, pow base
-    "nonzero": (-3.0, 3.0, 0.3),          # divisors
-    "away_from_zero": (-2.0, 2.0, 0.1),   # relu, abs
+    "positive": (0.2, 3.0, 0.0),  # log, sqrt, pow base
+    "nonzero": (-3.0, 3.0, 0.3),  # divisors
+    "away_from_zero": (-2.0, 2.0, 0.1),  # relu, abs
 }
 
 
 def shapes(min_dims=0, max_dims=MAX_DIMS, min_side=1, max_side=MAX_SIDE):
     """Array shapes, size-1 dims included."""
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
-                            max_side=max_side)
+    return hnp.array_shapes(
+        min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side
+    )
 
 
 def broadcast_pairs(max_dims=MAX_DIMS):
     """Two shapes that broadcast against each other (different ranks, size-1 dims)."""
-    return hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=max_dims,
-                                             max_side=MAX_SIDE).map(lambda r: r.input_shapes)
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=2, min_dims=0, max_dims=max_dims, max_side=MAX_SIDE
+    ).map(lambda r: r.input_shapes)
 
 
 def values(domain="any"):
@@ -71,8 +73,9 @@ def grid_arrays(shape, odd):
     An even and an odd array are never closer than 0.2 anywhere, whatever the
     broadcasting: maximum/minimum of the two have no ties.
     """
-    element = st.builds(lambda k, j: 0.5 * k + 0.25 * odd + j, st.integers(-4, 4),
-                        st.floats(0.0, 0.05))
+    element = st.builds(
+        lambda k, j: 0.5 * k + 0.25 * odd + j, st.integers(-4, 4), st.floats(0.0, 0.05)
+    )
     return hnp.arrays(np.float64, shape, elements=element)
 
 

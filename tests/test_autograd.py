@@ -41,8 +41,11 @@ def test_second_backward_through_freed_graph_names_the_op():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = (x.exp() * 2).sum()
     y.backward()
-    with pytest.raises(RuntimeError, match=r"backward through the graph a second time.*"
-                                           r"'sum'.*retain_graph=True"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"backward through the graph a second time.*"
+        r"'sum'.*retain_graph=True",
+    ):
         y.backward()
 
 
@@ -185,7 +188,7 @@ def test_shape_mismatch_names_op_and_shapes():
 def test_python_scalars_keep_float32():
     x = tg.tensor([1.0, 2.0])
     assert x.dtype == np.float32
-    for y in (x * 2.5, 2.5 * x, x + 1, x / 3.0, x ** 2.0, 1.0 - x, x.mean(), x.std()):
+    for y in (x * 2.5, 2.5 * x, x + 1, x / 3.0, x**2.0, 1.0 - x, x.mean(), x.std()):
         assert y.dtype == np.float32
 
 
@@ -214,14 +217,16 @@ def test_grad_of_intermediate_tensor():
     np.testing.assert_allclose(gh.data, 2 * h.data)
 
 
-@pytest.mark.parametrize("fn, second", [
-    (lambda x: x.tanh(), lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
-    (lambda x: x.sigmoid(),
-     lambda x: (s := 1 / (1 + np.exp(-x))) * (1 - s) * (1 - 2 * s)),
-    (lambda x: x.exp(), np.exp),
-    (lambda x: x.log(), lambda x: -1 / x ** 2),
-    (lambda x: x ** 3, lambda x: 6 * x),
-])
+@pytest.mark.parametrize(
+    "fn, second",
+    [
+        (lambda x: x.tanh(), lambda x: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
+        (lambda x: x.sigmoid(), lambda x: (s := 1 / (1 + np.exp(-x))) * (1 - s) * (1 - 2 * s)),
+        (lambda x: x.exp(), np.exp),
+        (lambda x: x.log(), lambda x: -1 / x**2),
+        (lambda x: x**3, lambda x: 6 * x),
+    ],
+)
 def test_second_derivative_via_grad_of_grad(fn, second):
     x = tg.tensor([0.3, 0.7, 1.4], dtype=np.float64, requires_grad=True)
     (g,) = tg.grad(fn(x).sum(), x, create_graph=True)
@@ -255,9 +260,13 @@ def test_second_derivative_of_matmul_and_softmax():
         s /= s.sum()
         return s * (w - (s * w).sum())
 
-    numeric = np.array([
-        ((first(x.data + eps * e) ** 2).sum() - (first(x.data - eps * e) ** 2).sum()) / (2 * eps)
-        for e in np.eye(5)])
+    numeric = np.array(
+        [
+            ((first(x.data + eps * e) ** 2).sum() - (first(x.data - eps * e) ** 2).sum())
+            / (2 * eps)
+            for e in np.eye(5)
+        ]
+    )
     np.testing.assert_allclose(gg.data, numeric, rtol=1e-5)
 
 
@@ -267,18 +276,18 @@ def test_custom_function_with_ctx():
         def forward(ctx, x, scale):
             ctx.save_for_backward(x)
             ctx.scale = scale
-            return x ** 3 * scale
+            return x**3 * scale
 
         @staticmethod
         def backward(ctx, grad_out):
             (x,) = ctx.saved_tensors
-            return grad_out * 3 * x ** 2 * ctx.scale, None
+            return grad_out * 3 * x**2 * ctx.scale, None
 
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = Cube.apply(x, 2.0)
     assert y.grad_fn.name() == "CubeBackward"
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.data, 6 * x.data ** 2)
+    np.testing.assert_allclose(x.grad.data, 6 * x.data**2)
 
 
 def test_custom_function_needs_input_grad_and_wrong_gradient_count():

@@ -17,8 +17,9 @@ WORKLOADS = ("tiny", "mnist", "deep", "wide", "cnn", "chain", "inference")
 
 
 def run(args, timeout=120):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                          cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout
+    )
 
 
 def test_quick_benchmark_runs_and_its_gradient_cross_check_passes(tmp_path):
@@ -27,8 +28,12 @@ def test_quick_benchmark_runs_and_its_gradient_cross_check_passes(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = proc.stdout
     for name in WORKLOADS:
-        assert re.search(rf"^cross-check {name} +tinygrad_init .*relative error (\S+) "
-                         r"\(tol 1e-05\).* ok$", text, re.M), f"no passing cross-check for {name}"
+        assert re.search(
+            rf"^cross-check {name} +tinygrad_init .*relative error (\S+) "
+            r"\(tol 1e-05\).* ok$",
+            text,
+            re.M,
+        ), f"no passing cross-check for {name}"
         assert re.search(rf"^{name} +(ms/step|us/op) +\d", text, re.M), f"no table row {name}"
     assert "FAILED" not in text
 
@@ -68,6 +73,5 @@ sys.exit(bench.main(["--quick", "--only", "tiny", "--check-only"]))
     proc = run(["-c", script])
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAILED gradient cross-check, nothing timed" in proc.stderr
-    assert re.search(r"tiny/tinygrad_init: parameter 2 relative error \S+ > 1e-05",
-                     proc.stderr)
+    assert re.search(r"tiny/tinygrad_init: parameter 2 relative error \S+ > 1e-05", proc.stderr)
     assert "timed" not in proc.stdout

@@ -12,8 +12,11 @@ SCRIPT = os.path.join(os.path.dirname(sys.executable), "tinygrad-init")
 
 
 def run(*args, cwd=None, env=None):
-    cmd = [SCRIPT, *args] if os.path.exists(SCRIPT) else \
-        [sys.executable, "-m", "tinygrad_init.cli", *args]
+    cmd = (
+        [SCRIPT, *args]
+        if os.path.exists(SCRIPT)
+        else [sys.executable, "-m", "tinygrad_init.cli", *args]
+    )
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
 
 
@@ -31,8 +34,9 @@ def test_the_console_script_is_installed():
 
 def test_flow_sigmoid_normal_shows_vanishing(tmp_path):
     out = tmp_path / "flow.svg"
-    proc = run("flow", "--depth", "30", "--activation", "sigmoid", "--init", "normal",
-               "-o", str(out))
+    proc = run(
+        "flow", "--depth", "30", "--activation", "sigmoid", "--init", "normal", "-o", str(out)
+    )
     assert proc.returncode == 0, proc.stderr
     svg = out.read_text()
     assert "<svg" in svg and "gradients vanish toward the input" in svg
@@ -41,8 +45,9 @@ def test_flow_sigmoid_normal_shows_vanishing(tmp_path):
 
 def test_flow_dot_output_carries_the_classes(tmp_path):
     out = tmp_path / "flow.dot"
-    proc = run("flow", "--depth", "12", "--activation", "relu", "--init", "kaiming_normal",
-               "-o", str(out))
+    proc = run(
+        "flow", "--depth", "12", "--activation", "relu", "--init", "kaiming_normal", "-o", str(out)
+    )
     assert proc.returncode == 0, proc.stderr
     classes = re.findall(r"\bL\d+ \[.*?\bclass=(\w+)", out.read_text())
     assert classes == ["healthy"] * 12
@@ -51,8 +56,19 @@ def test_flow_dot_output_carries_the_classes(tmp_path):
 def test_graph_png_and_pdf(tmp_path):
     for ext, magic in ((".png", b"\x89PNG"), (".pdf", b"%PDF")):
         out = tmp_path / f"graph{ext}"
-        proc = run("graph", "--depth", "3", "--width", "8", "--activation", "tanh",
-                   "--init", "xavier_normal", "-o", str(out))
+        proc = run(
+            "graph",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--activation",
+            "tanh",
+            "--init",
+            "xavier_normal",
+            "-o",
+            str(out),
+        )
         assert proc.returncode == 0, proc.stderr
         assert out.read_bytes().startswith(magic)
 
@@ -66,8 +82,19 @@ def test_conv_spec(tmp_path):
 
 def test_stats_prints_table_verdict_and_csv(tmp_path):
     csv_path = tmp_path / "s.csv"
-    proc = run("stats", "--depth", "30", "--activation", "sigmoid", "--init", "normal",
-               "--steps", "2", "--csv", str(csv_path))
+    proc = run(
+        "stats",
+        "--depth",
+        "30",
+        "--activation",
+        "sigmoid",
+        "--init",
+        "normal",
+        "--steps",
+        "2",
+        "--csv",
+        str(csv_path),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "act std (meas/theory)" in proc.stdout
     assert "Gradients vanish toward the input" in proc.stdout
@@ -76,7 +103,8 @@ def test_stats_prints_table_verdict_and_csv(tmp_path):
 
 
 def test_model_from_a_file(tmp_path):
-    (tmp_path / "m.py").write_text(textwrap.dedent("""
+    (tmp_path / "m.py").write_text(
+        textwrap.dedent("""
         import numpy as np
         import tinygrad_init as tg
         from tinygrad_init import nn
@@ -94,7 +122,8 @@ def test_model_from_a_file(tmp_path):
 
         def not_a_module():
             return 42
-    """))
+    """)
+    )
     out = tmp_path / "f.dot"
     proc = run("flow", "m.py", "-o", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -109,16 +138,19 @@ def test_model_from_a_file(tmp_path):
     assert "has no function 'missing'" in line
 
 
-@pytest.mark.parametrize("args,message", [
-    (["flow", "--bogus"], "unrecognized arguments: --bogus"),
-    (["flow", "nothere.py:make_model"], "model file not found: nothere.py"),
-    (["flow", "--activation", "swishy"], "unknown activation 'swishy'"),
-    (["flow", "--init", "nope"], "unknown initializer 'nope'"),
-    (["flow", "--depth", "0"], "expected a positive integer"),
-    (["flow", "-o", "out.jpeg"], "cannot tell the output format"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-    ([], "choose a command"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["flow", "--bogus"], "unrecognized arguments: --bogus"),
+        (["flow", "nothere.py:make_model"], "model file not found: nothere.py"),
+        (["flow", "--activation", "swishy"], "unknown activation 'swishy'"),
+        (["flow", "--init", "nope"], "unknown initializer 'nope'"),
+        (["flow", "--depth", "0"], "expected a positive integer"),
+        (["flow", "-o", "out.jpeg"], "cannot tell the output format"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "choose a command"),
+    ],
+)
 def test_errors_are_one_line_with_exit_code_2(tmp_path, args, message):
     assert message in _error_line(run(*args, cwd=tmp_path))
 
@@ -133,6 +165,10 @@ def test_without_dot_it_writes_the_source_and_says_how_to_install(tmp_path):
 
 
 def test_python_dash_m():
-    proc = subprocess.run([sys.executable, "-m", "tinygrad_init.cli", "--help"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tinygrad_init.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "flow" in proc.stdout and "stats" in proc.stdout

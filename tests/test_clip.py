@@ -31,7 +31,7 @@ def total_2norm(*grads):
 
 def test_returns_total_norm_and_scales_grads_to_max_norm():
     ps = with_grads(G1, G2)
-    total = total_2norm(G1, G2)              # sqrt(26 + 9) = sqrt(35)
+    total = total_2norm(G1, G2)  # sqrt(26 + 9) = sqrt(35)
     norm = clip_grad_norm_(ps, max_norm=1.0)
     assert isinstance(norm, Tensor) and norm.ndim == 0 and norm.dtype == np.float32
     assert norm.item() == pytest.approx(total, rel=1e-6)
@@ -78,7 +78,7 @@ def test_one_norm_and_three_norm():
 def test_single_tensor_generator_and_missing_grads():
     (p,) = with_grads(G2)
     assert clip_grad_norm_(p, 100.0).item() == pytest.approx(3.0)
-    q = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)   # grad None: skipped
+    q = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)  # grad None: skipped
     ps = with_grads(G1)
     norm = clip_grad_norm_((x for x in [q, *ps]), 1.0)
     assert norm.item() == pytest.approx(math.sqrt(26), rel=1e-6)
@@ -91,9 +91,12 @@ def test_nonfinite_norm_raises_when_asked_and_leaves_grads(bad):
     g = G1.copy()
     g[0, 0] = bad
     ps = with_grads(g, G2)
-    with pytest.raises(RuntimeError, match=r"The total norm of order 2.0 for gradients from "
-                                           r"`parameters` is non-finite, so it cannot be "
-                                           r"clipped.*error_if_nonfinite=False"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"The total norm of order 2.0 for gradients from "
+        r"`parameters` is non-finite, so it cannot be "
+        r"clipped.*error_if_nonfinite=False",
+    ):
         clip_grad_norm_(ps, 1.0, error_if_nonfinite=True)
     np.testing.assert_array_equal(ps[1].grad.data, G2)
 

@@ -18,7 +18,7 @@ from tinygrad_init.gradcheck import gradcheck
 def pad_hw(x, top, bottom, left, right, value=0.0):
     n, c, h, w = x.shape
     out = np.full((n, c, h + top + bottom, w + left + right), value)
-    out[:, :, top:top + h, left:left + w] = x
+    out[:, :, top : top + h, left : left + w] = x
     return out
 
 
@@ -41,8 +41,10 @@ def conv2d_ref(x, w, b, stride, pads, dilation, groups):
                     for ci in range(cg):
                         for i in range(kh):
                             for j in range(kw):
-                                acc += w[oi, ci, i, j] * xp[ni, g * cg + ci,
-                                                            hi * sh + i * dh, wi * sw + j * dw]
+                                acc += (
+                                    w[oi, ci, i, j]
+                                    * xp[ni, g * cg + ci, hi * sh + i * dh, wi * sw + j * dw]
+                                )
                     out[ni, oi, hi, wi] = acc
     return out
 
@@ -60,8 +62,11 @@ def pool_ref(x, kernel, stride, pads, dilation, reduce, fill):
         for ci in range(c):
             for hi in range(oh):
                 for wi in range(ow):
-                    window = [xp[ni, ci, hi * sh + i * dh, wi * sw + j * dw]
-                              for i in range(kh) for j in range(kw)]
+                    window = [
+                        xp[ni, ci, hi * sh + i * dh, wi * sw + j * dw]
+                        for i in range(kh)
+                        for j in range(kw)
+                    ]
                     out[ni, ci, hi, wi] = reduce(window, hi, wi)
     return out
 
@@ -88,9 +93,19 @@ def conv_cases(draw):
     n = draw(st.integers(1, 2))
     bias = draw(st.booleans())
     seed = draw(st.integers(0, 2**32 - 1))
-    return dict(n=n, c=cg * groups, o=og * groups, groups=groups, size=(h, w),
-                kernel=(kh, kw), stride=(sh, sw), dilation=(dh, dw), padding=(ph, pw),
-                bias=bias, seed=seed)
+    return dict(
+        n=n,
+        c=cg * groups,
+        o=og * groups,
+        groups=groups,
+        size=(h, w),
+        kernel=(kh, kw),
+        stride=(sh, sw),
+        dilation=(dh, dw),
+        padding=(ph, pw),
+        bias=bias,
+        seed=seed,
+    )
 
 
 def make_conv(case):
@@ -106,11 +121,16 @@ def make_conv(case):
 def test_conv2d_matches_loop_reference(case):
     x, w, b = make_conv(case)
     ph, pw = case["padding"]
-    out = F.conv2d(t64(x, False), t64(w, False), None if b is None else t64(b, False),
-                   stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
-                   groups=case["groups"])
-    ref = conv2d_ref(x, w, b, case["stride"], (ph, ph, pw, pw), case["dilation"],
-                     case["groups"])
+    out = F.conv2d(
+        t64(x, False),
+        t64(w, False),
+        None if b is None else t64(b, False),
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+        groups=case["groups"],
+    )
+    ref = conv2d_ref(x, w, b, case["stride"], (ph, ph, pw, pw), case["dilation"], case["groups"])
     assert out.shape == ref.shape
     np.testing.assert_allclose(out.data, ref, rtol=1e-12, atol=1e-12)
 
@@ -122,14 +142,20 @@ def test_conv2d_gradients_match_finite_differences(case):
     inputs = (t64(x), t64(w)) + (() if b is None else (t64(b),))
 
     def fn(x, w, b=None):
-        return F.conv2d(x, w, b, stride=case["stride"], padding=case["padding"],
-                        dilation=case["dilation"], groups=case["groups"])
+        return F.conv2d(
+            x,
+            w,
+            b,
+            stride=case["stride"],
+            padding=case["padding"],
+            dilation=case["dilation"],
+            groups=case["groups"],
+        )
 
     assert gradcheck(fn, inputs)
 
 
-@pytest.mark.parametrize("kernel,dilation", [((3, 3), (1, 1)), ((2, 4), (1, 1)),
-                                             ((3, 2), (2, 3))])
+@pytest.mark.parametrize("kernel,dilation", [((3, 3), (1, 1)), ((2, 4), (1, 1)), ((3, 2), (2, 3))])
 def test_conv2d_same_padding_keeps_size_and_puts_odd_extra_bottom_right(kernel, dilation):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 5, 6))
@@ -138,10 +164,13 @@ def test_conv2d_same_padding_keeps_size_and_puts_odd_extra_bottom_right(kernel, 
     assert out.shape == (2, 4, 5, 6)
     th, tw = dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1)
     pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-    np.testing.assert_allclose(out.data, conv2d_ref(x, w, None, (1, 1), pads, dilation, 1),
-                               rtol=1e-12, atol=1e-12)
-    assert gradcheck(lambda x, w: F.conv2d(x, w, padding="same", dilation=dilation),
-                     (t64(x[:1, :, :4, :4]), t64(w)))
+    np.testing.assert_allclose(
+        out.data, conv2d_ref(x, w, None, (1, 1), pads, dilation, 1), rtol=1e-12, atol=1e-12
+    )
+    assert gradcheck(
+        lambda x, w: F.conv2d(x, w, padding="same", dilation=dilation),
+        (t64(x[:1, :, :4, :4]), t64(w)),
+    )
 
 
 def test_conv2d_valid_padding_is_zero_padding():
@@ -159,8 +188,9 @@ def test_conv2d_unbatched_input_and_float32():
     assert out.shape == (5, 6, 6) and out.dtype == np.float32
     out.sum().backward()
     assert xt.grad.dtype == np.float32 and wt.grad.dtype == np.float32
-    ref = conv2d_ref(x[None].astype(np.float64), w.astype(np.float64), None, (1, 1),
-                     (1, 1, 1, 1), (1, 1), 1)[0]
+    ref = conv2d_ref(
+        x[None].astype(np.float64), w.astype(np.float64), None, (1, 1), (1, 1, 1, 1), (1, 1), 1
+    )[0]
     np.testing.assert_allclose(out.data, ref, rtol=1e-4, atol=1e-4)
 
 
@@ -169,7 +199,7 @@ def test_conv2d_weight_gradient_of_sum_is_window_sums():
     x = np.arange(2 * 1 * 4 * 4, dtype=np.float64).reshape(2, 1, 4, 4)
     w = t64(np.zeros((1, 1, 2, 2)))
     F.conv2d(t64(x, False), w).sum().backward()
-    expected = [[x[:, 0, i:i + 3, j:j + 3].sum() for j in range(2)] for i in range(2)]
+    expected = [[x[:, 0, i : i + 3, j : j + 3].sum() for j in range(2)] for i in range(2)]
     np.testing.assert_allclose(w.grad.data[0, 0], expected)
 
 
@@ -181,26 +211,56 @@ def test_conv2d_double_backward_is_refused_clearly():
         tg.grad(F.conv2d(x, w).sum(), [w], create_graph=True)
 
 
-@pytest.mark.parametrize("kwargs,x_shape,w_shape,match", [
-    ({}, (2, 4, 8, 8), (8, 3, 3, 3),
-     r"conv2d: expected input with 3 channels \(weight \(8, 3, 3, 3\)\), got input of shape "
-     r"\(2, 4, 8, 8\)"),
-    ({"groups": 2}, (2, 4, 8, 8), (8, 3, 3, 3),
-     r"conv2d: expected input with 6 channels \(weight \(8, 3, 3, 3\), groups=2\)"),
-    ({"groups": 3}, (2, 6, 8, 8), (8, 2, 3, 3), r"conv2d: out_channels \(8.*divisible by "
-                                                r"groups \(3\)"),
-    ({}, (3, 8), (8, 3, 3, 3), r"conv2d: expected a 3-D \(C, H, W\) or 4-D"),
-    ({}, (2, 3, 8, 8), (8, 3, 3), r"conv2d: weight must be 4-D"),
-    ({}, (1, 3, 2, 8), (8, 3, 3, 3), r"conv2d: input of shape \(1, 3, 2, 8\) with padding "
-                                     r"\(0, 0\) is too small for kernel \(3, 3\)"),
-    ({"padding": "full"}, (1, 3, 8, 8), (8, 3, 3, 3), r"conv2d: padding must be an int, a "
-                                                      r"pair, 'valid' or 'same', got 'full'"),
-    ({"padding": "same", "stride": 2}, (1, 3, 8, 8), (8, 3, 3, 3),
-     r"conv2d: padding='same' is not supported for strided convolutions"),
-    ({"stride": 0}, (1, 3, 8, 8), (8, 3, 3, 3), r"conv2d: stride must be >= 1, got 0"),
-    ({"padding": -1}, (1, 3, 8, 8), (8, 3, 3, 3), r"conv2d: padding must be >= 0"),
-    ({"groups": 0}, (1, 3, 8, 8), (8, 3, 3, 3), r"conv2d: groups must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "kwargs,x_shape,w_shape,match",
+    [
+        (
+            {},
+            (2, 4, 8, 8),
+            (8, 3, 3, 3),
+            r"conv2d: expected input with 3 channels \(weight \(8, 3, 3, 3\)\), got input of shape "
+            r"\(2, 4, 8, 8\)",
+        ),
+        (
+            {"groups": 2},
+            (2, 4, 8, 8),
+            (8, 3, 3, 3),
+            r"conv2d: expected input with 6 channels \(weight \(8, 3, 3, 3\), groups=2\)",
+        ),
+        (
+            {"groups": 3},
+            (2, 6, 8, 8),
+            (8, 2, 3, 3),
+            r"conv2d: out_channels \(8.*divisible by "
+            r"groups \(3\)",
+        ),
+        ({}, (3, 8), (8, 3, 3, 3), r"conv2d: expected a 3-D \(C, H, W\) or 4-D"),
+        ({}, (2, 3, 8, 8), (8, 3, 3), r"conv2d: weight must be 4-D"),
+        (
+            {},
+            (1, 3, 2, 8),
+            (8, 3, 3, 3),
+            r"conv2d: input of shape \(1, 3, 2, 8\) with padding "
+            r"\(0, 0\) is too small for kernel \(3, 3\)",
+        ),
+        (
+            {"padding": "full"},
+            (1, 3, 8, 8),
+            (8, 3, 3, 3),
+            r"conv2d: padding must be an int, a "
+            r"pair, 'valid' or 'same', got 'full'",
+        ),
+        (
+            {"padding": "same", "stride": 2},
+            (1, 3, 8, 8),
+            (8, 3, 3, 3),
+            r"conv2d: padding='same' is not supported for strided convolutions",
+        ),
+        ({"stride": 0}, (1, 3, 8, 8), (8, 3, 3, 3), r"conv2d: stride must be >= 1, got 0"),
+        ({"padding": -1}, (1, 3, 8, 8), (8, 3, 3, 3), r"conv2d: padding must be >= 0"),
+        ({"groups": 0}, (1, 3, 8, 8), (8, 3, 3, 3), r"conv2d: groups must be a positive int"),
+    ],
+)
 def test_conv2d_errors_name_the_shapes(kwargs, x_shape, w_shape, match):
     with pytest.raises(ValueError, match=match):
         F.conv2d(tg.zeros(*x_shape), tg.zeros(*w_shape), **kwargs)
@@ -209,8 +269,11 @@ def test_conv2d_errors_name_the_shapes(kwargs, x_shape, w_shape, match):
 def test_conv2d_bias_and_pair_type_errors():
     with pytest.raises(ValueError, match=r"conv2d: expected bias of shape \(8,\), got \(3,\)"):
         F.conv2d(tg.zeros(1, 3, 5, 5), tg.zeros(8, 3, 3, 3), tg.zeros(3))
-    with pytest.raises(TypeError, match=r"conv2d: stride must be an int or a pair of ints, "
-                                        r"got \(1, 2, 3\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"conv2d: stride must be an int or a pair of ints, "
+        r"got \(1, 2, 3\)",
+    ):
         F.conv2d(tg.zeros(1, 3, 5, 5), tg.zeros(8, 3, 3, 3), stride=(1, 2, 3))
 
 
@@ -228,8 +291,9 @@ def pool_cases(draw, dilation=True):
     w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 6))
     shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), h, w)
     seed = draw(st.integers(0, 2**32 - 1))
-    return dict(kernel=(kh, kw), stride=stride, padding=(ph, pw), dilation=(dh, dw),
-                shape=shape, seed=seed)
+    return dict(
+        kernel=(kh, kw), stride=stride, padding=(ph, pw), dilation=(dh, dw), shape=shape, seed=seed
+    )
 
 
 def _pool_geometry(case):
@@ -243,8 +307,12 @@ def _pool_geometry(case):
 def test_max_pool2d_matches_reference_and_finite_differences(case):
     x = np.random.default_rng(case["seed"]).standard_normal(case["shape"])
     kernel, stride, pads, dilation = _pool_geometry(case)
-    kwargs = dict(kernel_size=case["kernel"], stride=case["stride"], padding=case["padding"],
-                  dilation=case["dilation"])
+    kwargs = dict(
+        kernel_size=case["kernel"],
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+    )
     out = F.max_pool2d(t64(x, False), **kwargs)
     ref = pool_ref(x, kernel, stride, pads, dilation, lambda v, h, w: max(v), -np.inf)
     np.testing.assert_array_equal(out.data, ref)
@@ -257,8 +325,13 @@ def test_max_pool2d_matches_reference_and_finite_differences(case):
 def test_avg_pool2d_matches_reference_and_finite_differences(case, include_pad, divisor):
     x = np.random.default_rng(case["seed"]).standard_normal(case["shape"])
     kernel, stride, pads, _ = _pool_geometry(case)
-    kwargs = dict(kernel_size=case["kernel"], stride=case["stride"], padding=case["padding"],
-                  count_include_pad=include_pad, divisor_override=divisor)
+    kwargs = dict(
+        kernel_size=case["kernel"],
+        stride=case["stride"],
+        padding=case["padding"],
+        count_include_pad=include_pad,
+        divisor_override=divisor,
+    )
     out = F.avg_pool2d(t64(x, False), **kwargs)
     real = pad_hw(np.ones((1, 1) + case["shape"][2:]), *pads)[0, 0]
 
@@ -267,8 +340,9 @@ def test_avg_pool2d_matches_reference_and_finite_differences(case, include_pad, 
             return sum(v) / divisor
         if include_pad:
             return sum(v) / len(v)
-        count = real[h * stride[0]:h * stride[0] + kernel[0],
-                     w * stride[1]:w * stride[1] + kernel[1]].sum()
+        count = real[
+            h * stride[0] : h * stride[0] + kernel[0], w * stride[1] : w * stride[1] + kernel[1]
+        ].sum()
         return sum(v) / count
 
     ref = pool_ref(x, kernel, stride, pads, (1, 1), average, 0.0)
@@ -277,10 +351,20 @@ def test_avg_pool2d_matches_reference_and_finite_differences(case, include_pad, 
 
 
 def test_max_pool2d_ties_send_the_gradient_to_the_first_maximum():
-    x = t64(np.array([[[[1.0, 3.0, 3.0, 0.0],
+    x = t64(
+        np.array(
+            [
+                [
+                    [
+                        [1.0, 3.0, 3.0, 0.0],
                         [3.0, 2.0, 0.0, 0.0],
                         [5.0, 5.0, 7.0, 7.0],
-                        [5.0, 5.0, 7.0, 7.0]]]]))
+                        [5.0, 5.0, 7.0, 7.0],
+                    ]
+                ]
+            ]
+        )
+    )
     out, idx = F.max_pool2d(x, 2, return_indices=True)
     np.testing.assert_array_equal(out.data[0, 0], [[3, 3], [5, 7]])
     np.testing.assert_array_equal(idx.data[0, 0], [[1, 2], [8, 10]])
@@ -308,22 +392,26 @@ def test_max_pool2d_indices_skip_padding():
 def test_avg_pool2d_gradient_of_sum_counts_window_membership():
     x = t64(np.zeros((1, 1, 3, 3)))
     F.avg_pool2d(x, 2, stride=1).sum().backward()
-    np.testing.assert_allclose(x.grad.data[0, 0], np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]])
-                               / 4)
+    np.testing.assert_allclose(x.grad.data[0, 0], np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4)
 
 
 def test_pool_errors():
     x = tg.zeros(1, 1, 4, 4)
-    with pytest.raises(ValueError, match=r"max_pool2d: padding \(2, 2\) should be at most "
-                                         r"half of kernel size \(3, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"max_pool2d: padding \(2, 2\) should be at most "
+        r"half of kernel size \(3, 3\)",
+    ):
         F.max_pool2d(x, 3, padding=2)
-    with pytest.raises(NotImplementedError, match="avg_pool2d: ceil_mode=True is not "
-                                                  "supported"):
+    with pytest.raises(NotImplementedError, match="avg_pool2d: ceil_mode=True is not supported"):
         F.avg_pool2d(x, 3, ceil_mode=True)
     with pytest.raises(NotImplementedError, match="max_pool2d: ceil_mode=True"):
         F.max_pool2d(x, 3, ceil_mode=True)
-    with pytest.raises(ValueError, match=r"max_pool2d: input of shape \(1, 1, 4, 4\) with "
-                                         r"padding \(0, 0\) is too small for kernel \(5, 5\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"max_pool2d: input of shape \(1, 1, 4, 4\) with "
+        r"padding \(0, 0\) is too small for kernel \(5, 5\)",
+    ):
         F.max_pool2d(x, 5)
     with pytest.raises(ValueError, match=r"avg_pool2d: expected a 3-D \(C, H, W\) or 4-D"):
         F.avg_pool2d(tg.zeros(4, 4), 2)
@@ -344,10 +432,8 @@ def test_small_cnn_trains_end_to_end_in_float32():
     rng = np.random.default_rng(0)
     x = tg.tensor(rng.standard_normal((8, 1, 12, 12)).astype(np.float32))
     y = rng.integers(0, 3, 8)
-    w1 = tg.tensor(rng.standard_normal((4, 1, 3, 3)).astype(np.float32) * 0.3,
-                   requires_grad=True)
-    w2 = tg.tensor(rng.standard_normal((3, 4 * 5 * 5)).astype(np.float32) * 0.1,
-                   requires_grad=True)
+    w1 = tg.tensor(rng.standard_normal((4, 1, 3, 3)).astype(np.float32) * 0.3, requires_grad=True)
+    w2 = tg.tensor(rng.standard_normal((3, 4 * 5 * 5)).astype(np.float32) * 0.1, requires_grad=True)
     losses = []
     for _ in range(30):
         h = F.max_pool2d(F.relu(F.conv2d(x, w1)), 2)
@@ -369,10 +455,16 @@ def _torch_pair(a):
     return tg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(), dict(stride=2, padding=1), dict(dilation=2, padding=(2, 1)),
-    dict(groups=2, stride=(1, 2)), dict(padding="same", dilation=(1, 2)),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(stride=2, padding=1),
+        dict(dilation=2, padding=(2, 1)),
+        dict(groups=2, stride=(1, 2)),
+        dict(padding="same", dilation=(1, 2)),
+    ],
+)
 def test_conv2d_matches_torch(kwargs):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
@@ -386,13 +478,17 @@ def test_conv2d_matches_torch(kwargs):
     out.backward(tg.tensor(g))
     tout.backward(torch.tensor(g))
     for ours, theirs in ((x, tx), (w, tw), (b, tb)):
-        np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10,
-                                   atol=1e-10)
+        np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2,
-                                                              padding=1),
-                                    dict(kernel_size=(2, 3), stride=1, dilation=(2, 1))])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(kernel_size=2),
+        dict(kernel_size=3, stride=2, padding=1),
+        dict(kernel_size=(2, 3), stride=1, dilation=(2, 1)),
+    ],
+)
 def test_max_pool2d_matches_torch_with_ties(kwargs):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(4)
@@ -408,11 +504,15 @@ def test_max_pool2d_matches_torch_with_ties(kwargs):
     np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2,
-                                                              padding=1),
-                                    dict(kernel_size=3, stride=1, padding=1,
-                                         count_include_pad=False),
-                                    dict(kernel_size=3, padding=1, divisor_override=2)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(kernel_size=2),
+        dict(kernel_size=3, stride=2, padding=1),
+        dict(kernel_size=3, stride=1, padding=1, count_include_pad=False),
+        dict(kernel_size=3, padding=1, divisor_override=2),
+    ],
+)
 def test_avg_pool2d_matches_torch(kwargs):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(5)
@@ -444,9 +544,16 @@ def _layer_results(layer, seed, **kwargs):
     return held
 
 
-@pytest.mark.parametrize("layer, kwargs", [
-    ("conv2d", {}), ("conv2d", {"padding": 1, "stride": 2}), ("conv2d", {"groups": 2}),
-    ("max_pool2d", {}), ("avg_pool2d", {})])
+@pytest.mark.parametrize(
+    "layer, kwargs",
+    [
+        ("conv2d", {}),
+        ("conv2d", {"padding": 1, "stride": 2}),
+        ("conv2d", {"groups": 2}),
+        ("max_pool2d", {}),
+        ("avg_pool2d", {}),
+    ],
+)
 def test_outputs_and_gradients_do_not_alias_scratch_buffers(layer, kwargs):
     first = _layer_results(layer, 0, **kwargs)
     snapshot = {k: v.copy() for k, v in first.items()}

@@ -28,8 +28,9 @@ def test_zero_init_symmetry_is_shown_numerically(quick_study):
         zeros = quick_study.get(activation, "zeros")
         assert zeros.distinct_units == [1] * (quick_study.config.depth - 1)
         # zero biases with random weights: every unit stays distinct
-        assert quick_study.get(activation, "he").distinct_units == \
-            [width] * (quick_study.config.depth - 1)
+        assert quick_study.get(activation, "he").distinct_units == [width] * (
+            quick_study.config.depth - 1
+        )
 
 
 def test_the_study_covers_every_combination(quick_study):
@@ -60,10 +61,10 @@ def test_report_is_one_self_contained_file(quick_study, tmp_path):
     for finding in quick_study.findings:
         assert finding.title.replace("'", "&#x27;") in text
     assert text.count("<details") == len(quick_study.results)
-    assert text.count("<svg") == len(quick_study.results) + 1   # a diagram each + legend
+    assert text.count("<svg") == len(quick_study.results) + 1  # a diagram each + legend
     assert "data:image/png;base64," in text
     assert "http://" not in text.replace("http://www.w3.org", "")
-    assert "src=\"http" not in text and "<link" not in text and "<script" not in text
+    assert 'src="http' not in text and "<link" not in text and "<script" not in text
     assert os.listdir(tmp_path) == ["report.html"]
 
 
@@ -73,14 +74,19 @@ def test_results_table_has_a_row_per_run(quick_study):
     assert lines[0].split()[:2] == ["activation", "init"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--depth", "0"], "--depth: expected a positive integer, got 0"),
-    (["--depth", "1"], "depth must be at least 2"),
-    (["--width", "many"], "expected a positive integer, got 'many'"),
-    (["--data", "mnist"], "invalid choice: 'mnist'"),
-    (["--out", "/nonexistent-folder/report.html"], "folder '/nonexistent-folder' does not "
-                                                  "exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--depth", "0"], "--depth: expected a positive integer, got 0"),
+        (["--depth", "1"], "depth must be at least 2"),
+        (["--width", "many"], "expected a positive integer, got 'many'"),
+        (["--data", "mnist"], "invalid choice: 'mnist'"),
+        (
+            ["--out", "/nonexistent-folder/report.html"],
+            "folder '/nonexistent-folder' does not exist",
+        ),
+    ],
+)
 def test_bad_options_give_one_line_and_exit_code_2(argv, message, capsys):
     assert cli.main(["demo", *argv]) == 2
     err = capsys.readouterr().err
@@ -111,16 +117,19 @@ def test_interrupted_run_leaves_no_report(tmp_path, monkeypatch, capsys):
 def test_demo_end_to_end_through_the_console_script(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "tinygrad-init")
     out = tmp_path / "r.html"
-    proc = subprocess.run([exe, "demo", "--quick", "--depth", "4", "--width", "8",
-                           "--steps", "3", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [exe, "demo", "--quick", "--depth", "4", "--width", "8", "--steps", "3", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert "29/29" in proc.stderr                      # the progress bar finished
+    assert "29/29" in proc.stderr  # the progress bar finished
     assert "Report: " + str(out) in proc.stdout
-    rows = [line for line in proc.stdout.splitlines() if line.startswith(("sigmoid", "tanh",
-                                                                          "relu"))]
+    rows = [
+        line for line in proc.stdout.splitlines() if line.startswith(("sigmoid", "tanh", "relu"))
+    ]
     assert len(rows) == 29
-    verdicts = [line for line in proc.stdout.splitlines() if line.startswith(("[yes]",
-                                                                              "[NO ]"))]
+    verdicts = [line for line in proc.stdout.splitlines() if line.startswith(("[yes]", "[NO ]"))]
     assert len(verdicts) == 7
     assert out.exists() and out.stat().st_size > 10_000

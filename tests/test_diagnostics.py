@@ -57,7 +57,7 @@ def test_relu_with_variance_4_over_fan_in_explodes_toward_the_input():
     assert v.status == "exploding" and v.ratio > 1e2
     assert any("clip" in r for r in v.remedies)
     assert any("kaiming_normal" in r for r in v.remedies)
-    assert 1.2 < v.per_layer < 1.6   # sqrt(2) per layer in theory
+    assert 1.2 < v.per_layer < 1.6  # sqrt(2) per layer in theory
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -88,10 +88,10 @@ def test_close_removes_every_hook():
     assert any(mod._forward_hooks for mod in m.modules())
     mon.close()
     assert not any(mod._forward_hooks for mod in m.modules())
-    assert not out._hooks   # the tensor hook on the output is gone as well
+    assert not out._hooks  # the tensor hook on the output is gone as well
     before = {k: id(v) for k, v in mon._pending.items()}
     models.mse(m(x), y).backward()
-    assert {k: id(v) for k, v in mon._pending.items()} == before   # nothing more recorded
+    assert {k: id(v) for k, v in mon._pending.items()} == before  # nothing more recorded
 
 
 def test_context_manager_closes():
@@ -107,10 +107,21 @@ def test_records_fields_csv_and_update_ratio(tmp_path):
     recs = mon.to_records()
     assert len(recs) == 3 * 4 and mon.layers == ["0", "2", "4", "6"]
     first = recs[0]
-    for key in ("act_mean", "act_std", "dead", "grad_norm", "grad_std", "weight_grad_norm",
-                "weight_norm", "update_ratio", "theory_act_std", "theory_grad_std", "status"):
+    for key in (
+        "act_mean",
+        "act_std",
+        "dead",
+        "grad_norm",
+        "grad_std",
+        "weight_grad_norm",
+        "weight_norm",
+        "update_ratio",
+        "theory_act_std",
+        "theory_grad_std",
+        "status",
+    ):
         assert key in first
-    assert first["update_ratio"] is None          # nothing to compare with at step 0
+    assert first["update_ratio"] is None  # nothing to compare with at step 0
     later = [r for r in recs if r["step"] == 1]
     w = m[0].weight
     assert later[0]["update_ratio"] > 0
@@ -131,7 +142,7 @@ def test_saturation_and_dead_fractions():
     assert sat == pytest.approx(np.mean(np.abs(act) > 0.99))
     m, x, y = _model(3, "relu", "kaiming_normal")
     with Monitor(m) as mon:
-        m[0].bias.data[:5] = -1e3              # five units can never fire
+        m[0].bias.data[:5] = -1e3  # five units can never fire
         models.mse(m(x), y).backward()
         mon.step()
     assert mon.records[0]["dead"] >= 5 / 32
@@ -165,7 +176,14 @@ def test_nan_is_its_own_class():
 def test_thresholds_and_classify():
     t = Thresholds(0.1, 10)
     assert [t.classify(r) for r in (0.05, 1, 20, None, math.nan, math.inf, 0.0)] == [
-        "vanishing", "healthy", "exploding", "none", "nan", "nan", "vanishing"]
+        "vanishing",
+        "healthy",
+        "exploding",
+        "none",
+        "nan",
+        "nan",
+        "vanishing",
+    ]
     assert classify(5e-3) == "vanishing" and classify(50) == "healthy"
     with pytest.raises(ValueError, match="vanishing < 1 < exploding"):
         Thresholds(2, 10)

@@ -11,9 +11,13 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "examples")
 
 
 def run(name):
-    proc = subprocess.run([sys.executable, os.path.join(EXAMPLES, name), "--quick"],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, name), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
@@ -21,8 +25,7 @@ def run(name):
 def numbers(pattern, text):
     """Every number the groups of ``pattern`` capture, in order."""
     found = re.findall(pattern, text)
-    return [float(v) for match in found for v in (match if isinstance(match, tuple)
-                                                   else (match,))]
+    return [float(v) for match in found for v in (match if isinstance(match, tuple) else (match,))]
 
 
 def test_every_example_is_tested():
@@ -36,8 +39,7 @@ def test_01_quickstart():
     fd, ad = numbers(r"dy/dx\[0,1\]: (-?[\d.]+)\s+autograd: (-?[\d.]+)", out)
     assert fd == pytest.approx(ad, rel=1e-3)
     first, exact1, second, exact2 = numbers(r"= (-?[\d.]+) \(exact (-?[\d.]+)\)", out)
-    assert first == pytest.approx(exact1, abs=1e-6) and second == pytest.approx(exact2,
-                                                                                  abs=1e-6)
+    assert first == pytest.approx(exact1, abs=1e-6) and second == pytest.approx(exact2, abs=1e-6)
     assert "recorded under no_grad? False" in out
 
 
@@ -73,8 +75,8 @@ def test_06_xavier_vs_he():
     out = run("06_xavier_vs_he.py")
     x_first, x_last = numbers(r"xavier_normal: loss ([\d.]+) -> ([\d.]+)", out)
     h_first, h_last = numbers(r"kaiming_normal: loss ([\d.]+) -> ([\d.]+)", out)
-    assert x_last > 0.95 * x_first      # Xavier stalls at 30 ReLU layers
-    assert h_last < 0.8 * h_first       # He trains
+    assert x_last > 0.95 * x_first  # Xavier stalls at 30 ReLU layers
+    assert h_last < 0.8 * h_first  # He trains
 
 
 def test_07_custom_function_gradcheck():
@@ -82,7 +84,7 @@ def test_07_custom_function_gradcheck():
     assert "Softsign passes gradcheck: True" in out
     assert "BrokenSoftsign passes gradcheck: False" in out
     assert re.search(r"'BrokenSoftsign'.*disagrees", out)
-    assert "07_custom_function_gradcheck.py:" in out   # where the op was created
+    assert "07_custom_function_gradcheck.py:" in out  # where the op was created
 
 
 def test_08_lsuv():

@@ -37,17 +37,22 @@ ACTIVATIONS = {
     "sigmoid": (F.sigmoid, lambda x: 1 / (1 + np.exp(-x))),
     "tanh": (F.tanh, np.tanh),
     "gelu": (F.gelu, lambda x: x * 0.5 * (1 + np.vectorize(math.erf)(x / _SQRT2))),
-    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"),
-                  lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi)
-                                                   * (x + 0.044715 * x ** 3)))),
+    "gelu_tanh": (
+        lambda x: F.gelu(x, approximate="tanh"),
+        lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+    ),
     "erf": (F.erf, np.vectorize(math.erf)),
     "silu": (F.silu, lambda x: x / (1 + np.exp(-x))),
     "elu": (lambda x: F.elu(x, alpha=0.7), lambda x: np.where(x > 0, x, 0.7 * np.expm1(x))),
-    "selu": (F.selu, lambda x: 1.0507009873554805 * np.where(
-        x > 0, x, 1.6732632423543772 * np.expm1(x))),
+    "selu": (
+        F.selu,
+        lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(x)),
+    ),
     "softplus": (F.softplus, lambda x: np.log1p(np.exp(x))),
-    "softplus_beta": (lambda x: F.softplus(x, beta=2.0, threshold=3.0),
-                      lambda x: np.where(2 * x > 3, x, np.log1p(np.exp(2 * x)) / 2)),
+    "softplus_beta": (
+        lambda x: F.softplus(x, beta=2.0, threshold=3.0),
+        lambda x: np.where(2 * x > 3, x, np.log1p(np.exp(2 * x)) / 2),
+    ),
 }
 
 
@@ -97,8 +102,7 @@ def test_activations_do_not_overflow_at_extremes():
 
 
 def test_gelu_rejects_unknown_approximation():
-    with pytest.raises(ValueError, match="gelu: approximate must be 'none' or 'tanh', got "
-                                         "'fast'"):
+    with pytest.raises(ValueError, match="gelu: approximate must be 'none' or 'tanh', got 'fast'"):
         F.gelu(tg.zeros(2), approximate="fast")
 
 
@@ -144,20 +148,25 @@ def test_dropout_edge_cases_and_validation():
     assert F.dropout(x, p=0.0) is x
     np.testing.assert_array_equal(F.dropout(x, p=1.0).data, np.zeros((3, 3)))
     for p in (-0.1, 1.5, "0.5"):
-        with pytest.raises(ValueError, match="dropout: probability has to be between 0 and "
-                                             "1, but got"):
+        with pytest.raises(
+            ValueError, match="dropout: probability has to be between 0 and 1, but got"
+        ):
             F.dropout(x, p=p)
 
 
 def test_linear_values_gradients_and_errors():
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)
-    np.testing.assert_allclose(F.linear(t64(x, False), t64(w, False), t64(b, False)).data,
-                               x @ w.T + b, rtol=1e-12)
+    np.testing.assert_allclose(
+        F.linear(t64(x, False), t64(w, False), t64(b, False)).data, x @ w.T + b, rtol=1e-12
+    )
     assert gradcheck(F.linear, (t64(x), t64(w), t64(b)))
     assert gradcheck(lambda x, w: F.linear(x, w), (t64(x[0]), t64(w)))
-    with pytest.raises(ValueError, match=r"linear: expected input with last dim 4 \(weight "
-                                         r"\(5, 4\)\), got input of shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"linear: expected input with last dim 4 \(weight "
+        r"\(5, 4\)\), got input of shape \(2, 3\)",
+    ):
         F.linear(tg.zeros(2, 3), tg.zeros(5, 4))
     with pytest.raises(ValueError, match=r"linear: expected bias of shape \(5,\), got \(4,\)"):
         F.linear(tg.zeros(2, 4), tg.zeros(5, 4), tg.zeros(4))
@@ -171,8 +180,11 @@ def test_embedding_picks_rows_and_skips_padding_gradient():
     out.sum().backward()
     np.testing.assert_array_equal(w.grad.data[:, 0], [1, 0, 2, 0])
     assert gradcheck(lambda w: F.embedding(np.array([1, 1, 0]), w), (t64(np.ones((2, 2))),))
-    with pytest.raises(IndexError, match=r"embedding: index 4 is out of range for weight of "
-                                         r"shape \(4, 3\)"):
+    with pytest.raises(
+        IndexError,
+        match=r"embedding: index 4 is out of range for weight of "
+        r"shape \(4, 3\)",
+    ):
         F.embedding(np.array([4]), w)
     with pytest.raises(TypeError, match="embedding: indices must be integers"):
         F.embedding(np.array([0.5]), w)
@@ -187,12 +199,14 @@ def test_batch_norm_training_normalises_and_updates_running_stats():
     x = rng.standard_normal((6, 3, 4, 5)) * 2 + 1
     rm, rv = tg.zeros(3, dtype=np.float64), tg.ones(3, dtype=np.float64)
     w, b = rng.standard_normal(3), rng.standard_normal(3)
-    y = F.batch_norm(t64(x, False), rm, rv, t64(w, False), t64(b, False), training=True,
-                     momentum=0.2, eps=1e-5)
+    y = F.batch_norm(
+        t64(x, False), rm, rv, t64(w, False), t64(b, False), training=True, momentum=0.2, eps=1e-5
+    )
     mean = x.mean(axis=(0, 2, 3))
     var = x.var(axis=(0, 2, 3))
-    expected = ((x - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5)
-                * w[:, None, None] + b[:, None, None])
+    expected = (x - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5) * w[
+        :, None, None
+    ] + b[:, None, None]
     np.testing.assert_allclose(y.data, expected, rtol=1e-10, atol=1e-12)
     n = x.size // 3
     np.testing.assert_allclose(rm.data, 0.2 * mean, rtol=1e-12)
@@ -206,22 +220,29 @@ def test_batch_norm_eval_uses_running_stats_and_gradients_check():
     y = F.batch_norm(t64(x, False), rm, rv, training=False)
     np.testing.assert_allclose(y.data, (x - rm) / np.sqrt(rv + 1e-5), rtol=1e-12)
     w, b = t64(rng.standard_normal(3)), t64(rng.standard_normal(3))
-    assert gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
-                     (t64(x), w, b))
+    assert gradcheck(
+        lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), (t64(x), w, b)
+    )
     assert gradcheck(lambda x, w, b: F.batch_norm(x, rm, rv, w, b), (t64(x), w, b))
 
 
 def test_batch_norm_errors_leave_running_stats_untouched():
     rm, rv = tg.zeros(3), tg.ones(3)
-    with pytest.raises(ValueError, match=r"batch_norm: expected weight of shape \(3,\) for "
-                                         r"input of shape \(4, 3\), got \(2,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"batch_norm: expected weight of shape \(3,\) for "
+        r"input of shape \(4, 3\), got \(2,\)",
+    ):
         F.batch_norm(tg.randn(4, 3), rm, rv, tg.ones(2), training=True)
     assert rm.data.tolist() == [0, 0, 0] and rv.data.tolist() == [1, 1, 1]
-    with pytest.raises(ValueError, match="batch_norm: expected more than 1 value per channel "
-                                         "when training"):
+    with pytest.raises(
+        ValueError, match="batch_norm: expected more than 1 value per channel when training"
+    ):
         F.batch_norm(tg.randn(1, 3), rm, rv, training=True)
-    with pytest.raises(ValueError, match="batch_norm: running_mean and running_var are "
-                                         "required when training=False"):
+    with pytest.raises(
+        ValueError,
+        match="batch_norm: running_mean and running_var are required when training=False",
+    ):
         F.batch_norm(tg.randn(4, 3), None, None)
 
 
@@ -233,10 +254,12 @@ def test_layer_norm_values_gradients_and_errors():
     m = x.mean(axis=(1, 2), keepdims=True)
     v = x.var(axis=(1, 2), keepdims=True)
     np.testing.assert_allclose(y.data, (x - m) / np.sqrt(v + 1e-5) * w + b, rtol=1e-10)
-    assert gradcheck(lambda x, w, b: F.layer_norm(x, 4, w, b),
-                     (t64(x), t64(w[0]), t64(b[0])))
-    with pytest.raises(ValueError, match=r"layer_norm: normalized_shape \(5,\) does not match "
-                                         r"the last dims of input of shape \(2, 3, 4\)"):
+    assert gradcheck(lambda x, w, b: F.layer_norm(x, 4, w, b), (t64(x), t64(w[0]), t64(b[0])))
+    with pytest.raises(
+        ValueError,
+        match=r"layer_norm: normalized_shape \(5,\) does not match "
+        r"the last dims of input of shape \(2, 3, 4\)",
+    ):
         F.layer_norm(t64(x, False), 5)
 
 
@@ -247,24 +270,35 @@ def test_layer_norm_values_gradients_and_errors():
 def test_reduction_is_validated_by_every_loss():
     x, t = tg.zeros(2, 3), tg.zeros(2, 3)
     y = tg.tensor(np.array([0, 1]))
-    calls = [(F.mse_loss, t), (F.l1_loss, t), (F.huber_loss, t), (F.smooth_l1_loss, t),
-             (F.binary_cross_entropy, t), (F.binary_cross_entropy_with_logits, t),
-             (F.cross_entropy, y), (F.nll_loss, y)]
+    calls = [
+        (F.mse_loss, t),
+        (F.l1_loss, t),
+        (F.huber_loss, t),
+        (F.smooth_l1_loss, t),
+        (F.binary_cross_entropy, t),
+        (F.binary_cross_entropy_with_logits, t),
+        (F.cross_entropy, y),
+        (F.nll_loss, y),
+    ]
     for fn, target in calls:
-        with pytest.raises(ValueError, match=f"{fn.__name__}: reduction must be one of "
-                                             "'mean', 'sum', 'none', got 'avg'"):
+        with pytest.raises(
+            ValueError,
+            match=f"{fn.__name__}: reduction must be one of 'mean', 'sum', 'none', got 'avg'",
+        ):
             fn(x, target, reduction="avg")
 
 
 REGRESSION = {
     "mse_loss": (F.mse_loss, lambda d: d * d),
     "l1_loss": (F.l1_loss, np.abs),
-    "huber_loss": (lambda x, t, reduction: F.huber_loss(x, t, reduction, delta=0.7),
-                   lambda d: np.where(np.abs(d) < 0.7, 0.5 * d * d,
-                                      0.7 * (np.abs(d) - 0.35))),
-    "smooth_l1_loss": (lambda x, t, reduction: F.smooth_l1_loss(x, t, reduction, beta=0.7),
-                       lambda d: np.where(np.abs(d) < 0.7, 0.5 * d * d / 0.7,
-                                          np.abs(d) - 0.35)),
+    "huber_loss": (
+        lambda x, t, reduction: F.huber_loss(x, t, reduction, delta=0.7),
+        lambda d: np.where(np.abs(d) < 0.7, 0.5 * d * d, 0.7 * (np.abs(d) - 0.35)),
+    ),
+    "smooth_l1_loss": (
+        lambda x, t, reduction: F.smooth_l1_loss(x, t, reduction, beta=0.7),
+        lambda d: np.where(np.abs(d) < 0.7, 0.5 * d * d / 0.7, np.abs(d) - 0.35),
+    ),
 }
 
 
@@ -282,24 +316,34 @@ def test_regression_losses(name, reduction, shape, seed):
     d = np.where(np.abs(np.abs(d) - 0.7) < 0.05, d * 1.2, d)
     x = t + d
     expected = {"mean": np.mean, "sum": np.sum, "none": lambda a: a}[reduction](elementwise(d))
-    np.testing.assert_allclose(fn(t64(x, False), t64(t, False), reduction=reduction).data,
-                               expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        fn(t64(x, False), t64(t, False), reduction=reduction).data, expected, rtol=1e-12, atol=1e-14
+    )
     assert gradcheck(lambda x, t: fn(x, t, reduction=reduction), (t64(x), t64(t)))
 
 
 def test_regression_loss_shape_mismatch_warns_or_raises():
-    with pytest.warns(UserWarning, match=r"mse_loss: using a target size \(1, 3\) that is "
-                                         r"different to the input size \(2, 3\)"):
+    with pytest.warns(
+        UserWarning,
+        match=r"mse_loss: using a target size \(1, 3\) that is "
+        r"different to the input size \(2, 3\)",
+    ):
         F.mse_loss(tg.zeros(2, 3), tg.zeros(1, 3))
-    with pytest.raises(ValueError, match=r"l1_loss: target of shape \(4,\) does not broadcast "
-                                         r"with input of shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"l1_loss: target of shape \(4,\) does not broadcast "
+        r"with input of shape \(2, 3\)",
+    ):
         F.l1_loss(tg.zeros(2, 3), tg.zeros(4))
 
 
 def _ce_reference(x, y, weight=None, ignore_index=-100, ls=0.0, reduction="mean"):
     n, c = x.shape
-    logp = x - np.log(np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True)) \
+    logp = (
+        x
+        - np.log(np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True))
         - x.max(1, keepdims=True)
+    )
     w = np.ones(c) if weight is None else weight
     losses, denom = np.zeros(n), 0.0
     for i in range(n):
@@ -314,10 +358,17 @@ def _ce_reference(x, y, weight=None, ignore_index=-100, ls=0.0, reduction="mean"
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @settings(max_examples=15, deadline=None)
-@given(n=st.integers(1, 5), c=st.integers(2, 5), seed=seeds, weighted=st.booleans(),
-       ls=st.sampled_from([0.0, 0.1, 0.5]), ignore=st.booleans())
-def test_cross_entropy_matches_reference_and_finite_differences(reduction, n, c, seed,
-                                                                 weighted, ls, ignore):
+@given(
+    n=st.integers(1, 5),
+    c=st.integers(2, 5),
+    seed=seeds,
+    weighted=st.booleans(),
+    ls=st.sampled_from([0.0, 0.1, 0.5]),
+    ignore=st.booleans(),
+)
+def test_cross_entropy_matches_reference_and_finite_differences(
+    reduction, n, c, seed, weighted, ls, ignore
+):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c)) * 2
     y = rng.integers(0, c, n)
@@ -328,8 +379,9 @@ def test_cross_entropy_matches_reference_and_finite_differences(reduction, n, c,
     weight = rng.random(c) + 0.5 if weighted else None
     kwargs = dict(weight=weight, reduction=reduction, label_smoothing=ls)
     out = F.cross_entropy(t64(x, False), y, **kwargs)
-    np.testing.assert_allclose(out.data, _ce_reference(x, y, weight, -100, ls, reduction),
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        out.data, _ce_reference(x, y, weight, -100, ls, reduction), rtol=1e-10, atol=1e-12
+    )
     assert gradcheck(lambda x: F.cross_entropy(x, y, **kwargs), (t64(x),))
 
 
@@ -346,8 +398,9 @@ def test_cross_entropy_backward_is_softmax_minus_onehot_over_n():
 def test_cross_entropy_second_derivative_and_float32():
     rng = np.random.default_rng(8)
     y = np.array([1, 0, 2])
-    assert gradgradcheck(lambda x: F.cross_entropy(x, y, label_smoothing=0.1),
-                         (t64(rng.standard_normal((3, 3))),))
+    assert gradgradcheck(
+        lambda x: F.cross_entropy(x, y, label_smoothing=0.1), (t64(rng.standard_normal((3, 3))),)
+    )
     x32 = tg.tensor(rng.standard_normal((3, 3)).astype(np.float32), requires_grad=True)
     loss = F.cross_entropy(x32, y)
     loss.backward()
@@ -361,8 +414,9 @@ def test_cross_entropy_spatial_unbatched_and_probability_targets():
     flat_x = x.transpose(0, 2, 3, 1).reshape(-1, 3)
     out = F.cross_entropy(t64(x, False), y, reduction="none")
     assert out.shape == (2, 4, 5)
-    np.testing.assert_allclose(out.data.ravel(), _ce_reference(flat_x, y.ravel(),
-                                                               reduction="none"), rtol=1e-10)
+    np.testing.assert_allclose(
+        out.data.ravel(), _ce_reference(flat_x, y.ravel(), reduction="none"), rtol=1e-10
+    )
     assert gradcheck(lambda x: F.cross_entropy(x, y), (t64(x),))
     single = F.cross_entropy(t64(x[0, :, 0, 0], False), np.array(y[0, 0, 0]))
     np.testing.assert_allclose(single.data, _ce_reference(flat_x[:1], y.ravel()[:1]))
@@ -370,19 +424,23 @@ def test_cross_entropy_spatial_unbatched_and_probability_targets():
     probs /= probs.sum(1, keepdims=True)
     logits = rng.standard_normal((4, 3))
     logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
-    np.testing.assert_allclose(F.cross_entropy(t64(logits, False), probs).data,
-                               -(probs * logp).sum(1).mean(), rtol=1e-12)
-    assert gradcheck(lambda x, p: F.cross_entropy(x, p, label_smoothing=0.2),
-                     (t64(logits), t64(probs)))
+    np.testing.assert_allclose(
+        F.cross_entropy(t64(logits, False), probs).data, -(probs * logp).sum(1).mean(), rtol=1e-12
+    )
+    assert gradcheck(
+        lambda x, p: F.cross_entropy(x, p, label_smoothing=0.2), (t64(logits), t64(probs))
+    )
 
 
 def test_cross_entropy_errors():
     x = tg.zeros(2, 3)
-    with pytest.raises(IndexError, match="cross_entropy: target 3 is out of bounds for 3 "
-                                         "classes"):
+    with pytest.raises(IndexError, match="cross_entropy: target 3 is out of bounds for 3 classes"):
         F.cross_entropy(x, np.array([0, 3]))
-    with pytest.raises(ValueError, match=r"cross_entropy: expected target of shape \(2,\) for "
-                                         r"input of shape \(2, 3\), got \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"cross_entropy: expected target of shape \(2,\) for "
+        r"input of shape \(2, 3\), got \(3,\)",
+    ):
         F.cross_entropy(x, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match=r"cross_entropy: expected weight of shape \(3,\)"):
         F.cross_entropy(x, np.array([0, 1]), weight=np.ones(2))
@@ -410,12 +468,15 @@ def test_binary_cross_entropy_values_gradients_and_clamp():
     expected = -(w * (t * np.log(p) + (1 - t) * np.log(1 - p)))
     np.testing.assert_allclose(
         F.binary_cross_entropy(t64(p, False), t64(t, False), w, reduction="none").data,
-        expected, rtol=1e-12)
+        expected,
+        rtol=1e-12,
+    )
     assert gradcheck(lambda p, t: F.binary_cross_entropy(p, t, w), (t64(p), t64(t)))
     edge = F.binary_cross_entropy(t64([0.0, 1.0]), t64([1.0, 0.0]), reduction="none")
     np.testing.assert_allclose(edge.data, [100.0, 100.0])
-    with pytest.raises(ValueError, match="binary_cross_entropy: all elements of input should "
-                                         "be between 0 and 1"):
+    with pytest.raises(
+        ValueError, match="binary_cross_entropy: all elements of input should be between 0 and 1"
+    ):
         F.binary_cross_entropy(t64([1.5], False), t64([1.0], False))
 
 
@@ -426,14 +487,15 @@ def test_binary_cross_entropy_with_logits_is_stable_and_correct():
     pw = rng.random(4) + 0.5
     s = 1 / (1 + np.exp(-x))
     expected = -(pw * t * np.log(s) + (1 - t) * np.log(1 - s))
-    out = F.binary_cross_entropy_with_logits(t64(x, False), t64(t, False), reduction="none",
-                                             pos_weight=pw)
+    out = F.binary_cross_entropy_with_logits(
+        t64(x, False), t64(t, False), reduction="none", pos_weight=pw
+    )
     np.testing.assert_allclose(out.data, expected, rtol=1e-10)
-    assert gradcheck(lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=pw),
-                     (t64(x), t64(t)))
+    assert gradcheck(
+        lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=pw), (t64(x), t64(t))
+    )
     big = t64([-1000.0, 0.0, 1000.0])
-    loss = F.binary_cross_entropy_with_logits(big, t64([1.0, 1.0, 0.0], False),
-                                              reduction="none")
+    loss = F.binary_cross_entropy_with_logits(big, t64([1.0, 1.0, 0.0], False), reduction="none")
     np.testing.assert_allclose(loss.data, [1000.0, math.log(2), 1000.0])
     loss.sum().backward()
     np.testing.assert_allclose(big.grad.data, [-1.0, -0.5, 1.0])
@@ -455,9 +517,14 @@ def test_cross_entropy_matches_torch():
     x = rng.standard_normal((6, 5))
     y = np.array([0, 4, -100, 2, 2, 1])
     w = rng.random(5) + 0.5
-    for kwargs in (dict(), dict(weight=w), dict(label_smoothing=0.2),
-                   dict(weight=w, label_smoothing=0.3), dict(reduction="none", weight=w),
-                   dict(reduction="sum", label_smoothing=0.1)):
+    for kwargs in (
+        dict(),
+        dict(weight=w),
+        dict(label_smoothing=0.2),
+        dict(weight=w, label_smoothing=0.3),
+        dict(reduction="none", weight=w),
+        dict(reduction="sum", label_smoothing=0.1),
+    ):
         ours = t64(x)
         theirs = torch.tensor(x, requires_grad=True)
         tk = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
@@ -466,8 +533,9 @@ def test_cross_entropy_matches_torch():
         np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, err_msg=str(kwargs))
         a.sum().backward()
         b.sum().backward()
-        np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10,
-                                   atol=1e-14, err_msg=str(kwargs))
+        np.testing.assert_allclose(
+            ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-14, err_msg=str(kwargs)
+        )
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
@@ -494,8 +562,9 @@ def test_batch_norm_matches_torch():
     ours = [t64(a) for a in (x, w, b)]
     theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
     a = F.batch_norm(ours[0], rm, rv, ours[1], ours[2], training=True, momentum=0.3)
-    t = torch.nn.functional.batch_norm(theirs[0], trm, trv, theirs[1], theirs[2],
-                                       training=True, momentum=0.3)
+    t = torch.nn.functional.batch_norm(
+        theirs[0], trm, trv, theirs[1], theirs[2], training=True, momentum=0.3
+    )
     np.testing.assert_allclose(a.data, t.detach().numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(rm, trm.numpy(), rtol=1e-12)
     np.testing.assert_allclose(rv, trv.numpy(), rtol=1e-12)
@@ -506,9 +575,20 @@ def test_batch_norm_matches_torch():
         np.testing.assert_allclose(o.grad.data, th.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["softplus", "elu", "selu", "silu", "leaky_relu",
-                                  "binary_cross_entropy_with_logits", "huber_loss",
-                                  "smooth_l1_loss", "binary_cross_entropy"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "softplus",
+        "elu",
+        "selu",
+        "silu",
+        "leaky_relu",
+        "binary_cross_entropy_with_logits",
+        "huber_loss",
+        "smooth_l1_loss",
+        "binary_cross_entropy",
+    ],
+)
 def test_misc_functions_match_torch(name):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(15)

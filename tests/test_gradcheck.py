@@ -130,7 +130,7 @@ class DetachedCube(Function):
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return g * tg.tensor(3 * x.data ** 2)
+        return g * tg.tensor(3 * x.data**2)
 
 
 class Cube(Function):
@@ -148,10 +148,18 @@ class Cube(Function):
 # (name, fn, inputs factory, index of the input whose gradient is wrong)
 MUTANTS = [
     ("sign flip", lambda x: SignFlipSquare.apply(x), lambda: (rand(3, 4),), 0),
-    ("missing broadcast reduction", lambda x, b: MissingReductionAddBias.apply(x, b),
-     lambda: (rand(4, 3), rand(3, seed=1)), 1),
-    ("wrong transpose", lambda a, b: WrongTransposeMatmul.apply(a, b),
-     lambda: (rand(2, 3), rand(3, 3, seed=1)), 0),
+    (
+        "missing broadcast reduction",
+        lambda x, b: MissingReductionAddBias.apply(x, b),
+        lambda: (rand(4, 3), rand(3, seed=1)),
+        1,
+    ),
+    (
+        "wrong transpose",
+        lambda a, b: WrongTransposeMatmul.apply(a, b),
+        lambda: (rand(2, 3), rand(3, 3, seed=1)),
+        0,
+    ),
     ("off by 2 in one element", lambda x: OffByTwoSin.apply(x), lambda: (rand(3, 4),), 0),
 ]
 CORRECT = [
@@ -159,8 +167,7 @@ CORRECT = [
     ("add bias", lambda x, b: AddBias.apply(x, b), lambda: (rand(4, 3), rand(3, seed=1))),
     ("cube", lambda x: Cube.apply(x), lambda: (rand(5),)),
     ("tanh matmul", lambda a, b: (a @ b).tanh(), lambda: (rand(2, 3), rand(3, 4, seed=1))),
-    ("two outputs", lambda a, b: (a * b, (a - b).exp().sum()),
-     lambda: (rand(3), rand(3, seed=1))),
+    ("two outputs", lambda a, b: (a * b, (a - b).exp().sum()), lambda: (rand(3), rand(3, seed=1))),
 ]
 
 
@@ -259,8 +266,11 @@ def test_float32_inputs_warn_about_precision():
 def test_eps_below_float32_resolution_is_explained():
     x = tg.tensor(np.array([1000.0, 1.0], dtype=np.float32), requires_grad=True)
     with pytest.warns(UserWarning, match="single precision"):
-        with pytest.raises(GradcheckError, match=r"eps=1e-06 is below the resolution of "
-                           r"input 0 \(float32\) at index \[0\]"):
+        with pytest.raises(
+            GradcheckError,
+            match=r"eps=1e-06 is below the resolution of "
+            r"input 0 \(float32\) at index \[0\]",
+        ):
             gradcheck(lambda x: x * 2, x)
 
 
@@ -380,11 +390,10 @@ def mlp(x, w1, b1, w2):
 
 @pytest.mark.parametrize("hidden", [2, 50, 400])
 def test_fast_mode_forward_count_is_independent_of_parameter_count(hidden):
-    inputs = (rand(4, 8), rand(8, hidden, seed=1), rand(hidden, seed=2),
-              rand(hidden, 3, seed=3))
+    inputs = (rand(4, 8), rand(8, hidden, seed=1), rand(hidden, seed=2), rand(hidden, 3, seed=3))
     counter = Counter(mlp)
     gradcheck(counter, inputs, fast_mode=True)
-    assert counter.calls == 5   # one base forward, then f(x +/- eps v) for two probes
+    assert counter.calls == 5  # one base forward, then f(x +/- eps v) for two probes
 
 
 def test_full_mode_forward_count_is_one_plus_two_per_element():
@@ -399,8 +408,9 @@ def test_full_mode_forward_count_is_one_plus_two_per_element():
 def test_fast_mode_catches_one_wrong_element_in_a_large_input(element):
     OffByTwoSin.element = element
     try:
-        assert not gradcheck(lambda x: OffByTwoSin.apply(x), rand(10, 20), fast_mode=True,
-                             raise_exception=False)
+        assert not gradcheck(
+            lambda x: OffByTwoSin.apply(x), rand(10, 20), fast_mode=True, raise_exception=False
+        )
     finally:
         OffByTwoSin.element = 0
 
@@ -429,8 +439,9 @@ def test_fast_mode_kink_message():
 
 @pytest.mark.parametrize("fast", [False, True], ids=["full", "fast"])
 def test_gradgradcheck_passes_correct_second_derivatives(fast):
-    assert gradgradcheck(lambda a, b: (a @ b).tanh(), (rand(2, 3), rand(3, 2, seed=1)),
-                         fast_mode=fast)
+    assert gradgradcheck(
+        lambda a, b: (a @ b).tanh(), (rand(2, 3), rand(3, 2, seed=1)), fast_mode=fast
+    )
     assert gradgradcheck(lambda x: Cube.apply(x), rand(4), fast_mode=fast)
     assert gradgradcheck(lambda x: x.sigmoid() * x, rand(2, 2), fast_mode=fast)
 
@@ -438,10 +449,10 @@ def test_gradgradcheck_passes_correct_second_derivatives(fast):
 @pytest.mark.parametrize("fast", [False, True], ids=["full", "fast"])
 def test_gradgradcheck_catches_detached_backward(fast):
     x = rand(4)
-    assert gradcheck(lambda x: DetachedCube.apply(x), x)   # first derivative is right
+    assert gradcheck(lambda x: DetachedCube.apply(x), x)  # first derivative is right
     with pytest.raises(GradcheckError) as info:
         gradgradcheck(lambda x: DetachedCube.apply(x), x, fast_mode=fast)
-    assert info.value.input_index == 0   # d(grad)/dx is wrong; d(grad)/dv is right
+    assert info.value.input_index == 0  # d(grad)/dx is wrong; d(grad)/dv is right
 
 
 def test_gradgradcheck_catches_wrong_second_derivative_rule():
@@ -490,16 +501,25 @@ def linear(x, w, b):
 # (name, wrong layer applied to h of shape (4, 3), extra parameters, wrong input)
 GRAPH_MUTANTS = [
     ("sign flip", SignFlipSquare.apply, lambda: [], 0),
-    ("missing broadcast reduction", MissingReductionAddBias.apply,
-     lambda: [rand(3, seed=7, dtype=np.float32)], 1),
-    ("wrong transpose", WrongTransposeMatmul.apply,
-     lambda: [rand(3, 3, seed=7, dtype=np.float32)], 0),
+    (
+        "missing broadcast reduction",
+        MissingReductionAddBias.apply,
+        lambda: [rand(3, seed=7, dtype=np.float32)],
+        1,
+    ),
+    (
+        "wrong transpose",
+        WrongTransposeMatmul.apply,
+        lambda: [rand(3, 3, seed=7, dtype=np.float32)],
+        0,
+    ),
     ("off by 2 in one element", OffByTwoSin.apply, lambda: [], 0),
 ]
 
 
-@pytest.mark.parametrize("name,wrong_layer,make,wrong", GRAPH_MUTANTS,
-                         ids=[m[0] for m in GRAPH_MUTANTS])
+@pytest.mark.parametrize(
+    "name,wrong_layer,make,wrong", GRAPH_MUTANTS, ids=[m[0] for m in GRAPH_MUTANTS]
+)
 def test_gradcheck_graph_names_the_wrong_node(name, wrong_layer, make, wrong):
     # a float32 model: linear -> wrong Function -> tanh -> sum, all else plain tensor ops
     x = rand(4, 3, dtype=np.float32, requires_grad=False)
@@ -529,9 +549,8 @@ def test_gradcheck_graph_names_the_wrong_node(name, wrong_layer, make, wrong):
     report = err.report
     assert isinstance(report, GraphCheckReport)
     assert [r.position for r in report] == list(range(len(report)))
-    assert [r.name for r in report[:3]] == ["PermuteBackward", "MatmulBackward",
-                                             "AddBackward"]
-    assert all(r.status == "ok" for r in report[:node.position])
+    assert [r.name for r in report[:3]] == ["PermuteBackward", "MatmulBackward", "AddBackward"]
+    assert all(r.status == "ok" for r in report[: node.position])
     assert report.failures == [node]
     assert f"{node.position} node(s) before it passed" in text
     # the graph was not consumed: backward still works afterwards
@@ -571,8 +590,7 @@ def test_gradcheck_graph_without_anomaly_mode_says_how_to_get_sites():
     loss = SignFlipSquare.apply(x.exp()).sum()
     with pytest.raises(GradcheckError) as info:
         gradcheck_graph(loss)
-    assert "run under tg.autograd.detect_anomaly() to record creation sites" in \
-        str(info.value)
+    assert "run under tg.autograd.detect_anomaly() to record creation sites" in str(info.value)
     assert info.value.node.position == 1
 
 
@@ -635,7 +653,8 @@ def test_gradcheck_graph_handles_casts_and_multi_input_ops():
     report = gradcheck_graph(out)
     assert report.ok
     assert {"ToBackward", "WhereBackward", "MaxBackward", "MatmulBackward"} <= {
-        r.name for r in report}
+        r.name for r in report
+    }
 
 
 def test_gradcheck_graph_handles_variadic_cat():

@@ -41,22 +41,31 @@ REPRS = [
     (lambda: nn.Linear(784, 10), "Linear(in_features=784, out_features=10, bias=True)"),
     (lambda: nn.Linear(3, 2, bias=False), "Linear(in_features=3, out_features=2, bias=False)"),
     (lambda: nn.Conv2d(1, 2, 3), "Conv2d(1, 2, kernel_size=(3, 3), stride=(1, 1))"),
-    (lambda: nn.Conv2d(4, 2, (3, 2), stride=2, padding=1, dilation=2, groups=2, bias=False),
-     "Conv2d(4, 2, kernel_size=(3, 2), stride=(2, 2), padding=(1, 1), dilation=(2, 2), "
-     "groups=2, bias=False)"),
-    (lambda: nn.Conv2d(1, 1, 3, padding="same"),
-     "Conv2d(1, 1, kernel_size=(3, 3), stride=(1, 1), padding=same)"),
-    (lambda: nn.MaxPool2d(2),
-     "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)"),
+    (
+        lambda: nn.Conv2d(4, 2, (3, 2), stride=2, padding=1, dilation=2, groups=2, bias=False),
+        "Conv2d(4, 2, kernel_size=(3, 2), stride=(2, 2), padding=(1, 1), dilation=(2, 2), "
+        "groups=2, bias=False)",
+    ),
+    (
+        lambda: nn.Conv2d(1, 1, 3, padding="same"),
+        "Conv2d(1, 1, kernel_size=(3, 3), stride=(1, 1), padding=same)",
+    ),
+    (
+        lambda: nn.MaxPool2d(2),
+        "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)",
+    ),
     (lambda: nn.AvgPool2d(3, 1, 1), "AvgPool2d(kernel_size=3, stride=1, padding=1)"),
     (lambda: nn.Flatten(), "Flatten(start_dim=1, end_dim=-1)"),
     (lambda: nn.Dropout(), "Dropout(p=0.5, inplace=False)"),
-    (lambda: nn.BatchNorm1d(3),
-     "BatchNorm1d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, "
-     "track_running_stats=True)"),
-    (lambda: nn.BatchNorm2d(8, affine=False, momentum=None),
-     "BatchNorm2d(8, eps=1e-05, momentum=None, affine=False, bias=False, "
-     "track_running_stats=True)"),
+    (
+        lambda: nn.BatchNorm1d(3),
+        "BatchNorm1d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)",
+    ),
+    (
+        lambda: nn.BatchNorm2d(8, affine=False, momentum=None),
+        "BatchNorm2d(8, eps=1e-05, momentum=None, affine=False, bias=False, "
+        "track_running_stats=True)",
+    ),
     (lambda: nn.LayerNorm(4), "LayerNorm((4,), eps=1e-05, elementwise_affine=True, bias=True)"),
     (lambda: nn.Embedding(3, 4), "Embedding(3, 4)"),
     (lambda: nn.Embedding(3, 4, padding_idx=1), "Embedding(3, 4, padding_idx=1)"),
@@ -92,8 +101,9 @@ def test_layer_repr(make, expected):
 
 def test_sequential_repr_exact():
     model = nn.Sequential(nn.Linear(784, 10), nn.ReLU())
-    assert repr(model) == ("Sequential(\n  (0): Linear(in_features=784, out_features=10, "
-                           "bias=True)\n  (1): ReLU()\n)")
+    assert repr(model) == (
+        "Sequential(\n  (0): Linear(in_features=784, out_features=10, bias=True)\n  (1): ReLU()\n)"
+    )
 
 
 def _torch_equivalent(torch, expr):
@@ -102,18 +112,45 @@ def _torch_equivalent(torch, expr):
 
 
 TORCH_EXPRS = [
-    "nn.Linear(784, 10)", "nn.Linear(3, 2, bias=False)", "nn.Conv2d(1, 2, 3)",
+    "nn.Linear(784, 10)",
+    "nn.Linear(3, 2, bias=False)",
+    "nn.Conv2d(1, 2, 3)",
     "nn.Conv2d(4, 2, (3, 2), stride=2, padding=1, dilation=2, groups=2, bias=False)",
-    "nn.Conv2d(1, 1, 3, padding='same')", "nn.MaxPool2d(2)", "nn.AvgPool2d(3, 1, 1)",
-    "nn.Flatten()", "nn.Dropout()", "nn.BatchNorm1d(3)",
-    "nn.BatchNorm2d(8, affine=False, momentum=None)", "nn.LayerNorm(4)",
-    "nn.LayerNorm((2, 3), elementwise_affine=False)", "nn.Embedding(3, 4)",
-    "nn.Embedding(3, 4, padding_idx=1)", "nn.Identity()", "nn.ReLU()", "nn.ReLU(inplace=True)",
-    "nn.LeakyReLU()", "nn.LeakyReLU(0.2, inplace=True)", "nn.Sigmoid()", "nn.Tanh()",
-    "nn.GELU()", "nn.GELU('tanh')", "nn.SiLU()", "nn.ELU()", "nn.ELU(0.5)", "nn.SELU()",
-    "nn.Softplus()", "nn.Softplus(2, 10)", "nn.Softmax(dim=1)", "nn.LogSoftmax(dim=-1)",
-    "nn.MSELoss()", "nn.L1Loss()", "nn.HuberLoss(delta=2.0)", "nn.CrossEntropyLoss()",
-    "nn.NLLLoss()", "nn.BCELoss()", "nn.BCEWithLogitsLoss()",
+    "nn.Conv2d(1, 1, 3, padding='same')",
+    "nn.MaxPool2d(2)",
+    "nn.AvgPool2d(3, 1, 1)",
+    "nn.Flatten()",
+    "nn.Dropout()",
+    "nn.BatchNorm1d(3)",
+    "nn.BatchNorm2d(8, affine=False, momentum=None)",
+    "nn.LayerNorm(4)",
+    "nn.LayerNorm((2, 3), elementwise_affine=False)",
+    "nn.Embedding(3, 4)",
+    "nn.Embedding(3, 4, padding_idx=1)",
+    "nn.Identity()",
+    "nn.ReLU()",
+    "nn.ReLU(inplace=True)",
+    "nn.LeakyReLU()",
+    "nn.LeakyReLU(0.2, inplace=True)",
+    "nn.Sigmoid()",
+    "nn.Tanh()",
+    "nn.GELU()",
+    "nn.GELU('tanh')",
+    "nn.SiLU()",
+    "nn.ELU()",
+    "nn.ELU(0.5)",
+    "nn.SELU()",
+    "nn.Softplus()",
+    "nn.Softplus(2, 10)",
+    "nn.Softmax(dim=1)",
+    "nn.LogSoftmax(dim=-1)",
+    "nn.MSELoss()",
+    "nn.L1Loss()",
+    "nn.HuberLoss(delta=2.0)",
+    "nn.CrossEntropyLoss()",
+    "nn.NLLLoss()",
+    "nn.BCELoss()",
+    "nn.BCEWithLogitsLoss()",
     "nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2), "
     "nn.Flatten(), nn.Linear(4, 2))",
 ]
@@ -152,18 +189,34 @@ class ConvNet(nn.Module):
         return self.fc2(self.drop(nn.functional.gelu(self.ln(self.fc1(self.flat(h))))))
 
 
-CONVNET_STATE = ["conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean",
-                 "bn.running_var", "bn.num_batches_tracked", "fc1.weight", "fc1.bias",
-                 "ln.weight", "ln.bias", "fc2.weight", "fc2.bias"]
+CONVNET_STATE = [
+    "conv.weight",
+    "conv.bias",
+    "bn.weight",
+    "bn.bias",
+    "bn.running_mean",
+    "bn.running_var",
+    "bn.num_batches_tracked",
+    "fc1.weight",
+    "fc1.bias",
+    "ln.weight",
+    "ln.bias",
+    "fc2.weight",
+    "fc2.bias",
+]
 
 
 def test_convnet_state_dict_names_and_forward():
     net = ConvNet()
     assert list(net.state_dict()) == CONVNET_STATE
     assert [n for n, _ in net.named_parameters()] == [
-        k for k in CONVNET_STATE if not k.startswith("bn.r") and "num_batches" not in k]
-    assert [n for n, _ in net.named_buffers()] == ["bn.running_mean", "bn.running_var",
-                                                   "bn.num_batches_tracked"]
+        k for k in CONVNET_STATE if not k.startswith("bn.r") and "num_batches" not in k
+    ]
+    assert [n for n, _ in net.named_buffers()] == [
+        "bn.running_mean",
+        "bn.running_var",
+        "bn.num_batches_tracked",
+    ]
     out = net(rand(2, 1, 8, 8))
     assert out.shape == (2, 3)
     loss = nn.CrossEntropyLoss()(out, tg.tensor([0, 2]))
@@ -174,8 +227,16 @@ def test_convnet_state_dict_names_and_forward():
 def test_sequential_state_dict_names_are_indices():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.BatchNorm1d(3), nn.Linear(3, 1))
     assert list(model.state_dict()) == [
-        "0.weight", "0.bias", "2.weight", "2.bias", "2.running_mean", "2.running_var",
-        "2.num_batches_tracked", "3.weight", "3.bias"]
+        "0.weight",
+        "0.bias",
+        "2.weight",
+        "2.bias",
+        "2.running_mean",
+        "2.running_var",
+        "2.num_batches_tracked",
+        "3.weight",
+        "3.bias",
+    ]
 
 
 def test_weighted_loss_weight_is_a_buffer():
@@ -192,43 +253,65 @@ def test_weighted_loss_weight_is_a_buffer():
 def test_linear_shape_error_message():
     with pytest.raises(ShapeError) as info:
         nn.Linear(784, 10)(tg.ones(32, 100))
-    assert str(info.value) == ("Linear(in_features=784, out_features=10): expected input with "
-                               "last dimension 784, got shape (32, 100)")
+    assert str(info.value) == (
+        "Linear(in_features=784, out_features=10): expected input with "
+        "last dimension 784, got shape (32, 100)"
+    )
     assert isinstance(info.value, ValueError) and isinstance(info.value, RuntimeError)
 
 
 def test_conv_shape_error_names_channels():
-    with pytest.raises(ShapeError, match=r"^Conv2d\(3, 8, kernel_size=\(3, 3\), stride=\(1, "
-                                         r"1\)\): expected input with 3 channels, of shape "
-                                         r"\(N, 3, H, W\) or \(3, H, W\), got shape "
-                                         r"\(2, 1, 8, 8\)$"):
+    with pytest.raises(
+        ShapeError,
+        match=r"^Conv2d\(3, 8, kernel_size=\(3, 3\), stride=\(1, "
+        r"1\)\): expected input with 3 channels, of shape "
+        r"\(N, 3, H, W\) or \(3, H, W\), got shape "
+        r"\(2, 1, 8, 8\)$",
+    ):
         nn.Conv2d(3, 8, 3)(tg.ones(2, 1, 8, 8))
     with pytest.raises(ShapeError, match=r"got shape \(8, 8\)"):
         nn.Conv2d(3, 8, 3)(tg.ones(8, 8))
 
 
 def test_batchnorm_shape_errors():
-    with pytest.raises(ShapeError, match=r"^BatchNorm1d\(4, .*\): expected input with 4 "
-                                         r"features, of shape \(N, 4\) or \(N, 4, L\), got "
-                                         r"shape \(10, 3\)$"):
+    with pytest.raises(
+        ShapeError,
+        match=r"^BatchNorm1d\(4, .*\): expected input with 4 "
+        r"features, of shape \(N, 4\) or \(N, 4, L\), got "
+        r"shape \(10, 3\)$",
+    ):
         nn.BatchNorm1d(4)(tg.ones(10, 3))
-    with pytest.raises(ShapeError, match=r"expected input with 4 features, of shape "
-                                         r"\(N, 4, H, W\), got shape \(2, 4, 5\)"):
+    with pytest.raises(
+        ShapeError,
+        match=r"expected input with 4 features, of shape "
+        r"\(N, 4, H, W\), got shape \(2, 4, 5\)",
+    ):
         nn.BatchNorm2d(4)(tg.ones(2, 4, 5))
-    with pytest.raises(ValueError, match="expected more than 1 value per channel when "
-                                         "training, got input of shape \\(1, 4\\)"):
+    with pytest.raises(
+        ValueError,
+        match="expected more than 1 value per channel when training, got input of shape \\(1, 4\\)",
+    ):
         nn.BatchNorm1d(4)(tg.ones(1, 4))
 
 
 def test_layernorm_and_embedding_errors():
-    with pytest.raises(ShapeError, match=r"^LayerNorm\(\(4,\), .*\): expected input whose last "
-                                         r"dimensions are \(4,\), got shape \(2, 5\)$"):
+    with pytest.raises(
+        ShapeError,
+        match=r"^LayerNorm\(\(4,\), .*\): expected input whose last "
+        r"dimensions are \(4,\), got shape \(2, 5\)$",
+    ):
         nn.LayerNorm(4)(tg.ones(2, 5))
-    with pytest.raises(IndexError, match=r"^Embedding\(10, 3\): index 12 is out of range "
-                                         r"\(valid indices are 0..9\)$"):
+    with pytest.raises(
+        IndexError,
+        match=r"^Embedding\(10, 3\): index 12 is out of range "
+        r"\(valid indices are 0..9\)$",
+    ):
         nn.Embedding(10, 3)(tg.tensor([1, 12]))
-    with pytest.raises(TypeError, match=r"Embedding\(10, 3\): expected integer indices, got "
-                                        r"dtype float32"):
+    with pytest.raises(
+        TypeError,
+        match=r"Embedding\(10, 3\): expected integer indices, got "
+        r"dtype float32",
+    ):
         nn.Embedding(10, 3)(tg.tensor([1.0]))
 
 
@@ -237,17 +320,27 @@ def test_constructor_errors():
         nn.Conv2d(3, 6, 3, groups=2)
     with pytest.raises(ValueError, match="padding_mode must be 'zeros'"):
         nn.Conv2d(3, 6, 3, padding_mode="reflect")
-    with pytest.raises(ValueError, match="dropout probability has to be between 0 and 1, "
-                                         "but got 1.5"):
+    with pytest.raises(
+        ValueError, match="dropout probability has to be between 0 and 1, but got 1.5"
+    ):
         nn.Dropout(1.5)
     with pytest.raises(ValueError, match="Linear: in_features must be a positive integer"):
         nn.Linear(0, 3)
     with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh'"):
         nn.GELU("fast")
-    for loss in (nn.MSELoss, nn.L1Loss, nn.HuberLoss, nn.CrossEntropyLoss, nn.NLLLoss,
-                 nn.BCELoss, nn.BCEWithLogitsLoss):
-        with pytest.raises(ValueError, match=f"{loss.__name__}: reduction must be one of "
-                                             "'none', 'mean', 'sum', got 'avg'"):
+    for loss in (
+        nn.MSELoss,
+        nn.L1Loss,
+        nn.HuberLoss,
+        nn.CrossEntropyLoss,
+        nn.NLLLoss,
+        nn.BCELoss,
+        nn.BCEWithLogitsLoss,
+    ):
+        with pytest.raises(
+            ValueError,
+            match=f"{loss.__name__}: reduction must be one of 'none', 'mean', 'sum', got 'avg'",
+        ):
             loss(reduction="avg")
     with pytest.raises(ValueError, match="label_smoothing must be in"):
         nn.CrossEntropyLoss(label_smoothing=2.0)
@@ -291,8 +384,9 @@ def test_batchnorm_running_stats_update_and_eval():
     x2 = rng.standard_normal((16, 3)) * 3 - 2
     y1 = bn(tg.tensor(x1)).data
     # training output uses batch statistics with the biased variance
-    np.testing.assert_allclose(y1, (x1 - x1.mean(0)) / np.sqrt(x1.var(0) + 1e-5), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        y1, (x1 - x1.mean(0)) / np.sqrt(x1.var(0) + 1e-5), rtol=1e-5, atol=1e-6
+    )
     bn(tg.tensor(x2))
     rm = 0.9 * (0.9 * 0 + 0.1 * x1.mean(0)) + 0.1 * x2.mean(0)
     rv = 0.9 * (0.9 * 1 + 0.1 * x1.var(0, ddof=1)) + 0.1 * x2.var(0, ddof=1)
@@ -319,8 +413,9 @@ def test_batchnorm_cumulative_average_and_no_tracking():
     assert list(free.state_dict()) == ["weight", "bias"]
     free.eval()
     x = rng.standard_normal((5, 2))
-    np.testing.assert_allclose(free(tg.tensor(x)).data,
-                               (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5), rtol=1e-5)
+    np.testing.assert_allclose(
+        free(tg.tensor(x)).data, (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5), rtol=1e-5
+    )
 
 
 def test_batchnorm_reset_running_stats():
@@ -335,10 +430,13 @@ def test_batchnorm_reset_running_stats():
 # Initialization
 
 
-@pytest.mark.parametrize("make,fan_in", [
-    (lambda: nn.Linear(400, 300), 400),
-    (lambda: nn.Conv2d(16, 64, 3, groups=2), 8 * 9),
-])
+@pytest.mark.parametrize(
+    "make,fan_in",
+    [
+        (lambda: nn.Linear(400, 300), 400),
+        (lambda: nn.Conv2d(16, 64, 3, groups=2), 8 * 9),
+    ],
+)
 def test_default_init_is_uniform_one_over_sqrt_fan_in(make, fan_in):
     tg.manual_seed(0)
     layer = make()
@@ -348,7 +446,7 @@ def test_default_init_is_uniform_one_over_sqrt_fan_in(make, fan_in):
     assert np.abs(w).max() > 0.99 * bound
     # U(-b, b): mean 0, variance b^2 / 3; n >= 9216 samples give a tight tolerance
     assert abs(w.mean()) < 4 * bound / math.sqrt(3 * w.size)
-    np.testing.assert_allclose(w.var(), bound ** 2 / 3, rtol=0.05)
+    np.testing.assert_allclose(w.var(), bound**2 / 3, rtol=0.05)
     b = layer.bias.data
     assert np.abs(b).max() <= bound and np.abs(b).max() > 0.5 * bound
 
@@ -363,12 +461,22 @@ def test_default_init_matches_torch_statistics():
 
 
 def test_weight_init_by_name_and_function_and_generator():
-    layer = nn.Linear(500, 400, weight_init="kaiming_normal", bias_init="zeros",
-                      generator=np.random.default_rng(0))
+    layer = nn.Linear(
+        500,
+        400,
+        weight_init="kaiming_normal",
+        bias_init="zeros",
+        generator=np.random.default_rng(0),
+    )
     np.testing.assert_allclose(layer.weight.data.std(), math.sqrt(2 / 500), rtol=0.03)
     assert (layer.bias.data == 0).all()
-    same = nn.Linear(500, 400, weight_init="kaiming_normal", bias_init="zeros",
-                     generator=np.random.default_rng(0))
+    same = nn.Linear(
+        500,
+        400,
+        weight_init="kaiming_normal",
+        bias_init="zeros",
+        generator=np.random.default_rng(0),
+    )
     np.testing.assert_array_equal(layer.weight.data, same.weight.data)
 
     calls = []
@@ -378,8 +486,9 @@ def test_weight_init_by_name_and_function_and_generator():
         t.data[...] = 0.25
         return t
 
-    conv = nn.Conv2d(2, 3, 3, weight_init=const, bias_init=functools.partial(
-        nn.init.constant_, val=-1.0))
+    conv = nn.Conv2d(
+        2, 3, 3, weight_init=const, bias_init=functools.partial(nn.init.constant_, val=-1.0)
+    )
     assert calls == [(3, 2, 3, 3)]
     assert (conv.weight.data == 0.25).all() and (conv.bias.data == -1).all()
     conv.weight.data[...] = 0
@@ -438,8 +547,11 @@ LAYER_CASES = [
     ("linear", lambda: nn.Linear(4, 3), (3, 4)),
     ("linear_3d", lambda: nn.Linear(4, 2, bias=False), (2, 3, 4)),
     ("conv", lambda: nn.Conv2d(2, 3, 3, padding=1), (2, 2, 5, 5)),
-    ("conv_groups_stride", lambda: nn.Conv2d(4, 2, (3, 2), stride=2, dilation=1, groups=2),
-     (1, 4, 6, 5)),
+    (
+        "conv_groups_stride",
+        lambda: nn.Conv2d(4, 2, (3, 2), stride=2, dilation=1, groups=2),
+        (1, 4, 6, 5),
+    ),
     ("batchnorm1d", lambda: nn.BatchNorm1d(3), (5, 3)),
     ("batchnorm2d", lambda: nn.BatchNorm2d(2), (3, 2, 3, 3)),
     ("layernorm", lambda: nn.LayerNorm((2, 3)), (4, 2, 3)),
@@ -496,13 +608,15 @@ LOSS_CASES = [
     ("huber", lambda: nn.HuberLoss(delta=0.5), "real"),
     ("huber_none", lambda: nn.HuberLoss(reduction="none"), "real"),
     ("ce", lambda: nn.CrossEntropyLoss(), "class"),
-    ("ce_weight_smooth", lambda: nn.CrossEntropyLoss(weight=tg.tensor([1.0, 2.0, 0.5]),
-                                                     label_smoothing=0.1), "class"),
+    (
+        "ce_weight_smooth",
+        lambda: nn.CrossEntropyLoss(weight=tg.tensor([1.0, 2.0, 0.5]), label_smoothing=0.1),
+        "class",
+    ),
     ("ce_ignore", lambda: nn.CrossEntropyLoss(ignore_index=1), "class"),
     ("nll", lambda: nn.NLLLoss(), "logprob"),
     ("bce", lambda: nn.BCELoss(), "prob"),
-    ("bce_logits", lambda: nn.BCEWithLogitsLoss(pos_weight=tg.tensor([2.0, 1.0, 0.5])),
-     "binary"),
+    ("bce_logits", lambda: nn.BCEWithLogitsLoss(pos_weight=tg.tensor([2.0, 1.0, 0.5])), "binary"),
 ]
 
 
@@ -536,8 +650,9 @@ def test_loss_gradients_match_finite_differences(name, make, kind):
 
 
 def _copy_to_torch(torch, ours, theirs):
-    theirs.load_state_dict({k: torch.from_numpy(np.array(v.data)) for k, v in
-                            ours.state_dict().items()})
+    theirs.load_state_dict(
+        {k: torch.from_numpy(np.array(v.data)) for k, v in ours.state_dict().items()}
+    )
 
 
 TORCH_LAYERS = [
@@ -551,10 +666,17 @@ TORCH_LAYERS = [
     ("nn.BatchNorm2d(3)", (4, 3, 2, 2)),
     ("nn.LayerNorm((3, 4))", (2, 3, 4)),
     ("nn.Flatten(0, 1)", (2, 3, 4)),
-    ("nn.ReLU()", (3, 4)), ("nn.LeakyReLU(0.2)", (3, 4)), ("nn.Sigmoid()", (3, 4)),
-    ("nn.Tanh()", (3, 4)), ("nn.GELU()", (3, 4)), ("nn.GELU('tanh')", (3, 4)),
-    ("nn.SiLU()", (3, 4)), ("nn.ELU(0.5)", (3, 4)), ("nn.SELU()", (3, 4)),
-    ("nn.Softplus(2.0, 1.0)", (3, 4)), ("nn.Softmax(dim=1)", (3, 4)),
+    ("nn.ReLU()", (3, 4)),
+    ("nn.LeakyReLU(0.2)", (3, 4)),
+    ("nn.Sigmoid()", (3, 4)),
+    ("nn.Tanh()", (3, 4)),
+    ("nn.GELU()", (3, 4)),
+    ("nn.GELU('tanh')", (3, 4)),
+    ("nn.SiLU()", (3, 4)),
+    ("nn.ELU(0.5)", (3, 4)),
+    ("nn.SELU()", (3, 4)),
+    ("nn.Softplus(2.0, 1.0)", (3, 4)),
+    ("nn.Softmax(dim=1)", (3, 4)),
     ("nn.LogSoftmax(dim=0)", (3, 4)),
 ]
 
@@ -575,8 +697,7 @@ def test_layer_values_and_gradients_match_torch(expr, shape):
     yo.backward(tg.tensor(g))
     np.testing.assert_allclose(xo.grad.data, xt.grad.numpy(), rtol=1e-8, atol=1e-10)
     for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
-        np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-8, atol=1e-10,
-                                   err_msg=name)
+        np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-8, atol=1e-10, err_msg=name)
     for (name, b), (_, c) in zip(ours.named_buffers(), theirs.named_buffers()):
         np.testing.assert_allclose(b.data, c.numpy(), rtol=1e-10, err_msg=name)
 
@@ -592,8 +713,9 @@ def test_batchnorm_eval_matches_torch_after_training_steps():
     ours.eval()
     theirs.eval()
     x = rng.standard_normal((2, 3, 2, 2))
-    np.testing.assert_allclose(ours(tg.tensor(x)).data,
-                               theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(
+        ours(tg.tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10
+    )
 
 
 def test_embedding_matches_torch():
@@ -610,12 +732,15 @@ def test_embedding_matches_torch():
 
 
 TORCH_LOSSES = [
-    ("nn.MSELoss()", "real"), ("nn.MSELoss(reduction='none')", "real"),
-    ("nn.L1Loss(reduction='sum')", "real"), ("nn.HuberLoss(delta=0.5)", "real"),
+    ("nn.MSELoss()", "real"),
+    ("nn.MSELoss(reduction='none')", "real"),
+    ("nn.L1Loss(reduction='sum')", "real"),
+    ("nn.HuberLoss(delta=0.5)", "real"),
     ("nn.CrossEntropyLoss()", "class"),
     ("nn.CrossEntropyLoss(weight=W, label_smoothing=0.2)", "class"),
     ("nn.CrossEntropyLoss(ignore_index=2, reduction='sum')", "class"),
-    ("nn.NLLLoss(weight=W)", "logprob"), ("nn.BCELoss()", "prob"),
+    ("nn.NLLLoss(weight=W)", "logprob"),
+    ("nn.BCELoss()", "prob"),
     ("nn.BCELoss(reduction='none')", "prob"),
     ("nn.BCEWithLogitsLoss(pos_weight=W)", "binary"),
 ]
@@ -666,6 +791,6 @@ def test_load_torch_convnet_state_dict_and_match_outputs():
     assert result.missing_keys == [] and result.unexpected_keys == []
     ours.eval()
     x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
-    np.testing.assert_allclose(ours(tg.tensor(x)).data,
-                               theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        ours(tg.tensor(x)).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5
+    )

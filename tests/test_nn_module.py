@@ -68,12 +68,32 @@ class Net(nn.Module):
         return self.heads[0](h) + self.heads[1](h)
 
 
-NET_PARAMS = ["fc1.weight", "fc1.bias", "block.0.weight", "block.0.bias", "block.2.scale",
-              "block.2.inner.weight", "block.2.inner.bias", "heads.0.weight", "heads.0.bias",
-              "heads.1.weight"]
-NET_STATE = ["fc1.weight", "fc1.bias", "block.0.weight", "block.0.bias", "block.2.scale",
-             "block.2.running", "block.2.count", "block.2.inner.weight", "block.2.inner.bias",
-             "heads.0.weight", "heads.0.bias", "heads.1.weight"]
+NET_PARAMS = [
+    "fc1.weight",
+    "fc1.bias",
+    "block.0.weight",
+    "block.0.bias",
+    "block.2.scale",
+    "block.2.inner.weight",
+    "block.2.inner.bias",
+    "heads.0.weight",
+    "heads.0.bias",
+    "heads.1.weight",
+]
+NET_STATE = [
+    "fc1.weight",
+    "fc1.bias",
+    "block.0.weight",
+    "block.0.bias",
+    "block.2.scale",
+    "block.2.running",
+    "block.2.count",
+    "block.2.inner.weight",
+    "block.2.inner.bias",
+    "heads.0.weight",
+    "heads.0.bias",
+    "heads.1.weight",
+]
 
 
 # ----------------------------------------------------------------------------------------
@@ -115,7 +135,8 @@ def test_named_parameters_order_and_names():
     assert [n for n, _ in net.named_parameters()] == NET_PARAMS
     assert [p.shape for p in net.parameters()] == [p.shape for _, p in net.named_parameters()]
     assert [n for n, _ in net.named_parameters(prefix="model")] == [
-        "model." + n for n in NET_PARAMS]
+        "model." + n for n in NET_PARAMS
+    ]
     assert [n for n, _ in net.block[2].named_parameters(recurse=False)] == ["scale"]
 
 
@@ -124,8 +145,11 @@ def test_state_dict_names_include_persistent_buffers_only():
     sd = net.state_dict()
     assert isinstance(sd, OrderedDict)
     assert list(sd) == NET_STATE
-    assert [n for n, _ in net.named_buffers()] == ["block.2.running", "block.2.count",
-                                                   "block.2.scratch"]
+    assert [n for n, _ in net.named_buffers()] == [
+        "block.2.running",
+        "block.2.count",
+        "block.2.scratch",
+    ]
 
 
 def test_state_dict_values_are_detached_views():
@@ -172,7 +196,11 @@ def test_shared_parameter_is_deduplicated_in_parameters_not_in_state_dict():
     assert len(list(seq.parameters())) == 3
     assert list(seq.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias"]
     assert [n for n, _ in seq.named_parameters(remove_duplicate=False)] == [
-        "0.weight", "0.bias", "1.weight", "1.bias"]
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+    ]
 
 
 def test_shared_module_is_visited_once():
@@ -186,11 +214,26 @@ def test_shared_module_is_visited_once():
 def test_modules_children_and_named_children():
     net = Net()
     assert [n for n, _ in net.named_children()] == ["fc1", "act", "block", "heads"]
-    assert [type(m).__name__ for m in net.children()] == ["Affine", "Tanh", "Sequential",
-                                                          "ModuleList"]
+    assert [type(m).__name__ for m in net.children()] == [
+        "Affine",
+        "Tanh",
+        "Sequential",
+        "ModuleList",
+    ]
     names = [n for n, _ in net.named_modules()]
-    assert names == ["", "fc1", "act", "block", "block.0", "block.1", "block.2",
-                     "block.2.inner", "heads", "heads.0", "heads.1"]
+    assert names == [
+        "",
+        "fc1",
+        "act",
+        "block",
+        "block.0",
+        "block.1",
+        "block.2",
+        "block.2.inner",
+        "heads",
+        "heads.0",
+        "heads.1",
+    ]
     assert next(iter(net.modules())) is net
 
 
@@ -217,8 +260,11 @@ def test_attribute_assignment_moves_between_registries():
 
 def test_assigning_tensor_to_parameter_slot_raises():
     m = Affine(2, 2)
-    with pytest.raises(TypeError, match=r"cannot assign 'Tensor' as parameter 'weight' "
-                                        r"\(nn.Parameter or None expected\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"cannot assign 'Tensor' as parameter 'weight' "
+        r"\(nn.Parameter or None expected\)",
+    ):
         m.weight = tg.ones(2, 2)
 
 
@@ -266,8 +312,11 @@ def test_registration_errors():
 
 
 def test_forward_missing_raises():
-    with pytest.raises(NotImplementedError, match=r'Module \[Module\] is missing the '
-                                                  r'required "forward" function'):
+    with pytest.raises(
+        NotImplementedError,
+        match=r"Module \[Module\] is missing the "
+        r'required "forward" function',
+    ):
         nn.Module()(tg.ones(1))
 
 
@@ -393,7 +442,8 @@ def test_load_state_dict_reports_everything_and_changes_nothing():
         "\tsize mismatch for fc1.weight: copying a param with shape (5, 4) from checkpoint, "
         "the shape in current model is (3, 4).\n"
         "\tsize mismatch for heads.1.weight: copying a param with shape (2, 1) from "
-        "checkpoint, the shape in current model is (1, 2).")
+        "checkpoint, the shape in current model is (1, 2)."
+    )
     for k, v in net.state_dict().items():
         np.testing.assert_array_equal(v.data, before[k])
 
@@ -428,8 +478,9 @@ def test_load_state_dict_from_torch():
     ours = nn.Sequential(Affine(4, 3), Tanh(), Affine(3, 2))
     ours.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
-    np.testing.assert_allclose(ours(tg.tensor(x)).data, t(torch.from_numpy(x)).detach().numpy(),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        ours(tg.tensor(x)).data, t(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -475,11 +526,15 @@ def test_forward_hooks_see_layer_outputs_in_sequential():
     seq = nn.Sequential(Affine(3, 4), Tanh(), Affine(4, 2))
     shapes = []
     for layer in seq:
-        layer.register_forward_hook(lambda mod, inp, out: shapes.append(
-            (type(mod).__name__, inp[0].shape, out.shape)))
+        layer.register_forward_hook(
+            lambda mod, inp, out: shapes.append((type(mod).__name__, inp[0].shape, out.shape))
+        )
     seq(tg.ones(5, 3))
-    assert shapes == [("Affine", (5, 3), (5, 4)), ("Tanh", (5, 4), (5, 4)),
-                      ("Affine", (5, 4), (5, 2))]
+    assert shapes == [
+        ("Affine", (5, 3), (5, 4)),
+        ("Tanh", (5, 4), (5, 4)),
+        ("Affine", (5, 4), (5, 2)),
+    ]
 
 
 def test_hook_must_be_callable():
@@ -511,7 +566,7 @@ def test_full_backward_hook_values_single_input():
     y = m(x)
     g = np.random.default_rng(1).standard_normal((4, 2))
     y.backward(tg.tensor(g))
-    (mod, grad_input, grad_output), = seen
+    ((mod, grad_input, grad_output),) = seen
     assert mod is m and len(grad_input) == 1 and len(grad_output) == 1
     np.testing.assert_allclose(grad_output[0].data, g)
     np.testing.assert_allclose(grad_input[0].data, g @ m.weight.data)
@@ -583,8 +638,10 @@ def test_full_backward_hooks_in_sequential_fire_last_to_first():
     order = []
     for i, layer in enumerate(seq):
         layer.register_full_backward_hook(
-            lambda mod, gi, go, i=i: order.append((i, gi[0].shape if gi[0] is not None
-                                                   else None, go[0].shape)))
+            lambda mod, gi, go, i=i: order.append(
+                (i, gi[0].shape if gi[0] is not None else None, go[0].shape)
+            )
+        )
     x = tg.ones(5, 3, requires_grad=True)
     seq(x).sum().backward()
     assert order == [(2, (5, 4), (5, 2)), (1, (5, 4), (5, 4)), (0, (5, 3), (5, 4))]
@@ -677,8 +734,7 @@ def test_module_dict():
     md = nn.ModuleDict({"a": Affine(1, 1), "b": Tanh()})
     md["c"] = Affine(1, 2)
     assert list(md) == ["a", "b", "c"] and "b" in md and len(md) == 3
-    assert [n for n, _ in md.named_parameters()] == ["a.weight", "a.bias", "c.weight",
-                                                     "c.bias"]
+    assert [n for n, _ in md.named_parameters()] == ["a.weight", "a.bias", "c.weight", "c.bias"]
     assert isinstance(md.pop("b"), Tanh) and list(md.keys()) == ["a", "c"]
 
 
@@ -702,13 +758,15 @@ def test_repr_nested():
         "  (heads): ModuleList(\n"
         "    (0-1): 2 x Affine(n_in=2, n_out=1)\n"
         "  )\n"
-        ")")
+        ")"
+    )
 
 
 def test_repr_module_list_groups_repeats_and_multiline_extra_repr():
     ml = nn.ModuleList([Tanh(), Tanh(), Tanh(), Affine(1, 1), Tanh()])
-    assert repr(ml) == ("ModuleList(\n  (0-2): 3 x Tanh()\n  (3): Affine(n_in=1, n_out=1)\n"
-                        "  (4): Tanh()\n)")
+    assert repr(ml) == (
+        "ModuleList(\n  (0-2): 3 x Tanh()\n  (3): Affine(n_in=1, n_out=1)\n  (4): Tanh()\n)"
+    )
     assert repr(nn.ModuleList()) == "ModuleList()"
     assert repr(nn.Sequential()) == "Sequential()"
 

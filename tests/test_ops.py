@@ -58,9 +58,9 @@ UNARY = [
     ("relu", lambda x: x.relu(), lambda a: np.maximum(a, 0), "away_from_zero"),
     ("clone", lambda x: x.clone(), np.copy, "any"),
     ("square", lambda x: x.square(), np.square, "any"),
-    ("pow_scalar", lambda x: x ** 3, lambda a: a ** 3, "any"),
-    ("pow_fraction", lambda x: x ** 1.5, lambda a: a ** 1.5, "positive"),
-    ("rpow", lambda x: 2.0 ** x, lambda a: 2.0 ** a, "any"),
+    ("pow_scalar", lambda x: x**3, lambda a: a**3, "any"),
+    ("pow_fraction", lambda x: x**1.5, lambda a: a**1.5, "positive"),
+    ("rpow", lambda x: 2.0**x, lambda a: 2.0**a, "any"),
     ("rsub", lambda x: 1.0 - x, lambda a: 1.0 - a, "any"),
     ("rdiv", lambda x: 1.0 / x, lambda a: 1.0 / a, "nonzero"),
     ("scalar_mul_add", lambda x: x * 3.0 + 0.5, lambda a: a * 3.0 + 0.5, "any"),
@@ -77,8 +77,10 @@ def test_unary(name, fn, reference, domain, data):
 
 
 @SETTINGS
-@given(shapes().flatmap(lambda s: arrays(s, "any")), st.sampled_from(
-    [(-0.5, 0.5), (None, 0.3), (-0.3, None)]))
+@given(
+    shapes().flatmap(lambda s: arrays(s, "any")),
+    st.sampled_from([(-0.5, 0.5), (None, 0.3), (-0.3, None)]),
+)
 def test_clamp(a, bounds):
     lo, hi = bounds
     # keep values away from the bounds, where clamp has a kink
@@ -96,7 +98,7 @@ BINARY = [
     ("sub", lambda x, y: x - y, np.subtract, "any", "any"),
     ("mul", lambda x, y: x * y, np.multiply, "any", "any"),
     ("div", lambda x, y: x / y, np.divide, "any", "nonzero"),
-    ("pow", lambda x, y: x ** y, np.power, "positive", "any"),
+    ("pow", lambda x, y: x**y, np.power, "positive", "any"),
     ("method_forms", lambda x, y: x.add(y).mul(y).sub(x).div(y), None, "any", "nonzero"),
 ]
 
@@ -110,8 +112,9 @@ def test_binary_broadcasting(name, fn, reference, da, db, data):
     check(fn, a, b, reference=reference)
 
 
-@pytest.mark.parametrize("op,reference", [(tg.maximum, np.maximum), (tg.minimum, np.minimum)],
-                         ids=["maximum", "minimum"])
+@pytest.mark.parametrize(
+    "op,reference", [(tg.maximum, np.maximum), (tg.minimum, np.minimum)], ids=["maximum", "minimum"]
+)
 @SETTINGS
 @given(data=st.data(), swap=st.booleans())
 def test_maximum_minimum_without_ties(op, reference, data, swap):
@@ -125,13 +128,17 @@ def test_maximum_minimum_without_ties(op, reference, data, swap):
 def test_where_broadcasting(data):
     sa, sb = data.draw(broadcast_pairs())
     shape = np.broadcast_shapes(sa, sb)
-    cond = data.draw(st.lists(st.booleans(), min_size=int(np.prod(shape, dtype=int)),
-                              max_size=int(np.prod(shape, dtype=int))))
+    cond = data.draw(
+        st.lists(
+            st.booleans(),
+            min_size=int(np.prod(shape, dtype=int)),
+            max_size=int(np.prod(shape, dtype=int)),
+        )
+    )
     cond = np.array(cond, dtype=bool).reshape(shape)
     a, b = data.draw(arrays(sa)), data.draw(arrays(sb))
     c = tg.tensor(cond)
-    check(lambda x, y: tg.where(c, x, y), a, b,
-          reference=lambda x, y: np.where(cond, x, y))
+    check(lambda x, y: tg.where(c, x, y), a, b, reference=lambda x, y: np.where(cond, x, y))
 
 
 # ----------------------------------------------------------------------------------------
@@ -158,16 +165,22 @@ def test_sum(case):
     a, dim, keepdim = case
     if a.ndim == 0:
         dim = None
-    check(lambda x: x.sum(dim, keepdim), a,
-          reference=lambda x: np.sum(x, axis=_axis(dim, x.ndim), keepdims=keepdim))
+    check(
+        lambda x: x.sum(dim, keepdim),
+        a,
+        reference=lambda x: np.sum(x, axis=_axis(dim, x.ndim), keepdims=keepdim),
+    )
 
 
 @SETTINGS
 @given(reduction_case())
 def test_mean(case):
     a, dim, keepdim = case
-    check(lambda x: x.mean(dim, keepdim), a,
-          reference=lambda x: np.mean(x, axis=_axis(dim, x.ndim), keepdims=keepdim))
+    check(
+        lambda x: x.mean(dim, keepdim),
+        a,
+        reference=lambda x: np.mean(x, axis=_axis(dim, x.ndim), keepdims=keepdim),
+    )
 
 
 def _count(a, dim):
@@ -187,10 +200,16 @@ def test_var_std(unbiased, case):
             a = np.array([0.3, -0.4, 1.1])
     ddof = int(unbiased)
     axis = _axis(dim, a.ndim)
-    check(lambda x: x.var(dim, unbiased, keepdim), a,
-          reference=lambda x: np.var(x, axis=axis, ddof=ddof, keepdims=keepdim))
-    check(lambda x: x.std(dim, unbiased, keepdim), a,
-          reference=lambda x: np.std(x, axis=axis, ddof=ddof, keepdims=keepdim))
+    check(
+        lambda x: x.var(dim, unbiased, keepdim),
+        a,
+        reference=lambda x: np.var(x, axis=axis, ddof=ddof, keepdims=keepdim),
+    )
+    check(
+        lambda x: x.std(dim, unbiased, keepdim),
+        a,
+        reference=lambda x: np.std(x, axis=axis, ddof=ddof, keepdims=keepdim),
+    )
 
 
 @SETTINGS
@@ -222,8 +241,11 @@ def test_max_min_along_dim(which, data, keepdim):
     pick = np.argmax if which == "max" else np.argmin
     np.testing.assert_array_equal(result.indices.data, pick(a, axis=dim, keepdims=keepdim))
     assert result.indices.requires_grad is False
-    check(lambda x: getattr(x, which)(dim, keepdim).values, a,
-          reference=lambda x: getattr(np, which)(x, axis=dim, keepdims=keepdim))
+    check(
+        lambda x: getattr(x, which)(dim, keepdim).values,
+        a,
+        reference=lambda x: getattr(np, which)(x, axis=dim, keepdims=keepdim),
+    )
 
 
 @pytest.mark.parametrize("which", ["softmax", "log_softmax"])
@@ -281,7 +303,7 @@ def test_reshape_view_flatten(data):
     if a.ndim:
         start = data.draw(st.integers(0, a.ndim - 1))
         end = data.draw(st.integers(start, a.ndim - 1))
-        shape = a.shape[:start] + (int(np.prod(a.shape[start:end + 1])),) + a.shape[end + 1:]
+        shape = a.shape[:start] + (int(np.prod(a.shape[start : end + 1])),) + a.shape[end + 1 :]
         check(lambda x: x.flatten(start, end) * 1.0, a, reference=lambda x: x.reshape(shape))
 
 
@@ -355,8 +377,11 @@ def test_index_integer_arrays_with_repeats(data):
     check(lambda x: x[idx], a, reference=lambda x: x[idx])
     check(lambda x: x[tg.tensor(idx)], a, reference=lambda x: x[idx])
     if a.ndim >= 2:
-        jdx = np.array(data.draw(st.lists(st.integers(0, a.shape[1] - 1), min_size=len(idx),
-                                          max_size=len(idx))))
+        jdx = np.array(
+            data.draw(
+                st.lists(st.integers(0, a.shape[1] - 1), min_size=len(idx), max_size=len(idx))
+            )
+        )
         check(lambda x: x[idx, jdx], a, reference=lambda x: x[idx, jdx])
         check(lambda x: x[idx, 1:], a, reference=lambda x: x[idx, 1:])
 
@@ -394,8 +419,9 @@ def test_cat(data, count):
         s = list(shape)
         s[axis] = data.draw(st.integers(1, 3))
         parts.append(data.draw(arrays(tuple(s))))
-    check(lambda *xs: tg.cat(list(xs), axis), *parts,
-          reference=lambda *xs: np.concatenate(xs, axis))
+    check(
+        lambda *xs: tg.cat(list(xs), axis), *parts, reference=lambda *xs: np.concatenate(xs, axis)
+    )
 
 
 @SETTINGS
@@ -404,8 +430,7 @@ def test_stack(data, count):
     shape = data.draw(shapes(min_dims=0))
     axis = data.draw(st.integers(-len(shape) - 1, len(shape)))
     parts = [data.draw(arrays(shape)) for _ in range(count)]
-    check(lambda *xs: tg.stack(list(xs), axis), *parts,
-          reference=lambda *xs: np.stack(xs, axis))
+    check(lambda *xs: tg.stack(list(xs), axis), *parts, reference=lambda *xs: np.stack(xs, axis))
 
 
 # ----------------------------------------------------------------------------------------
@@ -437,8 +462,8 @@ GRADGRAD = [
     ("sqrt", lambda x: x.sqrt(), "positive"),
     ("sin", lambda x: x.sin(), "any"),
     ("cos", lambda x: x.cos(), "any"),
-    ("pow_scalar", lambda x: x ** 3, "any"),
-    ("rpow", lambda x: 1.5 ** x, "any"),
+    ("pow_scalar", lambda x: x**3, "any"),
+    ("rpow", lambda x: 1.5**x, "any"),
     ("rdiv", lambda x: 1.0 / x, "nonzero"),
     ("softmax", lambda x: x.softmax(-1), "any"),
     ("log_softmax", lambda x: x.log_softmax(0), "any"),
@@ -462,7 +487,7 @@ def test_second_derivatives_unary(name, fn, domain, data):
 
 
 GRADGRAD_BINARY = [
-    ("pow", lambda x, y: x ** y, "positive", "any"),
+    ("pow", lambda x, y: x**y, "positive", "any"),
     ("mul", lambda x, y: x * y, "any", "any"),
     ("div", lambda x, y: x / y, "any", "nonzero"),
     ("maximum", lambda x, y: tg.maximum(x, y) * x, "grid_even", "grid_odd"),
@@ -511,19 +536,22 @@ def grad_of(fn, values):
 
 
 def test_full_max_min_ties_split_evenly():
-    np.testing.assert_array_equal(grad_of(lambda x: x.max(), [1.0, 3.0, 3.0, 2.0]),
-                                  [0.0, 0.5, 0.5, 0.0])
-    np.testing.assert_array_equal(grad_of(lambda x: x.min(), [[1.0, 4.0], [1.0, 1.0]]),
-                                  np.array([[1.0, 0.0], [1.0, 1.0]]) / 3)
+    np.testing.assert_array_equal(
+        grad_of(lambda x: x.max(), [1.0, 3.0, 3.0, 2.0]), [0.0, 0.5, 0.5, 0.0]
+    )
+    np.testing.assert_array_equal(
+        grad_of(lambda x: x.min(), [[1.0, 4.0], [1.0, 1.0]]), np.array([[1.0, 0.0], [1.0, 1.0]]) / 3
+    )
 
 
 def test_max_min_along_dim_ties_go_to_the_selected_index():
     x = [[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]]
-    np.testing.assert_array_equal(grad_of(lambda x: x.max(1).values.sum(), x),
-                                  [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    np.testing.assert_array_equal(grad_of(lambda x: x.min(0).values.sum(), [[1.0, 0.0],
-                                                                            [1.0, 0.0]]),
-                                  [[1.0, 1.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(
+        grad_of(lambda x: x.max(1).values.sum(), x), [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    )
+    np.testing.assert_array_equal(
+        grad_of(lambda x: x.min(0).values.sum(), [[1.0, 0.0], [1.0, 0.0]]), [[1.0, 1.0], [0.0, 0.0]]
+    )
     result = leaf(x).max(1)
     np.testing.assert_array_equal(result.indices.data, [1, 0])
 
@@ -541,27 +569,56 @@ def test_maximum_minimum_ties_share_half_each():
 
 
 def test_gradients_at_kinks():
-    np.testing.assert_array_equal(grad_of(lambda x: x.relu().sum(), [-1.0, 0.0, 2.0]),
-                                  [0.0, 0.0, 1.0])
-    np.testing.assert_array_equal(grad_of(lambda x: x.abs().sum(), [-1.0, 0.0, 2.0]),
-                                  [-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(
+        grad_of(lambda x: x.relu().sum(), [-1.0, 0.0, 2.0]), [0.0, 0.0, 1.0]
+    )
+    np.testing.assert_array_equal(
+        grad_of(lambda x: x.abs().sum(), [-1.0, 0.0, 2.0]), [-1.0, 0.0, 1.0]
+    )
     # clamp passes the gradient on the closed interval [min, max]
     np.testing.assert_array_equal(
         grad_of(lambda x: x.clamp(-1.0, 1.0).sum(), [-2.0, -1.0, 0.0, 1.0, 2.0]),
-        [0.0, 1.0, 1.0, 1.0, 0.0])
+        [0.0, 1.0, 1.0, 1.0, 0.0],
+    )
 
 
 # ----------------------------------------------------------------------------------------
 # dtypes and comparisons
 
 
-@pytest.mark.parametrize("fn", [
-    lambda x: x + 2.0, lambda x: 2.0 + x, lambda x: x - 1.5, lambda x: 1.5 - x,
-    lambda x: x * 3.0, lambda x: 3.0 * x, lambda x: x / 2.0, lambda x: 2.0 / x,
-    lambda x: x ** 2.0, lambda x: x ** 2, lambda x: 2.0 ** x, lambda x: x.clamp(0.5, 1.5),
-    lambda x: tg.maximum(x, x * 0.5),
-], ids=["add", "radd", "sub", "rsub", "mul", "rmul", "div", "rdiv", "pow", "pow_int",
-        "rpow", "clamp", "maximum"])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: x + 2.0,
+        lambda x: 2.0 + x,
+        lambda x: x - 1.5,
+        lambda x: 1.5 - x,
+        lambda x: x * 3.0,
+        lambda x: 3.0 * x,
+        lambda x: x / 2.0,
+        lambda x: 2.0 / x,
+        lambda x: x**2.0,
+        lambda x: x**2,
+        lambda x: 2.0**x,
+        lambda x: x.clamp(0.5, 1.5),
+        lambda x: tg.maximum(x, x * 0.5),
+    ],
+    ids=[
+        "add",
+        "radd",
+        "sub",
+        "rsub",
+        "mul",
+        "rmul",
+        "div",
+        "rdiv",
+        "pow",
+        "pow_int",
+        "rpow",
+        "clamp",
+        "maximum",
+    ],
+)
 def test_python_scalars_keep_float32(fn):
     x = tg.tensor([0.5, 1.0, 2.0], requires_grad=True)
     assert x.dtype == np.float32

@@ -59,7 +59,7 @@ def test_sgd_plain_two_steps():
 def test_sgd_momentum_first_buffer_is_the_gradient_not_dampened():
     lr, mu, tau = 0.1, 0.9, 0.5
     w = W0.astype(np.float64)
-    b1 = g64(0)                                  # first step: buffer = g, no dampening
+    b1 = g64(0)  # first step: buffer = g, no dampening
     w1 = w - lr * b1
     b2 = mu * b1 + (1 - tau) * g64(1)
     w2 = w1 - lr * b2
@@ -110,18 +110,24 @@ def test_sgd_maximize_negates_the_gradient_before_weight_decay():
 
 def test_sgd_defaults_are_pytorchs():
     opt = optim.SGD([param()])
-    assert opt.defaults == dict(lr=1e-3, momentum=0, dampening=0, weight_decay=0,
-                                nesterov=False, maximize=False)
+    assert opt.defaults == dict(
+        lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, maximize=False
+    )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(lr=-1), "Invalid learning rate: -1"),
-    (dict(momentum=-0.5), "Invalid momentum value: -0.5"),
-    (dict(weight_decay=-1e-4), "Invalid weight_decay value: -0.0001"),
-    (dict(nesterov=True), "Nesterov momentum requires a momentum and zero dampening"),
-    (dict(nesterov=True, momentum=0.9, dampening=0.1),
-     "Nesterov momentum requires a momentum and zero dampening"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(lr=-1), "Invalid learning rate: -1"),
+        (dict(momentum=-0.5), "Invalid momentum value: -0.5"),
+        (dict(weight_decay=-1e-4), "Invalid weight_decay value: -0.0001"),
+        (dict(nesterov=True), "Nesterov momentum requires a momentum and zero dampening"),
+        (
+            dict(nesterov=True, momentum=0.9, dampening=0.1),
+            "Nesterov momentum requires a momentum and zero dampening",
+        ),
+    ],
+)
 def test_sgd_rejects_bad_hyperparameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         optim.SGD([param()], **kwargs)
@@ -131,8 +137,9 @@ def test_sgd_rejects_bad_hyperparameters(kwargs, message):
 # Adam / AdamW
 
 
-def adam_by_hand(steps, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, wd=0.0, amsgrad=False,
-                 decoupled=False):
+def adam_by_hand(
+    steps, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, wd=0.0, amsgrad=False, decoupled=False
+):
     """The Adam recurrence written out, in float64, for the fixed gradients."""
     w = W0.astype(np.float64)
     m = np.zeros_like(w)
@@ -148,8 +155,8 @@ def adam_by_hand(steps, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, wd=0.0, amsgrad=Fal
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
         vmax = np.maximum(vmax, v)
-        vhat = (vmax if amsgrad else v) / (1 - b2 ** t)
-        mhat = m / (1 - b1 ** t)
+        vhat = (vmax if amsgrad else v) / (1 - b2**t)
+        mhat = m / (1 - b1**t)
         w = w - lr * mhat / (np.sqrt(vhat) + eps)
         out.append(w)
     return out
@@ -169,10 +176,10 @@ def test_adam_three_steps_with_bias_correction():
     w1 = w - lr * (m1 / (1 - b1)) / (np.sqrt(v1 / (1 - b2)) + 1e-8)
     m2 = b1 * m1 + (1 - b1) * g64(1)
     v2 = b2 * v1 + (1 - b2) * g64(1) ** 2
-    w2 = w1 - lr * (m2 / (1 - b1 ** 2)) / (np.sqrt(v2 / (1 - b2 ** 2)) + 1e-8)
+    w2 = w1 - lr * (m2 / (1 - b1**2)) / (np.sqrt(v2 / (1 - b2**2)) + 1e-8)
     m3 = b1 * m2 + (1 - b1) * g64(2)
     v3 = b2 * v2 + (1 - b2) * g64(2) ** 2
-    w3 = w2 - lr * (m3 / (1 - b1 ** 3)) / (np.sqrt(v3 / (1 - b2 ** 3)) + 1e-8)
+    w3 = w2 - lr * (m3 / (1 - b1**3)) / (np.sqrt(v3 / (1 - b2**3)) + 1e-8)
     out = run(optim.Adam, lr=lr, betas=(b1, b2))
     for got, want in zip(out, [w1, w2, w3]):
         close(got, want)
@@ -197,7 +204,7 @@ def test_adam_amsgrad_uses_the_running_max_of_v():
         m = 0.9 * m + 0.1 * g[t - 1]
         v = b2 * v + (1 - b2) * g[t - 1] ** 2
         vmax = np.maximum(vmax, v)
-        w = w - lr / (1 - 0.9 ** t) * m / (np.sqrt(vmax) / math.sqrt(1 - b2 ** t) + 1e-8)
+        w = w - lr / (1 - 0.9**t) * m / (np.sqrt(vmax) / math.sqrt(1 - b2**t) + 1e-8)
         want.append(w)
     out = run(optim.Adam, grads=grads, lr=lr, betas=(0.9, b2), amsgrad=True)
     for got, w_ in zip(out, want):
@@ -209,7 +216,7 @@ def test_adam_amsgrad_uses_the_running_max_of_v():
 def test_adamw_decays_the_weights_directly():
     lr, wd = 0.05, 0.5
     w = W0.astype(np.float64)
-    w1 = w * (1 - lr * wd) - lr * np.sign(g64(0))   # Adam's first step is lr * sign(g)
+    w1 = w * (1 - lr * wd) - lr * np.sign(g64(0))  # Adam's first step is lr * sign(g)
     out = run(optim.AdamW, lr=lr, weight_decay=wd)
     close(out[0], w1)
     for got, want in zip(out, adam_by_hand(3, lr=lr, wd=wd, decoupled=True)):
@@ -225,8 +232,7 @@ def test_adamw_amsgrad():
 
 def test_adam_and_adamw_defaults():
     a = optim.Adam([param()])
-    assert (a.defaults["lr"], a.defaults["betas"], a.defaults["eps"]) == (1e-3, (0.9, 0.999),
-                                                                          1e-8)
+    assert (a.defaults["lr"], a.defaults["betas"], a.defaults["eps"]) == (1e-3, (0.9, 0.999), 1e-8)
     assert a.defaults["weight_decay"] == 0 and a.defaults["amsgrad"] is False
     assert optim.AdamW([param()]).defaults["weight_decay"] == 1e-2
 
@@ -244,13 +250,16 @@ def test_adam_state_holds_step_and_moments():
         assert isinstance(state[k], Tensor) and state[k].dtype == np.float32
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(lr=-1), "Invalid learning rate: -1"),
-    (dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
-    (dict(betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
-    (dict(betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
-    (dict(weight_decay=-1), "Invalid weight_decay value: -1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(lr=-1), "Invalid learning rate: -1"),
+        (dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
+        (dict(betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
+        (dict(betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+        (dict(weight_decay=-1), "Invalid weight_decay value: -1"),
+    ],
+)
 @pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW])
 def test_adam_rejects_bad_hyperparameters(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -304,9 +313,9 @@ def test_rmsprop_centered_first_step():
 
 def test_rmsprop_defaults_and_validation():
     opt = optim.RMSprop([param()])
-    assert {k: opt.defaults[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum",
-                                         "centered")} == dict(
-        lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)
+    assert {
+        k: opt.defaults[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+    } == dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)
     with pytest.raises(ValueError, match="Invalid alpha value: -0.1"):
         optim.RMSprop([param()], alpha=-0.1)
     with pytest.raises(ValueError, match="Invalid momentum value: -1"):
@@ -420,8 +429,11 @@ def test_trains_a_linear_regression_through_autograd():
     true_w = np.array([[1.5], [-2.0], [0.5]], dtype=np.float32)
     y = Tensor(x @ true_w)
     xt = Tensor(x)
-    for cls, kwargs in [(optim.SGD, dict(lr=0.1, momentum=0.9)), (optim.Adam, dict(lr=0.1)),
-                        (optim.RMSprop, dict(lr=0.01))]:
+    for cls, kwargs in [
+        (optim.SGD, dict(lr=0.1, momentum=0.9)),
+        (optim.Adam, dict(lr=0.1)),
+        (optim.RMSprop, dict(lr=0.01)),
+    ]:
         w = Tensor(np.zeros((3, 1), dtype=np.float32), requires_grad=True)
         opt = cls([w], **kwargs)
         for _ in range(300):
@@ -465,13 +477,15 @@ def test_add_param_group():
 def test_construction_errors():
     with pytest.raises(ValueError, match="optimizer got an empty parameter list"):
         optim.SGD([])
-    with pytest.raises(TypeError, match="should be an iterable of Tensors or dicts, but got "
-                                        "Tensor"):
+    with pytest.raises(
+        TypeError, match="should be an iterable of Tensors or dicts, but got Tensor"
+    ):
         optim.SGD(param())
     with pytest.raises(TypeError, match="ordering of tensors in sets will change"):
         optim.SGD({param()})
-    with pytest.raises(TypeError, match="optimizer can only optimize Tensors, but one of the "
-                                        "params is ndarray"):
+    with pytest.raises(
+        TypeError, match="optimizer can only optimize Tensors, but one of the params is ndarray"
+    ):
         optim.SGD([W0])
     with pytest.raises(ValueError, match="can't optimize a non-leaf Tensor"):
         optim.SGD([param() * 2])
@@ -516,7 +530,7 @@ def test_resuming_from_a_state_dict_gives_identical_steps(cls, kwargs):
         opt.step()
     saved = copy.deepcopy(opt.state_dict())
     q = Tensor(p.data.copy(), requires_grad=True)
-    resumed = cls([q], lr=123.0)   # hyperparameters come from the state dict
+    resumed = cls([q], lr=123.0)  # hyperparameters come from the state dict
     resumed.load_state_dict(saved)
     assert resumed.param_groups[0]["lr"] == kwargs["lr"]
     for g in reversed(GRADS):
@@ -553,8 +567,9 @@ def test_load_state_dict_validates_before_changing_anything():
     with pytest.raises(ValueError, match=r"momentum_buffer.*shape \(3,\).*\(2, 2\)"):
         opt.load_state_dict(wrong_shape)
     assert opt.param_groups[0]["lr"] == 0.1
-    np.testing.assert_array_equal(opt.state[p]["momentum_buffer"].data,
-                                  before["state"][0]["momentum_buffer"].data)
+    np.testing.assert_array_equal(
+        opt.state[p]["momentum_buffer"].data, before["state"][0]["momentum_buffer"].data
+    )
 
     with pytest.raises(ValueError, match="Invalid learning rate: -1"):
         bad_lr = copy.deepcopy(good)
@@ -566,9 +581,12 @@ def test_load_state_dict_validates_before_changing_anything():
 def test_load_state_dict_casts_buffers_to_the_parameter_dtype():
     p = param()
     opt = optim.Adam([p])
-    sd = {"state": {0: {"step": np.int64(4),
-                        "exp_avg": np.ones((2, 2)), "exp_avg_sq": np.ones((2, 2))}},
-          "param_groups": [dict(opt.state_dict()["param_groups"][0])]}
+    sd = {
+        "state": {
+            0: {"step": np.int64(4), "exp_avg": np.ones((2, 2)), "exp_avg_sq": np.ones((2, 2))}
+        },
+        "param_groups": [dict(opt.state_dict()["param_groups"][0])],
+    }
     opt.load_state_dict(sd)
     assert opt.state[p]["step"] == 4
     assert opt.state[p]["exp_avg"].dtype == np.float32
@@ -605,8 +623,8 @@ def test_cosine_annealing_values_follow_the_closed_form():
         for base, lr in zip((0.1, 1.0), pair):
             want = 0.01 + (base - 0.01) * (1 + math.cos(math.pi * epoch / 4)) / 2
             assert lr == pytest.approx(want, rel=1e-12)
-    assert lrs[4] == pytest.approx([0.01, 0.01])      # reaches eta_min at T_max
-    assert lrs[8] == pytest.approx([0.1, 1.0])        # and comes back after 2 * T_max
+    assert lrs[4] == pytest.approx([0.01, 0.01])  # reaches eta_min at T_max
+    assert lrs[8] == pytest.approx([0.1, 1.0])  # and comes back after 2 * T_max
     assert [g["initial_lr"] for g in opt.param_groups] == [0.1, 1.0]
 
 
@@ -630,8 +648,11 @@ def test_scheduler_errors():
     with pytest.raises(TypeError, match="list is not an Optimizer"):
         lr_scheduler.StepLR([], step_size=1)
     opt = optim.SGD([param()])
-    with pytest.raises(KeyError, match=r"param 'initial_lr' is not specified in "
-                                       r"param_groups\[0\] when resuming"):
+    with pytest.raises(
+        KeyError,
+        match=r"param 'initial_lr' is not specified in "
+        r"param_groups\[0\] when resuming",
+    ):
         lr_scheduler.CosineAnnealingLR(opt, T_max=10, last_epoch=3)
     with pytest.raises(ValueError, match="step_size must be a positive int"):
         lr_scheduler.StepLR(opt, step_size=0)
@@ -653,8 +674,9 @@ TORCH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, kwargs", TORCH_CASES,
-                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(TORCH_CASES)])
+@pytest.mark.parametrize(
+    "name, kwargs", TORCH_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(TORCH_CASES)]
+)
 def test_five_steps_match_pytorch(name, kwargs):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
@@ -662,8 +684,10 @@ def test_five_steps_match_pytorch(name, kwargs):
     w0 = rng.standard_normal((3, 2)).astype(np.float32)
     b0 = rng.standard_normal(2).astype(np.float32)
     ours = [Tensor(w0.copy(), requires_grad=True), Tensor(b0.copy(), requires_grad=True)]
-    theirs = [torch.tensor(w0.copy(), requires_grad=True),
-              torch.tensor(b0.copy(), requires_grad=True)]
+    theirs = [
+        torch.tensor(w0.copy(), requires_grad=True),
+        torch.tensor(b0.copy(), requires_grad=True),
+    ]
     opt = getattr(optim, name)(ours, **kwargs)
     topt = getattr(torch.optim, name)(theirs, **kwargs)
     for _ in range(5):
@@ -687,10 +711,14 @@ def test_five_steps_match_pytorch(name, kwargs):
             np.testing.assert_allclose(v.data, tv.numpy(), rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("make", [
-    lambda m, o: m.StepLR(o, step_size=3, gamma=0.3),
-    lambda m, o: m.CosineAnnealingLR(o, T_max=7, eta_min=0.001),
-], ids=["StepLR", "CosineAnnealingLR"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m, o: m.StepLR(o, step_size=3, gamma=0.3),
+        lambda m, o: m.CosineAnnealingLR(o, T_max=7, eta_min=0.001),
+    ],
+    ids=["StepLR", "CosineAnnealingLR"],
+)
 def test_schedules_match_pytorch(make):
     torch = pytest.importorskip("torch")
     opt = optim.SGD([param()], lr=0.2)
@@ -704,11 +732,14 @@ def test_schedules_match_pytorch(make):
         tsched.step()
 
 
-@pytest.mark.parametrize("name, kwargs", [
-    ("SGD", dict(lr=0.1, momentum=0.9)),
-    ("Adam", dict(lr=0.05, amsgrad=True)),
-    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
-])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("SGD", dict(lr=0.1, momentum=0.9)),
+        ("Adam", dict(lr=0.05, amsgrad=True)),
+        ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
+    ],
+)
 def test_a_pytorch_optimizer_state_dict_loads_and_continues_identically(name, kwargs):
     torch = pytest.importorskip("torch")
     tp = torch.tensor(W0.copy(), requires_grad=True)
@@ -718,7 +749,7 @@ def test_a_pytorch_optimizer_state_dict_loads_and_continues_identically(name, kw
         topt.step()
     p = Tensor(tp.detach().numpy().copy(), requires_grad=True)
     opt = getattr(optim, name)([p])
-    opt.load_state_dict(topt.state_dict())       # buffers are torch tensors: converted
+    opt.load_state_dict(topt.state_dict())  # buffers are torch tensors: converted
     assert opt.param_groups[0]["lr"] == kwargs["lr"]
     for g in GRADS:
         tp.grad = torch.tensor(g)

@@ -20,11 +20,11 @@ def sample():
         "fc1.weight": Tensor(rng.standard_normal((4, 3)).astype(np.float32)),
         "fc1.bias": Tensor(np.zeros(4, dtype=np.float32)),
         "bn.num_batches_tracked": np.array(7, dtype=np.int64),
-        "double": rng.standard_normal((2, 2)),               # float64 numpy array
+        "double": rng.standard_normal((2, 2)),  # float64 numpy array
         "half": np.arange(3, dtype=np.float16),
         "mask": np.array([True, False]),
         "empty": np.zeros((0, 5), dtype=np.float32),
-        "transposed": np.arange(6, dtype=np.float32).reshape(2, 3).T,   # not contiguous
+        "transposed": np.arange(6, dtype=np.float32).reshape(2, 3).T,  # not contiguous
     }
 
 
@@ -57,14 +57,14 @@ def test_load_returns_names_in_file_order(tmp_path):
     save(sample(), path)
     raw = path.read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     header.pop("__metadata__", None)
     by_offset = sorted(header, key=lambda k: (header[k]["data_offsets"][0], k))
     assert list(load(path)) == by_offset
 
 
 def test_loaded_tensors_are_writable_and_independent(tmp_path):
-    path = str(tmp_path / "m.safetensors")   # a str path works as well as a Path
+    path = str(tmp_path / "m.safetensors")  # a str path works as well as a Path
     save({"w": np.ones(3, dtype=np.float32)}, path)
     a, b = load(path)["w"], load(path)["w"]
     a.data += 1
@@ -123,13 +123,16 @@ def test_a_pickle_file_is_rejected_not_executed(tmp_path):
         load(path)
 
 
-@pytest.mark.parametrize("content", [
-    b"",
-    b"short",
-    (16).to_bytes(8, "little") + b"not json at all!",
-    (2).to_bytes(8, "little") + b"[]",
-    (1000).to_bytes(8, "little") + b"{}",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"short",
+        (16).to_bytes(8, "little") + b"not json at all!",
+        (2).to_bytes(8, "little") + b"[]",
+        (1000).to_bytes(8, "little") + b"{}",
+    ],
+)
 def test_not_a_safetensors_file(tmp_path, content):
     path = tmp_path / "junk.bin"
     path.write_bytes(content)
@@ -151,16 +154,22 @@ def test_missing_file_names_the_path(tmp_path):
         load(path)
 
 
-@pytest.mark.parametrize("bad, error, message", [
-    ({"opt": {"lr": np.ones(1)}}, TypeError, "keys must map to tensors, but 'opt' maps to a "
-                                             "nested dict"),
-    ({"lr": 0.1}, TypeError, "keys must map to tensors .* but 'lr' maps to float"),
-    ({"l": [1.0, 2.0]}, TypeError, "'l' maps to list"),
-    ({3: np.ones(1)}, TypeError, "keys must be strings"),
-    ({"o": np.array([object()])}, TypeError, "'o' has dtype object"),
-    ({"c": np.ones(2, dtype=np.complex64)}, TypeError, "'c' has dtype complex64"),
-    ({"__metadata__": np.ones(1)}, ValueError, "reserved"),
-])
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (
+            {"opt": {"lr": np.ones(1)}},
+            TypeError,
+            "keys must map to tensors, but 'opt' maps to a nested dict",
+        ),
+        ({"lr": 0.1}, TypeError, "keys must map to tensors .* but 'lr' maps to float"),
+        ({"l": [1.0, 2.0]}, TypeError, "'l' maps to list"),
+        ({3: np.ones(1)}, TypeError, "keys must be strings"),
+        ({"o": np.array([object()])}, TypeError, "'o' has dtype object"),
+        ({"c": np.ones(2, dtype=np.complex64)}, TypeError, "'c' has dtype complex64"),
+        ({"__metadata__": np.ones(1)}, ValueError, "reserved"),
+    ],
+)
 def test_bad_state_dicts_are_rejected_and_the_old_file_kept(tmp_path, bad, error, message):
     path = tmp_path / "m.safetensors"
     save({"good": np.arange(3, dtype=np.float32)}, path)
@@ -197,8 +206,9 @@ def test_failure_in_the_middle_of_writing_keeps_the_old_file(tmp_path, monkeypat
             self.f.write(data[: len(data) // 2])
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(serialization.os, "fdopen", lambda fd, mode: HalfWriter(
-        real_fdopen(fd, mode)))
+    monkeypatch.setattr(
+        serialization.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode))
+    )
     with pytest.raises(OSError, match="No space left on device"):
         save({"w": np.zeros(5000, dtype=np.float32)}, path)
     monkeypatch.undo()
@@ -234,7 +244,7 @@ def test_metadata_is_stored_in_the_header(tmp_path):
     path = tmp_path / "m.safetensors"
     save({"w": np.ones(1, dtype=np.float32)}, path, metadata={"epoch": "3"})
     raw = path.read_bytes()
-    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
     assert header["__metadata__"] == {"epoch": "3"}
     with pytest.raises(TypeError, match="metadata must be a dict of str -> str"):
         save({"w": np.ones(1, dtype=np.float32)}, path, metadata={"epoch": 3})

@@ -40,8 +40,11 @@ def _graph(model, x, y, **kw):
     return viz.draw_graph(loss, modules=trace, **kw), loss
 
 
-SCENARIOS = [("sigmoid", "normal", "vanishing"), ("relu", _normal_4_over_fan, "exploding"),
-             ("relu", "kaiming_normal", "healthy")]
+SCENARIOS = [
+    ("sigmoid", "normal", "vanishing"),
+    ("relu", _normal_4_over_fan, "exploding"),
+    ("relu", "kaiming_normal", "healthy"),
+]
 
 
 @pytest.mark.parametrize("act,init_,expected", SCENARIOS)
@@ -75,8 +78,8 @@ def test_flow_shows_the_numbers_and_the_verdict():
     src = viz.gradient_flow(m, x, y, title="t").source
     assert "gradients vanish toward the input" in src
     assert "sat " in src and "dW " in src and "grad " in src and "act " in src
-    assert fill_color(1e-5) in src          # a deep blue is used
-    assert "colour = gradient magnitude" in src   # the legend
+    assert fill_color(1e-5) in src  # a deep blue is used
+    assert "colour = gradient magnitude" in src  # the legend
 
 
 def test_flow_from_a_monitor_and_custom_thresholds():
@@ -119,7 +122,7 @@ def test_clusters_and_parameter_names():
     src = dot.source
     assert "subgraph cluster_0 " in src and "subgraph cluster_2 " in src
     assert "<B>0.weight</B>" in src and "<B>4.bias</B>" in src
-    assert "<B>1: relu</B>" in src     # one-op modules are inlined, not clustered
+    assert "<B>1: relu</B>" in src  # one-op modules are inlined, not clustered
 
 
 def test_collapsing_above_the_node_budget():
@@ -163,8 +166,9 @@ def test_argument_errors():
 def test_colour_scale_is_ordered_and_legend_lists_the_classes():
     def blue(c):
         return int(c[5:7], 16) - int(c[1:3], 16)
+
     vanish = [fill_color(r) for r in (5e-3, 5e-4, 5e-5, 5e-6)]
-    assert vanish == sorted(vanish, key=lambda c: -sum(int(c[i:i + 2], 16) for i in (1, 3, 5)))
+    assert vanish == sorted(vanish, key=lambda c: -sum(int(c[i : i + 2], 16) for i in (1, 3, 5)))
     assert all(blue(c) > 0 for c in vanish)
     hot = fill_color(1e5)
     assert int(hot[1:3], 16) > int(hot[5:7], 16)
@@ -190,8 +194,10 @@ def test_render_svg_and_dot(tmp_path):
 def test_plots(tmp_path):
     pytest.importorskip("matplotlib")
     import matplotlib
+
     matplotlib.use("Agg")
     from tinygrad_init.viz import plots
+
     m, x, y = _model(6, "tanh", "xavier_normal")
     with Monitor(m) as mon:
         for _ in range(3):

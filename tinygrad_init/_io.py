@@ -29,8 +29,10 @@ def atomic_write(path, data, what="write"):
         except FileExistsError:
             continue
         except OSError as e:
-            raise type(e)(e.errno, f"{what}: cannot create a file in {directory!r} to write "
-                          f"{path!r}: {e.strerror}") from e
+            raise type(e)(
+                e.errno,
+                f"{what}: cannot create a file in {directory!r} to write {path!r}: {e.strerror}",
+            ) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -21,9 +21,19 @@ import numpy as np
 from . import ops
 
 __all__ = [
-    "Function", "FunctionCtx", "Node", "backward", "grad", "no_grad", "enable_grad",
-    "set_grad_enabled", "is_grad_enabled", "detect_anomaly", "is_anomaly_enabled",
-    "record_gradients", "creation_site",
+    "Function",
+    "FunctionCtx",
+    "Node",
+    "backward",
+    "grad",
+    "no_grad",
+    "enable_grad",
+    "set_grad_enabled",
+    "is_grad_enabled",
+    "detect_anomaly",
+    "is_anomaly_enabled",
+    "record_gradients",
+    "creation_site",
 ]
 
 
@@ -72,6 +82,7 @@ class _SwitchContext:
         def wrapper(*args, **kwargs):
             with self._fresh():
                 return fn(*args, **kwargs)
+
         return wrapper
 
 
@@ -199,10 +210,16 @@ class Node:
         self.inputs = inputs
         self.params = params
         self.site = site
-        self.arrays = (arrays if arrays is not None
-                       else [a.data if isinstance(a, _tensor.Tensor) else a for a in inputs])
-        self.needs = (needs if needs is not None
-                      else [isinstance(a, _tensor.Tensor) and a.requires_grad for a in inputs])
+        self.arrays = (
+            arrays
+            if arrays is not None
+            else [a.data if isinstance(a, _tensor.Tensor) else a for a in inputs]
+        )
+        self.needs = (
+            needs
+            if needs is not None
+            else [isinstance(a, _tensor.Tensor) and a.requires_grad for a in inputs]
+        )
 
     def name(self):
         """PyTorch-style name, e.g. ``MulBackward``."""
@@ -211,8 +228,9 @@ class Node:
     @property
     def next_tensors(self):
         """Input Tensors that require grad (empty once freed)."""
-        return tuple(a for a in self.inputs or () if isinstance(a, _tensor.Tensor)
-                     and a.requires_grad)
+        return tuple(
+            a for a in self.inputs or () if isinstance(a, _tensor.Tensor) and a.requires_grad
+        )
 
     def free(self):
         """Drop the saved inputs (after backward without ``retain_graph``)."""
@@ -228,7 +246,8 @@ def check_finite(op_name, array, what, site):
         kind = "nan" if np.isnan(array).any() else "inf"
         raise RuntimeError(
             f"anomaly: op '{op_name}' produced {kind} values in its {what} "
-            f"(op created at {site or '<unknown>'})")
+            f"(op created at {site or '<unknown>'})"
+        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -239,7 +258,8 @@ def _freed_error(node):
     return RuntimeError(
         f"Trying to backward through the graph a second time: the saved values of op "
         f"'{node.op.name}' ({node.name()}) were freed by the previous backward. "
-        "Pass retain_graph=True to the first backward() or grad() call to keep them.")
+        "Pass retain_graph=True to the first backward() or grad() call to keep them."
+    )
 
 
 def _topological_order(roots):
@@ -319,8 +339,7 @@ def _needed_for(inputs, order):
     needed = set(inputs)
     for t in order:
         node = t._node
-        if node is not None and any(isinstance(a, Tensor) and a in needed
-                                    for a in node.inputs):
+        if node is not None and any(isinstance(a, Tensor) and a in needed for a in node.inputs):
             needed.add(t)
     return needed
 
@@ -389,8 +408,12 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
                 if ga.shape != shape:
                     ga = _reduce_to(xp, ga, a, node)
                 if anomaly:
-                    check_finite(node.name(), ga if not create_graph else ga.data,
-                                 f"gradient for input {i}", node.site)
+                    check_finite(
+                        node.name(),
+                        ga if not create_graph else ga.data,
+                        f"gradient for input {i}",
+                        node.site,
+                    )
                 prev = get(a)
                 grads[a] = ga if prev is None else prev + ga
             if not retain_graph:
@@ -408,7 +431,8 @@ def _reduce_to(xp, ga, a, node):
     except ValueError:
         raise RuntimeError(
             f"op '{node.op.name}' returned a gradient of shape {tuple(ga.shape)} for an "
-            f"input of shape {tuple(a.shape)}") from None
+            f"input of shape {tuple(a.shape)}"
+        ) from None
 
 
 def _root_gradients(outputs, grad_outputs, create_graph):
@@ -417,27 +441,32 @@ def _root_gradients(outputs, grad_outputs, create_graph):
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     if len(grad_outputs) != len(outputs):
-        raise ValueError(f"grad_outputs has {len(grad_outputs)} entries but there are "
-                         f"{len(outputs)} outputs")
+        raise ValueError(
+            f"grad_outputs has {len(grad_outputs)} entries but there are {len(outputs)} outputs"
+        )
     roots = []
     for k, (t, g) in enumerate(zip(outputs, grad_outputs)):
         if not isinstance(t, Tensor):
             raise TypeError(f"outputs[{k}] must be a Tensor, got {type(t).__name__}")
         if not t.requires_grad:
-            raise RuntimeError(f"element {k} of tensors does not require grad and does not "
-                               "have a grad_fn")
+            raise RuntimeError(
+                f"element {k} of tensors does not require grad and does not have a grad_fn"
+            )
         if g is None:
             if t.data.size != 1:
                 raise RuntimeError(
                     f"grad can be implicitly created only for scalar outputs; this output "
-                    f"has shape {tuple(t.shape)}: pass gradient= (a tensor of that shape)")
+                    f"has shape {tuple(t.shape)}: pass gradient= (a tensor of that shape)"
+                )
             g = np.ones(t.data.shape, dtype=t.data.dtype)
             roots.append(Tensor._make(g) if create_graph else g)
             continue
         g_data = g.data if isinstance(g, Tensor) else np.asarray(g, dtype=t.dtype)
         if g_data.shape != t.data.shape:
-            raise RuntimeError(f"Mismatch in shape: gradient has shape {tuple(g_data.shape)} "
-                               f"but the output has shape {tuple(t.shape)}")
+            raise RuntimeError(
+                f"Mismatch in shape: gradient has shape {tuple(g_data.shape)} "
+                f"but the output has shape {tuple(t.shape)}"
+            )
         if create_graph:
             roots.append(g if isinstance(g, Tensor) else Tensor._make(g_data))
         else:
@@ -456,8 +485,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
     run_backward(tensors, roots, retain_graph, create_graph)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=False):
+def grad(
+    outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False
+):
     """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple.
 
     Nothing is accumulated into ``.grad`` (``torch.autograd.grad``).  An input that the
@@ -470,8 +500,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     inputs = [inputs] if single else list(inputs)
     for k, t in enumerate(inputs):
         if not isinstance(t, Tensor) or not t.requires_grad:
-            raise RuntimeError(f"inputs[{k}] does not require grad: every input of grad() "
-                               "must be a Tensor with requires_grad=True")
+            raise RuntimeError(
+                f"inputs[{k}] does not require grad: every input of grad() "
+                "must be a Tensor with requires_grad=True"
+            )
     if isinstance(grad_outputs, Tensor):
         grad_outputs = [grad_outputs]
     if retain_graph is None:
@@ -484,7 +516,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             if not allow_unused:
                 raise RuntimeError(
                     f"inputs[{k}] appears not to have been used in the graph of the outputs. "
-                    "Set allow_unused=True if this is the desired behavior.")
+                    "Set allow_unused=True if this is the desired behavior."
+                )
             out.append(None)
         else:
             out.append(g if create_graph else Tensor._make(g))
@@ -519,8 +552,7 @@ class _FunctionOp:
     def forward(self, *arrays_and_ctx):
         """Re-run the user's forward on arrays (used by gradient checking)."""
         Tensor = _tensor.Tensor
-        args = [Tensor._make(a) if isinstance(a, np.ndarray) else a
-                for a in arrays_and_ctx[:-1]]
+        args = [Tensor._make(a) if isinstance(a, np.ndarray) else a for a in arrays_and_ctx[:-1]]
         with no_grad():
             out = self.function.forward(FunctionCtx((False,) * len(args)), *args)
         return out.data
@@ -535,7 +567,8 @@ class _FunctionOp:
         if len(grads) != len(inputs):
             raise RuntimeError(
                 f"function {self.name}.backward returned an incorrect number of gradients "
-                f"(expected {len(inputs)}, got {len(grads)})")
+                f"(expected {len(inputs)}, got {len(grads)})"
+            )
         result = []
         for need, gr in zip(needs, grads):
             if not need or gr is None:
@@ -583,8 +616,9 @@ class Function:
         with no_grad():
             out = cls.forward(ctx, *args)
         if not isinstance(out, Tensor):
-            raise TypeError(f"{cls.__name__}.forward must return a Tensor, got "
-                            f"{type(out).__name__}")
+            raise TypeError(
+                f"{cls.__name__}.forward must return a Tensor, got {type(out).__name__}"
+            )
         if not (_state.grad_enabled and any(needs)):
             return Tensor._make(out.data)
         site = creation_site() if _state.anomaly else None

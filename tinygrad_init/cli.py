@@ -25,8 +25,16 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-__all__ = ["main", "Command", "COMMANDS", "UsageError",
-           "add_model_arguments", "load_model", "add_output_argument", "write_diagram"]
+__all__ = [
+    "main",
+    "Command",
+    "COMMANDS",
+    "UsageError",
+    "add_model_arguments",
+    "load_model",
+    "add_output_argument",
+    "write_diagram",
+]
 
 PROG = "tinygrad-init"
 
@@ -38,8 +46,8 @@ class UsageError(Exception):
 @dataclass(frozen=True)
 class Command:
     help: str
-    configure: object   # configure(parser) adds the subcommand's arguments
-    run: object         # run(args) -> exit code
+    configure: object  # configure(parser) adds the subcommand's arguments
+    run: object  # run(args) -> exit code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,39 +64,79 @@ class _Parser(argparse.ArgumentParser):
 def add_model_arguments(parser):
     """The model-spec and data options shared by every subcommand."""
     g = parser.add_argument_group("model")
-    g.add_argument("model", nargs="?", metavar="FILE.py[:FUNCTION]",
-                   help="build the model with FUNCTION (default make_model) from FILE.py; "
-                        "it returns a Module or (Module, batch)")
-    g.add_argument("--layer", choices=("linear", "conv"), default="linear",
-                   help="layer type of the spec model (default linear)")
-    g.add_argument("--depth", type=_positive_int, default=10,
-                   help="number of weighted layers (default 10)")
-    g.add_argument("--width", type=_positive_int, default=32,
-                   help="hidden width, or channels for --layer conv (default 32)")
-    g.add_argument("--activation", default="relu",
-                   help="relu, leaky_relu, tanh, sigmoid, gelu, silu, elu, selu, softplus, "
-                        "linear (default relu)")
-    g.add_argument("--init", default="kaiming_normal",
-                   help="weight init by registry name: normal (N(0,1)), small_normal, "
-                        "xavier_normal, kaiming_normal, he_normal, lecun_normal, "
-                        "orthogonal, ... (default kaiming_normal)")
-    g.add_argument("--in-features", type=_positive_int, default=32,
-                   help="input features of the MLP (default 32)")
-    g.add_argument("--in-channels", type=_positive_int, default=3,
-                   help="input channels for --layer conv (default 3)")
-    g.add_argument("--out-features", type=_positive_int, default=10,
-                   help="output features (default 10)")
-    g.add_argument("--image-size", type=_positive_int, default=8,
-                   help="image side for --layer conv (default 8)")
-    g.add_argument("--batch", type=_positive_int, default=64,
-                   help="synthetic batch size (default 64)")
+    g.add_argument(
+        "model",
+        nargs="?",
+        metavar="FILE.py[:FUNCTION]",
+        help="build the model with FUNCTION (default make_model) from FILE.py; "
+        "it returns a Module or (Module, batch)",
+    )
+    g.add_argument(
+        "--layer",
+        choices=("linear", "conv"),
+        default="linear",
+        help="layer type of the spec model (default linear)",
+    )
+    g.add_argument(
+        "--depth", type=_positive_int, default=10, help="number of weighted layers (default 10)"
+    )
+    g.add_argument(
+        "--width",
+        type=_positive_int,
+        default=32,
+        help="hidden width, or channels for --layer conv (default 32)",
+    )
+    g.add_argument(
+        "--activation",
+        default="relu",
+        help="relu, leaky_relu, tanh, sigmoid, gelu, silu, elu, selu, softplus, "
+        "linear (default relu)",
+    )
+    g.add_argument(
+        "--init",
+        default="kaiming_normal",
+        help="weight init by registry name: normal (N(0,1)), small_normal, "
+        "xavier_normal, kaiming_normal, he_normal, lecun_normal, "
+        "orthogonal, ... (default kaiming_normal)",
+    )
+    g.add_argument(
+        "--in-features",
+        type=_positive_int,
+        default=32,
+        help="input features of the MLP (default 32)",
+    )
+    g.add_argument(
+        "--in-channels",
+        type=_positive_int,
+        default=3,
+        help="input channels for --layer conv (default 3)",
+    )
+    g.add_argument(
+        "--out-features", type=_positive_int, default=10, help="output features (default 10)"
+    )
+    g.add_argument(
+        "--image-size",
+        type=_positive_int,
+        default=8,
+        help="image side for --layer conv (default 8)",
+    )
+    g.add_argument(
+        "--batch", type=_positive_int, default=64, help="synthetic batch size (default 64)"
+    )
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     t = parser.add_argument_group("classification")
-    t.add_argument("--vanishing", type=_positive_float, default=1e-2,
-                   help="gradient ratio to the last layer below which a layer is vanishing "
-                        "(default 1e-2)")
-    t.add_argument("--exploding", type=_positive_float, default=1e2,
-                   help="ratio above which a layer is exploding (default 1e2)")
+    t.add_argument(
+        "--vanishing",
+        type=_positive_float,
+        default=1e-2,
+        help="gradient ratio to the last layer below which a layer is vanishing (default 1e-2)",
+    )
+    t.add_argument(
+        "--exploding",
+        type=_positive_float,
+        default=1e2,
+        help="ratio above which a layer is exploding (default 1e2)",
+    )
 
 
 def _positive_int(text):
@@ -113,6 +161,7 @@ def _positive_float(text):
 
 def _from_file(spec):
     from . import nn
+
     path, _, func = spec.partition(":")
     func = func or "make_model"
     if not path.endswith(".py"):
@@ -125,22 +174,22 @@ def _from_file(spec):
         module = importlib.util.module_from_spec(module_spec)
         module_spec.loader.exec_module(module)
     except Exception as e:
-        raise UsageError(f"could not import {path}: {type(e).__name__}: {_one_line(e)}") \
-            from None
+        raise UsageError(f"could not import {path}: {type(e).__name__}: {_one_line(e)}") from None
     factory = getattr(module, func, None)
     if not callable(factory):
         raise UsageError(f"{path} has no function {func!r}")
     try:
         result = factory()
     except Exception as e:
-        raise UsageError(f"{path}:{func}() failed: {type(e).__name__}: {_one_line(e)}") \
-            from None
+        raise UsageError(f"{path}:{func}() failed: {type(e).__name__}: {_one_line(e)}") from None
     batch = None
     if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], nn.Module):
         result, batch = result
     if not isinstance(result, nn.Module):
-        raise UsageError(f"{path}:{func}() returned {type(result).__name__}; expected an "
-                         "nn.Module or (Module, example_batch)")
+        raise UsageError(
+            f"{path}:{func}() returned {type(result).__name__}; expected an "
+            "nn.Module or (Module, example_batch)"
+        )
     return result, batch
 
 
@@ -155,39 +204,53 @@ def load_model(args):
 
     from . import models
     from .tensor import Tensor
+
     gen = np.random.default_rng(args.seed)
     if args.model:
         model, batch = _from_file(args.model)
         x = y = None
         if batch is not None:
-            x, y = batch if isinstance(batch, (tuple, list)) and len(batch) == 2 else (batch,
-                                                                                        None)
+            x, y = batch if isinstance(batch, (tuple, list)) and len(batch) == 2 else (batch, None)
             x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32))
             if y is not None and not isinstance(y, Tensor):
                 y = Tensor(np.asarray(y))
         else:
             try:
-                x, y = models.synthetic_batch(model, batch=args.batch,
-                                              image_size=args.image_size, generator=gen)
+                x, y = models.synthetic_batch(
+                    model, batch=args.batch, image_size=args.image_size, generator=gen
+                )
             except ValueError as e:
-                raise UsageError(f"{e}: return (model, example_batch) from the factory") \
-                    from None
+                raise UsageError(f"{e}: return (model, example_batch) from the factory") from None
         return model, x, y, os.path.basename(args.model)
     try:
         if args.layer == "conv":
-            model = models.make_cnn(args.depth, args.width, args.activation, args.init,
-                                    in_channels=args.in_channels, image_size=args.image_size,
-                                    out_features=args.out_features, generator=gen)
+            model = models.make_cnn(
+                args.depth,
+                args.width,
+                args.activation,
+                args.init,
+                in_channels=args.in_channels,
+                image_size=args.image_size,
+                out_features=args.out_features,
+                generator=gen,
+            )
         else:
-            model = models.make_mlp(args.depth, args.width, args.activation, args.init,
-                                    args.in_features, args.out_features, generator=gen)
+            model = models.make_mlp(
+                args.depth,
+                args.width,
+                args.activation,
+                args.init,
+                args.in_features,
+                args.out_features,
+                generator=gen,
+            )
     except (ValueError, TypeError) as e:
         raise UsageError(_one_line(e)) from None
-    x, y = models.synthetic_batch(model, batch=args.batch, image_size=args.image_size,
-                                  generator=gen)
+    x, y = models.synthetic_batch(
+        model, batch=args.batch, image_size=args.image_size, generator=gen
+    )
     kind = "CNN" if args.layer == "conv" else "MLP"
-    desc = (f"{args.depth}-layer {kind}, width {args.width}, {args.activation}, "
-            f"init {args.init}")
+    desc = f"{args.depth}-layer {kind}, width {args.width}, {args.activation}, init {args.init}"
     return model, x, y, desc
 
 
@@ -197,6 +260,7 @@ def _loss(output, y):
 
     from .models import mse
     from .tensor import Tensor
+
     if y is None:
         rng = np.random.default_rng(0)
         y = Tensor(rng.standard_normal(output.shape).astype(output.dtype))
@@ -204,13 +268,16 @@ def _loss(output, y):
         logp = output.log_softmax(1)
         return -(logp[np.arange(len(y.data)), y.data]).mean()
     if tuple(y.shape) != tuple(output.shape):
-        raise UsageError(f"the example batch's target has shape {tuple(y.shape)} but the "
-                         f"model's output has shape {tuple(output.shape)}")
+        raise UsageError(
+            f"the example batch's target has shape {tuple(y.shape)} but the "
+            f"model's output has shape {tuple(output.shape)}"
+        )
     return mse(output, y)
 
 
 def _thresholds(args):
     from .diagnostics import Thresholds
+
     try:
         return Thresholds(args.vanishing, args.exploding)
     except ValueError as e:
@@ -222,9 +289,13 @@ def _thresholds(args):
 
 
 def add_output_argument(parser, default):
-    parser.add_argument("-o", "--output", default=default,
-                        help=f"output file; the format comes from the extension: .svg .png "
-                             f".pdf .dot (default {default})")
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=default,
+        help=f"output file; the format comes from the extension: .svg .png "
+        f".pdf .dot (default {default})",
+    )
 
 
 def write_diagram(dot, path):
@@ -233,10 +304,12 @@ def write_diagram(dot, path):
     import graphviz
 
     from .viz.files import FORMATS, render, write_source
+
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
-        raise UsageError(f"cannot tell the output format of {path!r}: use one of "
-                         f"{', '.join(FORMATS)}")
+        raise UsageError(
+            f"cannot tell the output format of {path!r}: use one of {', '.join(FORMATS)}"
+        )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise UsageError(f"output directory does not exist: {directory}")
@@ -254,10 +327,13 @@ def _without_dot(dot, path, write_source):
     source = os.path.splitext(path)[0] + ".dot"
     write_source(dot, source)
     fmt = os.path.splitext(path)[1][1:]
-    print(f"{PROG}: the graphviz 'dot' program is not installed, so {path} was not drawn; "
-          f"wrote the source to {source}. Install graphviz (apt install graphviz, brew "
-          f"install graphviz or conda install graphviz), then run: "
-          f"dot -T{fmt} {source} -o {path}", file=sys.stderr)
+    print(
+        f"{PROG}: the graphviz 'dot' program is not installed, so {path} was not drawn; "
+        f"wrote the source to {source}. Install graphviz (apt install graphviz, brew "
+        f"install graphviz or conda install graphviz), then run: "
+        f"dot -T{fmt} {source} -o {path}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -268,49 +344,84 @@ def _without_dot(dot, path, write_source):
 def _configure_graph(p):
     add_model_arguments(p)
     add_output_argument(p, "graph.svg")
-    p.add_argument("--metric", choices=("norm", "rms", "mean_abs", "max_abs"), default="norm",
-                   help="gradient magnitude shown in each node (default norm)")
-    p.add_argument("--max-nodes", type=_positive_int, default=300,
-                   help="above this many nodes, modules collapse into one node (default 300)")
+    p.add_argument(
+        "--metric",
+        choices=("norm", "rms", "mean_abs", "max_abs"),
+        default="norm",
+        help="gradient magnitude shown in each node (default norm)",
+    )
+    p.add_argument(
+        "--max-nodes",
+        type=_positive_int,
+        default=300,
+        help="above this many nodes, modules collapse into one node (default 300)",
+    )
 
 
 def _run_graph(args):
     from . import viz
+
     model, x, y, desc = load_model(args)
     with viz.trace_modules(model) as trace:
         loss = _loss(model(x), y)
-    dot = viz.draw_graph(loss, modules=trace, metric=args.metric,
-                         thresholds=_thresholds(args), max_nodes=args.max_nodes,
-                         title=f"Op graph: {desc}")
+    dot = viz.draw_graph(
+        loss,
+        modules=trace,
+        metric=args.metric,
+        thresholds=_thresholds(args),
+        max_nodes=args.max_nodes,
+        title=f"Op graph: {desc}",
+    )
     return write_diagram(dot, args.output)
 
 
 def _configure_flow(p):
     add_model_arguments(p)
     add_output_argument(p, "flow.svg")
-    p.add_argument("--per-row", type=_positive_int, default=None,
-                   help="layers per row (default 10, or all when there are at most 12)")
+    p.add_argument(
+        "--per-row",
+        type=_positive_int,
+        default=None,
+        help="layers per row (default 10, or all when there are at most 12)",
+    )
 
 
 def _run_flow(args):
     from . import viz
+
     model, x, y, desc = load_model(args)
-    dot = viz.gradient_flow(model, x, y, loss_fn=_loss, thresholds=_thresholds(args),
-                            per_row=args.per_row, title=f"Gradient flow: {desc}")
+    dot = viz.gradient_flow(
+        model,
+        x,
+        y,
+        loss_fn=_loss,
+        thresholds=_thresholds(args),
+        per_row=args.per_row,
+        title=f"Gradient flow: {desc}",
+    )
     return write_diagram(dot, args.output)
 
 
 def _configure_stats(p):
     add_model_arguments(p)
-    p.add_argument("--steps", type=_positive_int, default=1,
-                   help="training steps of plain SGD to record (default 1)")
-    p.add_argument("--lr", type=_positive_float, default=0.01,
-                   help="SGD learning rate for --steps (default 0.01)")
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=1,
+        help="training steps of plain SGD to record (default 1)",
+    )
+    p.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=0.01,
+        help="SGD learning rate for --steps (default 0.01)",
+    )
     p.add_argument("--csv", default=None, help="also write every record to this CSV file")
 
 
 def _run_stats(args):
     from .diagnostics import Monitor
+
     model, x, y, desc = load_model(args)
     params = list(model.parameters())
     with Monitor(model, thresholds=_thresholds(args), sample_size=0) as mon:
@@ -337,32 +448,45 @@ def _run_stats(args):
 
 
 COMMANDS = {
-    "graph": Command("render the op-level graph, coloured by gradient magnitude",
-                     _configure_graph, _run_graph),
-    "flow": Command("render the layer-level gradient-flow diagram", _configure_flow,
-                    _run_flow),
-    "stats": Command("print per-layer statistics, the theory beside them, and a verdict",
-                     _configure_stats, _run_stats),
+    "graph": Command(
+        "render the op-level graph, coloured by gradient magnitude", _configure_graph, _run_graph
+    ),
+    "flow": Command("render the layer-level gradient-flow diagram", _configure_flow, _run_flow),
+    "stats": Command(
+        "print per-layer statistics, the theory beside them, and a verdict",
+        _configure_stats,
+        _run_stats,
+    ),
 }
+
 
 def _configure_demo(parser):
     from .demo import configure  # imported on use: demo itself imports this module
+
     configure(parser)
 
 
 def _run_demo(args):
     from .demo import run
+
     return run(args)
 
 
-COMMANDS["demo"] = Command("train a deep MLP under every activation x initialization and "
-                           "write an HTML report (the main job)", _configure_demo, _run_demo)
+COMMANDS["demo"] = Command(
+    "train a deep MLP under every activation x initialization and "
+    "write an HTML report (the main job)",
+    _configure_demo,
+    _run_demo,
+)
 
 
 def build_parser():
-    parser = _Parser(prog=PROG, description="See vanishing and exploding gradients: op "
-                     "graphs and layer-level flow diagrams coloured by gradient magnitude, "
-                     "and per-layer statistics with a verdict.")
+    parser = _Parser(
+        prog=PROG,
+        description="See vanishing and exploding gradients: op "
+        "graphs and layer-level flow diagrams coloured by gradient magnitude, "
+        "and per-layer statistics with a verdict.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
@@ -377,13 +501,12 @@ def main(argv=None):
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "_run", None):
-            raise UsageError(f"choose a command: {', '.join(COMMANDS)} (see '{PROG} "
-                             "--help')")
+            raise UsageError(f"choose a command: {', '.join(COMMANDS)} (see '{PROG} --help')")
         return args._run(args)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:   # the model's own forward/backward failed: one line, no traceback
+    except Exception as e:  # the model's own forward/backward failed: one line, no traceback
         print(f"{PROG}: error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -28,8 +28,9 @@ def spirals(n=600, classes=3, noise=0.1, dim=2, generator=None):
     to unit standard deviation.  Not linearly separable.
     """
     if classes < 2 or n < classes:
-        raise ValueError(f"spirals: need classes >= 2 and n >= classes, got n={n}, "
-                         f"classes={classes}")
+        raise ValueError(
+            f"spirals: need classes >= 2 and n >= classes, got n={n}, classes={classes}"
+        )
     if dim < 2:
         raise ValueError(f"spirals: dim must be at least 2, got {dim}")
     gen = generator or default_generator()
@@ -49,8 +50,7 @@ def spirals(n=600, classes=3, noise=0.1, dim=2, generator=None):
 def blobs(n=600, classes=4, dim=2, spread=0.5, generator=None):
     """Gaussian blobs: class c ~ N(mu_c, spread^2 I) with centres mu_c ~ N(0, 4 I)."""
     if classes < 2 or n < classes:
-        raise ValueError(f"blobs: need classes >= 2 and n >= classes, got n={n}, "
-                         f"classes={classes}")
+        raise ValueError(f"blobs: need classes >= 2 and n >= classes, got n={n}, classes={classes}")
     gen = generator or default_generator()
     centres = gen.normal(0, 2, (classes, dim))
     label = gen.integers(0, classes, n)
@@ -79,8 +79,9 @@ def digits(flatten=True):
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise ImportError("digits() needs scikit-learn: pip install 'tinygrad_init[data]'") \
-            from None
+        raise ImportError(
+            "digits() needs scikit-learn: pip install 'tinygrad_init[data]'"
+        ) from None
     bunch = load_digits()
     x = bunch.data / 16.0
     if not flatten:

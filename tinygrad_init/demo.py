@@ -22,32 +22,51 @@ from .study import StudyConfig
 
 def _positive_int(text):
     import argparse
+
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") \
-            from None
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
 
 def configure(parser):
-    parser.add_argument("--quick", action="store_true",
-                        help="150 steps on 150 samples instead of 200 on 300 (the same "
-                             "findings, in about two thirds of the time)")
-    parser.add_argument("--depth", type=_positive_int, default=None,
-                        help="Linear layers of the network (default 20; at least 2)")
-    parser.add_argument("--width", type=_positive_int, default=None,
-                        help="hidden units per layer (default 64)")
-    parser.add_argument("--steps", type=_positive_int, default=None,
-                        help="SGD steps per run (default 200, 150 with --quick)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="150 steps on 150 samples instead of 200 on 300 (the same "
+        "findings, in about two thirds of the time)",
+    )
+    parser.add_argument(
+        "--depth",
+        type=_positive_int,
+        default=None,
+        help="Linear layers of the network (default 20; at least 2)",
+    )
+    parser.add_argument(
+        "--width", type=_positive_int, default=None, help="hidden units per layer (default 64)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=None,
+        help="SGD steps per run (default 200, 150 with --quick)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--data", choices=("spirals", "digits"), default="spirals",
-                        help="three interleaved spirals (default) or scikit-learn's 8x8 "
-                             "digits (needs the 'data' extra)")
-    parser.add_argument("--out", default="init-report.html",
-                        help="where to write the HTML report (default init-report.html)")
+    parser.add_argument(
+        "--data",
+        choices=("spirals", "digits"),
+        default="spirals",
+        help="three interleaved spirals (default) or scikit-learn's 8x8 "
+        "digits (needs the 'data' extra)",
+    )
+    parser.add_argument(
+        "--out",
+        default="init-report.html",
+        help="where to write the HTML report (default init-report.html)",
+    )
 
 
 class Progress:
@@ -72,8 +91,9 @@ class Progress:
 
 
 def _config(args):
-    values = {k: getattr(args, k) for k in ("depth", "width", "steps")
-              if getattr(args, k) is not None}
+    values = {
+        k: getattr(args, k) for k in ("depth", "width", "steps") if getattr(args, k) is not None
+    }
     values.update(seed=args.seed, data=args.data)
     try:
         return StudyConfig.quick(**values) if args.quick else StudyConfig(**values)
@@ -84,11 +104,13 @@ def _config(args):
 def _check_output(path):
     directory = os.path.dirname(os.path.abspath(path)) or "."
     if not os.path.isdir(directory):
-        raise UsageError(f"cannot write the report to {path!r}: folder {directory!r} does "
-                         "not exist")
+        raise UsageError(
+            f"cannot write the report to {path!r}: folder {directory!r} does not exist"
+        )
     if not os.access(directory, os.W_OK):
-        raise UsageError(f"cannot write the report to {path!r}: folder {directory!r} is not "
-                         "writable")
+        raise UsageError(
+            f"cannot write the report to {path!r}: folder {directory!r} is not writable"
+        )
     if os.path.isdir(path):
         raise UsageError(f"cannot write the report to {path!r}: it is a folder")
 
@@ -96,8 +118,10 @@ def _check_output(path):
 def _command(args, config):
     """The command line that reproduces this run."""
     quick = " --quick" if args.quick else ""
-    return (f"tinygrad-init demo{quick} --depth {config.depth} --width {config.width} "
-            f"--steps {config.steps} --seed {config.seed} --data {config.data}")
+    return (
+        f"tinygrad-init demo{quick} --depth {config.depth} --width {config.width} "
+        f"--steps {config.steps} --seed {config.seed} --data {config.data}"
+    )
 
 
 def run(args):
@@ -107,15 +131,20 @@ def run(args):
         try:
             import sklearn  # noqa: F401
         except ImportError:
-            raise UsageError("--data digits needs scikit-learn: pip install "
-                             "'tinygrad_init[data]'") from None
+            raise UsageError(
+                "--data digits needs scikit-learn: pip install 'tinygrad_init[data]'"
+            ) from None
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise UsageError("the report's plots need matplotlib: pip install "
-                         "'tinygrad_init[plots]'") from None
-    print(f"Training {len(study.plan(config))} networks ({config.depth} layers of "
-          f"{config.width}, {config.steps} steps each) on {config.data}...", file=sys.stderr)
+        raise UsageError(
+            "the report's plots need matplotlib: pip install 'tinygrad_init[plots]'"
+        ) from None
+    print(
+        f"Training {len(study.plan(config))} networks ({config.depth} layers of "
+        f"{config.width}, {config.steps} steps each) on {config.data}...",
+        file=sys.stderr,
+    )
     result = study.run_study(config, Progress())
     print(report.results_table(result))
     print()

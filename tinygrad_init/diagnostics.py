@@ -64,12 +64,27 @@ from .init import _calculate_fan_in_and_fan_out, calculate_gain
 from .tensor import Tensor
 
 __all__ = [
-    "Thresholds", "classify", "Monitor", "Verdict", "VANISHING", "HEALTHY", "EXPLODING",
-    "NONFINITE", "MISSING", "SATURATING", "RECTIFIERS", "recommended_init",
+    "Thresholds",
+    "classify",
+    "Monitor",
+    "Verdict",
+    "VANISHING",
+    "HEALTHY",
+    "EXPLODING",
+    "NONFINITE",
+    "MISSING",
+    "SATURATING",
+    "RECTIFIERS",
+    "recommended_init",
 ]
 
 VANISHING, HEALTHY, EXPLODING, NONFINITE, MISSING = (
-    "vanishing", "healthy", "exploding", "nan", "none")
+    "vanishing",
+    "healthy",
+    "exploding",
+    "nan",
+    "none",
+)
 
 # Activation modules whose outputs saturate, and the test for "near an asymptote".
 SATURATING = {
@@ -96,13 +111,19 @@ class Thresholds:
     def __post_init__(self):
         v, e = self.vanishing, self.exploding
         for name, value in (("vanishing", v), ("exploding", e)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"Thresholds: {name} must be a positive finite number, "
-                                 f"got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ValueError(
+                    f"Thresholds: {name} must be a positive finite number, got {value!r}"
+                )
         if not v < 1.0 < e:
-            raise ValueError(f"Thresholds: need vanishing < 1 < exploding, got "
-                             f"vanishing={v!r}, exploding={e!r}")
+            raise ValueError(
+                f"Thresholds: need vanishing < 1 < exploding, got vanishing={v!r}, exploding={e!r}"
+            )
 
     def classify(self, ratio):
         """``'vanishing'``, ``'healthy'``, ``'exploding'``, ``'nan'`` or ``'none'`` (no ratio)."""
@@ -129,8 +150,10 @@ def _as_thresholds(thresholds):
         return thresholds
     if isinstance(thresholds, (tuple, list)) and len(thresholds) == 2:
         return Thresholds(*thresholds)
-    raise TypeError(f"thresholds must be a Thresholds or a (vanishing, exploding) pair, got "
-                    f"{type(thresholds).__name__}")
+    raise TypeError(
+        f"thresholds must be a Thresholds or a (vanishing, exploding) pair, got "
+        f"{type(thresholds).__name__}"
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -189,8 +212,9 @@ def _activation_fn(module):
         "GELU": lambda z: 0.5 * z * (1.0 + _ERF(z / math.sqrt(2.0))),
         "SiLU": lambda z: z * _sigmoid(z),
         "ELU": lambda z: np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0))),
-        "SELU": lambda z: 1.0507009873554805 * np.where(
-            z > 0, z, 1.6732632423543772 * np.expm1(np.minimum(z, 0))),
+        "SELU": lambda z: (
+            1.0507009873554805 * np.where(z > 0, z, 1.6732632423543772 * np.expm1(np.minimum(z, 0)))
+        ),
         "Softplus": lambda z: np.logaddexp(0.0, beta * z) / beta,
     }
     return table.get(name)
@@ -200,7 +224,7 @@ def _activation_fn(module):
 _PASS_THROUGH = {"Flatten", "Dropout", "Identity", "Unflatten"}
 
 _GRID = np.linspace(-8.0, 8.0, 4001)
-_WEIGHTS = np.exp(-0.5 * _GRID ** 2)
+_WEIGHTS = np.exp(-0.5 * _GRID**2)
 _WEIGHTS /= _WEIGHTS.sum()
 
 
@@ -212,8 +236,11 @@ def _gaussian_moments(fn, q):
     with np.errstate(all="ignore"):
         y = fn(z)
         dy = (fn(z + h) - fn(z - h)) / (2 * h)
-    return (float(np.sum(_WEIGHTS * y)), float(np.sum(_WEIGHTS * y * y)),
-            float(np.sum(_WEIGHTS * dy * dy)))
+    return (
+        float(np.sum(_WEIGHTS * y)),
+        float(np.sum(_WEIGHTS * y * y)),
+        float(np.sum(_WEIGHTS * dy * dy)),
+    )
 
 
 def recommended_init(activation):
@@ -223,21 +250,33 @@ def recommended_init(activation):
     if activation == "LeakyReLU":
         return "kaiming_normal with a=negative_slope (std = sqrt(2 / ((1 + a^2) fan_in)))"
     if activation == "Tanh":
-        return ("xavier_normal with gain=calculate_gain('tanh') (Glorot: "
-                "std = 5/3 * sqrt(2 / (fan_in + fan_out)))")
+        return (
+            "xavier_normal with gain=calculate_gain('tanh') (Glorot: "
+            "std = 5/3 * sqrt(2 / (fan_in + fan_out)))"
+        )
     if activation == "Sigmoid":
-        return ("xavier_normal (Glorot: std = sqrt(2 / (fan_in + fan_out))) for a few layers; "
-                "sigmoid's slope is at most 1/4 and its output is not centred, so deep "
-                "sigmoid stacks vanish under any such init (Glorot & Bengio 2010): prefer "
-                "tanh or ReLU")
+        return (
+            "xavier_normal (Glorot: std = sqrt(2 / (fan_in + fan_out))) for a few layers; "
+            "sigmoid's slope is at most 1/4 and its output is not centred, so deep "
+            "sigmoid stacks vanish under any such init (Glorot & Bengio 2010): prefer "
+            "tanh or ReLU"
+        )
     if activation == "SELU":
         return "lecun_normal (std = sqrt(1 / fan_in))"
     return "xavier_normal or lecun_normal (std ~ sqrt(1 / fan_in))"
 
 
 def _gain_for(activation, module=None):
-    names = {"ReLU": "relu", "ReLU6": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid",
-             "SELU": "selu", "GELU": "relu", "SiLU": "relu", "ELU": "relu"}
+    names = {
+        "ReLU": "relu",
+        "ReLU6": "relu",
+        "Tanh": "tanh",
+        "Sigmoid": "sigmoid",
+        "SELU": "selu",
+        "GELU": "relu",
+        "SiLU": "relu",
+        "ELU": "relu",
+    }
     if activation == "LeakyReLU":
         return calculate_gain("leaky_relu", float(getattr(module, "negative_slope", 0.01)))
     return calculate_gain(names.get(activation, "linear"))
@@ -318,8 +357,10 @@ class Monitor:
     """
 
     def __init__(self, model, thresholds=None, sample_size=4096, every=1):
-        if not (callable(getattr(model, "named_modules", None))
-                and callable(getattr(model, "register_forward_hook", None))):
+        if not (
+            callable(getattr(model, "named_modules", None))
+            and callable(getattr(model, "register_forward_hook", None))
+        ):
             raise TypeError(f"Monitor: model must be an nn.Module, got {type(model).__name__}")
         self.model = model
         self.thresholds = _as_thresholds(thresholds)
@@ -362,22 +403,32 @@ class Monitor:
                 self._tensor_handles.append(out.register_hook(self._grad_hook(entry)))
             self._pending[name] = entry
             return None
+
         return hook
 
     def _grad_hook(self, entry):
         def hook(grad):
             g = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
-            entry["grad"] = {"norm": _norm(g), "std": float(np.std(g)), "rms": _rms(g),
-                             "finite": _finite(g)}
+            entry["grad"] = {
+                "norm": _norm(g),
+                "std": float(np.std(g)),
+                "rms": _rms(g),
+                "finite": _finite(g),
+            }
             return None
+
         return hook
 
     def _activation_stats(self, module, y):
         y64 = np.asarray(y, dtype=np.float64)
         kind = type(module).__name__
-        stats = {"mean": float(np.mean(y64)), "std": float(np.std(y64)),
-                 "ms": float(np.mean(y64 * y64)), "finite": _finite(y64),
-                 "shape": tuple(y.shape)}
+        stats = {
+            "mean": float(np.mean(y64)),
+            "std": float(np.std(y64)),
+            "ms": float(np.mean(y64 * y64)),
+            "finite": _finite(y64),
+            "shape": tuple(y.shape),
+        }
         if kind in SATURATING:
             stats["saturated"] = float(np.mean(SATURATING[kind](y64)))
         if kind in RECTIFIERS and y.ndim >= 1 and y.shape[0] > 0:
@@ -451,20 +502,31 @@ class Monitor:
         head_entry = self._pending.get(layer.names[0])
         tail_entry = self._pending.get(layer.names[-1])
         w = layer.weight
-        rec = {"step": step, "index": layer.index, "name": layer.name,
-               "layer": layer.describe(), "activation": layer.activation}
+        rec = {
+            "step": step,
+            "index": layer.index,
+            "name": layer.name,
+            "layer": layer.describe(),
+            "activation": layer.activation,
+        }
         fan_in = fan_out = None
         if w is not None:
             fan_in, fan_out = _calculate_fan_in_and_fan_out(w.shape)
         b = layer.head._parameters.get("bias") if w is not None else None
         wd = np.asarray(w.data, dtype=np.float64) if w is not None else None
-        rec.update(fan_in=fan_in, fan_out=fan_out,
-                   weight_std=float(np.std(wd)) if wd is not None else None,
-                   weight_norm=_norm(wd) if wd is not None else None,
-                   weight_var=float(np.mean(wd * wd)) if wd is not None else None,
-                   bias_ms=(float(np.mean(np.asarray(b.data, dtype=np.float64) ** 2))
-                            if isinstance(b, Tensor) and b.data.size else 0.0))
-        rec["gain"] = (math.sqrt(fan_in * rec["weight_var"]) if w is not None else None)
+        rec.update(
+            fan_in=fan_in,
+            fan_out=fan_out,
+            weight_std=float(np.std(wd)) if wd is not None else None,
+            weight_norm=_norm(wd) if wd is not None else None,
+            weight_var=float(np.mean(wd * wd)) if wd is not None else None,
+            bias_ms=(
+                float(np.mean(np.asarray(b.data, dtype=np.float64) ** 2))
+                if isinstance(b, Tensor) and b.data.size
+                else 0.0
+            ),
+        )
+        rec["gain"] = math.sqrt(fan_in * rec["weight_var"]) if w is not None else None
         g = w.grad if w is not None else None
         gd = np.asarray(g.data, dtype=np.float64) if g is not None else None
         rec["weight_grad_norm"] = _norm(gd) if gd is not None else None
@@ -512,16 +574,16 @@ class Monitor:
     def _finish(self, recs):
         """Ratios to the last layer, statuses and mean-field predictions."""
         ref = next((r["grad_rms"] for r in reversed(recs) if r["grad_rms"] is not None), None)
-        wref = next((r["weight_grad_rms"] for r in reversed(recs)
-                     if r["weight_grad_rms"] is not None), None)
+        wref = next(
+            (r["weight_grad_rms"] for r in reversed(recs) if r["weight_grad_rms"] is not None), None
+        )
         for r in recs:
             r["grad_ratio"] = _ratio(r["grad_rms"], ref)
             r["weight_grad_ratio"] = _ratio(r["weight_grad_rms"], wref)
             if not (r["grad_finite"] and r["weight_grad_finite"] and r["act_finite"]):
                 r["status"] = NONFINITE
             else:
-                ratio = r["grad_ratio"] if r["grad_ratio"] is not None \
-                    else r["weight_grad_ratio"]
+                ratio = r["grad_ratio"] if r["grad_ratio"] is not None else r["weight_grad_ratio"]
                 r["status"] = self.thresholds.classify(ratio)
         self._predict(recs)
 
@@ -549,8 +611,7 @@ class Monitor:
                     mean, ms = e1, e2
                 elif kind not in _PASS_THROUGH:
                     ms = None
-            r["theory_act_std"] = (math.sqrt(max(ms - mean * mean, 0.0))
-                                   if ms is not None else None)
+            r["theory_act_std"] = math.sqrt(max(ms - mean * mean, 0.0)) if ms is not None else None
             m_in = ms  # unknown module: re-anchor on the next measured input
         # backward: Var of the gradient at each layer's output, from the last layer down
         var = None
@@ -577,8 +638,10 @@ class Monitor:
         if not self.records and self._pending:
             self.step()
         if not self.records:
-            raise RuntimeError("Monitor: nothing recorded yet: run a forward and backward "
-                               "pass through the model, then call mon.step()")
+            raise RuntimeError(
+                "Monitor: nothing recorded yet: run a forward and backward "
+                "pass through the model, then call mon.step()"
+            )
         last = self.records[-1]["step"]
         s = last if step is None else (last + 1 + step if step < 0 else step)
         recs = [r for r in self.records if r["step"] == s]
@@ -611,28 +674,47 @@ class Monitor:
         weights actually carry.
         """
         recs = self._last_step(step)
-        header = ["#", "layer", "activation", "gain", "act std (meas/theory)",
-                  "grad std (meas/theory)", "grad ratio", "|dW|", "sat/dead", "status"]
+        header = [
+            "#",
+            "layer",
+            "activation",
+            "gain",
+            "act std (meas/theory)",
+            "grad std (meas/theory)",
+            "grad ratio",
+            "|dW|",
+            "sat/dead",
+            "status",
+        ]
         rows = []
         for r in recs:
-            satdead = ("" if r["saturated"] is None else f"sat {r['saturated']:.0%}") + \
-                ("" if r["dead"] is None else f"dead {r['dead']:.0%}")
-            rows.append([
-                str(r["index"]), f"{r['name']} {r['layer']}", r["activation"] or "-",
-                format_number(r["gain"], ".2f"),
-                f"{format_number(r['act_std'])} / {format_number(r['theory_act_std'])}",
-                f"{format_number(r['grad_std'])} / {format_number(r['theory_grad_std'])}",
-                format_number(r["grad_ratio"]), format_number(r["weight_grad_norm"]),
-                satdead or "-",
-                r["status"].upper() if r["status"] in (VANISHING, EXPLODING, NONFINITE)
-                else r["status"],
-            ])
+            satdead = ("" if r["saturated"] is None else f"sat {r['saturated']:.0%}") + (
+                "" if r["dead"] is None else f"dead {r['dead']:.0%}"
+            )
+            rows.append(
+                [
+                    str(r["index"]),
+                    f"{r['name']} {r['layer']}",
+                    r["activation"] or "-",
+                    format_number(r["gain"], ".2f"),
+                    f"{format_number(r['act_std'])} / {format_number(r['theory_act_std'])}",
+                    f"{format_number(r['grad_std'])} / {format_number(r['theory_grad_std'])}",
+                    format_number(r["grad_ratio"]),
+                    format_number(r["weight_grad_norm"]),
+                    satdead or "-",
+                    r["status"].upper()
+                    if r["status"] in (VANISHING, EXPLODING, NONFINITE)
+                    else r["status"],
+                ]
+            )
         widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-        lines = [f"step {recs[0]['step']}: {len(recs)} layers, gradient ratio = grad rms / "
-                 f"last layer's (vanishing < {self.thresholds.vanishing:g}, exploding > "
-                 f"{self.thresholds.exploding:g})",
-                 "  ".join(h.ljust(w) for h, w in zip(header, widths)),
-                 "  ".join("-" * w for w in widths)]
+        lines = [
+            f"step {recs[0]['step']}: {len(recs)} layers, gradient ratio = grad rms / "
+            f"last layer's (vanishing < {self.thresholds.vanishing:g}, exploding > "
+            f"{self.thresholds.exploding:g})",
+            "  ".join(h.ljust(w) for h, w in zip(header, widths)),
+            "  ".join("-" * w for w in widths),
+        ]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
         return "\n".join(lines)
 
@@ -657,8 +739,10 @@ class Monitor:
         return False
 
     def __repr__(self):
-        return (f"<Monitor of {type(self.model).__name__}: {len(self.layers)} layers, "
-                f"{self._steps} steps{', closed' if self._closed else ''}>")
+        return (
+            f"<Monitor of {type(self.model).__name__}: {len(self.layers)} layers, "
+            f"{self._steps} steps{', closed' if self._closed else ''}>"
+        )
 
 
 def format_number(x, spec=".2e"):
@@ -698,10 +782,19 @@ class Verdict:
     @classmethod
     def from_records(cls, recs, thresholds=None, layers=None):
         thresholds = _as_thresholds(thresholds)
-        by = {s: [r["name"] for r in recs if r["status"] == s]
-              for s in (VANISHING, EXPLODING, NONFINITE)}
-        status = (NONFINITE if by[NONFINITE] else EXPLODING if by[EXPLODING]
-                  else VANISHING if by[VANISHING] else HEALTHY)
+        by = {
+            s: [r["name"] for r in recs if r["status"] == s]
+            for s in (VANISHING, EXPLODING, NONFINITE)
+        }
+        status = (
+            NONFINITE
+            if by[NONFINITE]
+            else EXPLODING
+            if by[EXPLODING]
+            else VANISHING
+            if by[VANISHING]
+            else HEALTHY
+        )
         with_grad = [r for r in recs if r["grad_rms"] is not None]
         ratio = per_layer = None
         if len(with_grad) >= 2:
@@ -717,8 +810,9 @@ class Verdict:
                     act_module = layer.modules[1]
                     break
         needed = _gain_for(act, act_module)
-        gains = [r["gain"] for r in recs[:-1] if r["gain"] is not None] or \
-            [r["gain"] for r in recs if r["gain"] is not None]
+        gains = [r["gain"] for r in recs[:-1] if r["gain"] is not None] or [
+            r["gain"] for r in recs if r["gain"] is not None
+        ]
         gain = float(np.median(gains)) if gains else None
         sats = [r["saturated"] for r in recs if r["saturated"] is not None]
         deads = [r["dead"] for r in recs if r["dead"] is not None]
@@ -728,53 +822,77 @@ class Verdict:
         update = float(np.median(updates)) if updates else None
         causes, remedies = [], []
         init_advice = f"initialise with {recommended_init(act)}"
-        gain_text = (f"the weights carry gain sqrt(fan_in * Var[W]) = {gain:.2f}, "
-                     f"{act or 'a linear layer'} needs about {needed:.2f}"
-                     if gain is not None else "")
+        gain_text = (
+            f"the weights carry gain sqrt(fan_in * Var[W]) = {gain:.2f}, "
+            f"{act or 'a linear layer'} needs about {needed:.2f}"
+            if gain is not None
+            else ""
+        )
         if status == NONFINITE:
-            causes.append(f"NaN/Inf in layers {_names(by[NONFINITE])}: an overflow or an "
-                          "invalid operation (log of 0, 0/0) in the forward or backward pass")
-            remedies += ["run the step under tg.autograd.detect_anomaly() to name the op",
-                         "lower the learning rate",
-                         "clip gradients with nn.utils.clip_grad_norm_"]
+            causes.append(
+                f"NaN/Inf in layers {_names(by[NONFINITE])}: an overflow or an "
+                "invalid operation (log of 0, 0/0) in the forward or backward pass"
+            )
+            remedies += [
+                "run the step under tg.autograd.detect_anomaly() to name the op",
+                "lower the learning rate",
+                "clip gradients with nn.utils.clip_grad_norm_",
+            ]
         if by[EXPLODING]:
             if gain is not None and gain > needed * 1.1:
-                causes.append(f"weights too large for {act or 'the layers'}: {gain_text}, "
-                              f"so each layer multiplies the gradient by about "
-                              f"{per_layer:.2f}" if per_layer else gain_text)
+                causes.append(
+                    f"weights too large for {act or 'the layers'}: {gain_text}, "
+                    f"so each layer multiplies the gradient by about "
+                    f"{per_layer:.2f}"
+                    if per_layer
+                    else gain_text
+                )
             else:
                 causes.append("the layers amplify the gradient on its way to the input")
-            remedies += [init_advice, "clip gradients with nn.utils.clip_grad_norm_",
-                         "lower the learning rate"]
+            remedies += [
+                init_advice,
+                "clip gradients with nn.utils.clip_grad_norm_",
+                "lower the learning rate",
+            ]
         saturating = act in SATURATING and (
-            (sat is not None and sat > 0.1) or (gain is not None and gain > needed * 1.5))
+            (sat is not None and sat > 0.1) or (gain is not None and gain > needed * 1.5)
+        )
         if by[VANISHING]:
             if saturating:
-                causes.append(f"saturation: weights too large for {act} ({gain_text}), so "
-                              f"pre-activations are wide and "
-                              f"{sat if sat is not None else 0:.0%} of the units sit near "
-                              "their asymptotes, where the derivative is almost 0")
+                causes.append(
+                    f"saturation: weights too large for {act} ({gain_text}), so "
+                    f"pre-activations are wide and "
+                    f"{sat if sat is not None else 0:.0%} of the units sit near "
+                    "their asymptotes, where the derivative is almost 0"
+                )
             if dead is not None and dead > 0.2:
-                causes.append(f"dead units: {dead:.0%} of {act} units output 0 for the whole "
-                              "batch and pass no gradient")
+                causes.append(
+                    f"dead units: {dead:.0%} of {act} units output 0 for the whole "
+                    "batch and pass no gradient"
+                )
                 remedies.append("use LeakyReLU, or a smaller learning rate")
             if gain is not None and gain < needed / 1.1 and not saturating:
-                causes.append(f"weights too small: {gain_text}, so each layer shrinks the "
-                              "gradient")
+                causes.append(f"weights too small: {gain_text}, so each layer shrinks the gradient")
             if not causes:
-                causes.append("the layers attenuate the gradient on its way to the input"
-                              + (f" ({gain_text})" if gain_text else ""))
+                causes.append(
+                    "the layers attenuate the gradient on its way to the input"
+                    + (f" ({gain_text})" if gain_text else "")
+                )
             remedies.insert(0, init_advice)
             if act in ("Sigmoid", "Tanh"):
                 remedies.append("or switch to ReLU with He init (no saturation)")
         if update is not None:
             if update > 1e-2:
-                causes.append(f"large updates: the median update-to-weight ratio is "
-                              f"{update:.1e} (about 1e-3 is typical)")
+                causes.append(
+                    f"large updates: the median update-to-weight ratio is "
+                    f"{update:.1e} (about 1e-3 is typical)"
+                )
                 remedies.append("lower the learning rate")
             elif update < 1e-5:
-                causes.append(f"tiny updates: the median update-to-weight ratio is "
-                              f"{update:.1e} (about 1e-3 is typical)")
+                causes.append(
+                    f"tiny updates: the median update-to-weight ratio is "
+                    f"{update:.1e} (about 1e-3 is typical)"
+                )
                 remedies.append("raise the learning rate")
         remedies = list(dict.fromkeys(remedies))
         where = "toward the input"
@@ -788,14 +906,24 @@ class Verdict:
             headline = f"gradients vanish {where} ({len(by[VANISHING])} of {len(recs)} layers)"
         if ratio is not None and math.isfinite(ratio):
             headline += f": first/last layer gradient = {ratio:.1e}"
-        return cls(status, by[VANISHING], by[EXPLODING], by[NONFINITE], ratio, per_layer,
-                   causes, remedies, headline)
+        return cls(
+            status,
+            by[VANISHING],
+            by[EXPLODING],
+            by[NONFINITE],
+            ratio,
+            per_layer,
+            causes,
+            remedies,
+            headline,
+        )
 
     def __str__(self):
         lines = [self.headline[:1].upper() + self.headline[1:] + "."]
         if self.per_layer is not None and self.status != HEALTHY:
-            lines.append(f"Each layer scales the gradient by about {self.per_layer:.3g} on "
-                         "its way back.")
+            lines.append(
+                f"Each layer scales the gradient by about {self.per_layer:.3g} on its way back."
+            )
         if self.vanishing:
             lines.append(f"Vanishing: {_names(self.vanishing)}.")
         if self.exploding:
@@ -812,5 +940,8 @@ def _names(names, limit=8):
     if len(names) <= limit:
         return ", ".join(names)
     half = limit // 2
-    return (", ".join(names[:half]) + f", ... ({len(names) - 2 * half} more) ..., "
-            + ", ".join(names[-half:]))
+    return (
+        ", ".join(names[:half])
+        + f", ... ({len(names) - 2 * half} more) ..., "
+        + ", ".join(names[-half:])
+    )

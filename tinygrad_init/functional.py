@@ -20,14 +20,36 @@ from .tensor import Tensor, apply, default_generator, where
 
 __all__ = [
     # activations
-    "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "erf", "silu", "elu", "selu",
-    "softplus", "softmax", "log_softmax",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "gelu",
+    "erf",
+    "silu",
+    "elu",
+    "selu",
+    "softplus",
+    "softmax",
+    "log_softmax",
     # layers
-    "dropout", "linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "layer_norm",
+    "dropout",
+    "linear",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "layer_norm",
     "embedding",
     # losses
-    "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "cross_entropy", "nll_loss",
-    "binary_cross_entropy", "binary_cross_entropy_with_logits",
+    "mse_loss",
+    "l1_loss",
+    "huber_loss",
+    "smooth_l1_loss",
+    "cross_entropy",
+    "nll_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -58,8 +80,9 @@ def _check_reduction(reduction, fn, size_average=None, reduce=None):
     if size_average is not None or reduce is not None:
         raise TypeError(f"{fn}: size_average and reduce are deprecated; use reduction=")
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"{fn}: reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, "
-                         f"got {reduction!r}")
+        raise ValueError(
+            f"{fn}: reduction must be one of {', '.join(map(repr, _REDUCTIONS))}, got {reduction!r}"
+        )
 
 
 def _reduce(loss, reduction):
@@ -77,20 +100,27 @@ def _check_same_shape(input, target, fn):
     try:
         np.broadcast_shapes(input.shape, target.shape)
     except ValueError:
-        raise ValueError(f"{fn}: target of shape {tuple(target.shape)} does not broadcast "
-                         f"with input of shape {tuple(input.shape)}") from None
-    warnings.warn(f"{fn}: using a target size {tuple(target.shape)} that is different to "
-                  f"the input size {tuple(input.shape)}; this will likely lead to incorrect "
-                  "results due to broadcasting. Please ensure they have the same size.",
-                  stacklevel=3)
+        raise ValueError(
+            f"{fn}: target of shape {tuple(target.shape)} does not broadcast "
+            f"with input of shape {tuple(input.shape)}"
+        ) from None
+    warnings.warn(
+        f"{fn}: using a target size {tuple(target.shape)} that is different to "
+        f"the input size {tuple(input.shape)}; this will likely lead to incorrect "
+        "results due to broadcasting. Please ensure they have the same size.",
+        stacklevel=3,
+    )
 
 
 def _int_pair(value, fn, name, minimum):
     """int or pair of ints -> (int, int), each >= minimum."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         pair = (int(value), int(value))
-    elif (isinstance(value, (tuple, list)) and len(value) == 2
-          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+    elif (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
         pair = (int(value[0]), int(value[1]))
     else:
         raise TypeError(f"{fn}: {name} must be an int or a pair of ints, got {value!r}")
@@ -106,8 +136,10 @@ def _image(input, fn):
         return input, False
     if input.ndim == 3:
         return input.unsqueeze(0), True
-    raise ValueError(f"{fn}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got input "
-                     f"of shape {tuple(input.shape)}")
+    raise ValueError(
+        f"{fn}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got input "
+        f"of shape {tuple(input.shape)}"
+    )
 
 
 def _check_output_size(fn, shape, kernel, stride, padding, dilation):
@@ -116,7 +148,8 @@ def _check_output_size(fn, shape, kernel, stride, padding, dilation):
         raise ValueError(
             f"{fn}: input of shape {tuple(shape)} with padding {padding[::2]} is too small "
             f"for kernel {kernel} with dilation {dilation}: the output would be "
-            f"({oh}, {ow})")
+            f"({oh}, {ow})"
+        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -196,8 +229,10 @@ def softplus(input, beta=1.0, threshold=20.0):
 def _softmax_dim(input, dim, fn):
     if dim is None:
         dim = 0 if input.ndim in (0, 1, 3) else 1
-        warnings.warn(f"{fn}: implicit dimension choice is deprecated; pass dim= "
-                      f"(using dim={dim})", stacklevel=3)
+        warnings.warn(
+            f"{fn}: implicit dimension choice is deprecated; pass dim= (using dim={dim})",
+            stacklevel=3,
+        )
     return dim
 
 
@@ -241,21 +276,27 @@ def linear(input, weight, bias=None):
     input = _as_tensor(input, "linear")
     weight = _as_tensor(weight, "linear", "weight")
     x, w = input.data, weight.data
-    if (w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]
-            or (bias is not None and tuple(bias.shape) != w.shape[:1])):
+    if (
+        w.ndim != 2
+        or x.ndim < 1
+        or x.shape[-1] != w.shape[1]
+        or (bias is not None and tuple(bias.shape) != w.shape[:1])
+    ):
         _linear_shape_error(x.shape, w.shape, bias)
     return apply(ops.linear, input, weight, bias)
 
 
 def _linear_shape_error(x_shape, w_shape, bias):
     if len(w_shape) != 2:
-        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got "
-                         f"shape {tuple(w_shape)}")
+        raise ValueError(
+            f"linear: weight must be 2-D (out_features, in_features), got shape {tuple(w_shape)}"
+        )
     if len(x_shape) < 1 or x_shape[-1] != w_shape[1]:
-        raise ValueError(f"linear: expected input with last dim {w_shape[1]} (weight "
-                         f"{tuple(w_shape)}), got input of shape {tuple(x_shape)}")
-    raise ValueError(f"linear: expected bias of shape ({w_shape[0]},), got "
-                     f"{tuple(bias.shape)}")
+        raise ValueError(
+            f"linear: expected input with last dim {w_shape[1]} (weight "
+            f"{tuple(w_shape)}), got input of shape {tuple(x_shape)}"
+        )
+    raise ValueError(f"linear: expected bias of shape ({w_shape[0]},), got {tuple(bias.shape)}")
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -271,23 +312,30 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     input, unbatched = _image(input, fn)
     weight = _as_tensor(weight, fn, "weight")
     if weight.ndim != 4:
-        raise ValueError(f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, "
-                         f"kw), got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"conv2d: weight must be 4-D (out_channels, in_channels/groups, kh, "
+            f"kw), got shape {tuple(weight.shape)}"
+        )
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
     out_channels, in_per_group, kh, kw = weight.shape
     if out_channels % groups:
-        raise ValueError(f"conv2d: out_channels ({out_channels}, weight "
-                         f"{tuple(weight.shape)}) must be divisible by groups ({groups})")
+        raise ValueError(
+            f"conv2d: out_channels ({out_channels}, weight "
+            f"{tuple(weight.shape)}) must be divisible by groups ({groups})"
+        )
     if input.shape[1] != in_per_group * groups:
         extra = f", groups={groups}" if groups != 1 else ""
         shown = input.shape[1:] if unbatched else input.shape
-        raise ValueError(f"conv2d: expected input with {in_per_group * groups} channels "
-                         f"(weight {tuple(weight.shape)}{extra}), got input of shape "
-                         f"{tuple(shown)}")
+        raise ValueError(
+            f"conv2d: expected input with {in_per_group * groups} channels "
+            f"(weight {tuple(weight.shape)}{extra}), got input of shape "
+            f"{tuple(shown)}"
+        )
     if bias is not None and tuple(bias.shape) != (out_channels,):
-        raise ValueError(f"conv2d: expected bias of shape ({out_channels},), got "
-                         f"{tuple(bias.shape)}")
+        raise ValueError(
+            f"conv2d: expected bias of shape ({out_channels},), got {tuple(bias.shape)}"
+        )
     stride = _int_pair(stride, fn, "stride", 1)
     dilation = _int_pair(dilation, fn, "dilation", 1)
     if isinstance(padding, str):
@@ -295,13 +343,16 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             pads = (0, 0, 0, 0)
         elif padding == "same":
             if stride != (1, 1):
-                raise ValueError("conv2d: padding='same' is not supported for strided "
-                                 f"convolutions (stride={stride})")
+                raise ValueError(
+                    "conv2d: padding='same' is not supported for strided "
+                    f"convolutions (stride={stride})"
+                )
             th, tw = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
             pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
         else:
-            raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', "
-                             f"got {padding!r}")
+            raise ValueError(
+                f"conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}"
+            )
     else:
         ph, pw = _int_pair(padding, fn, "padding", 0)
         pads = (ph, ph, pw, pw)
@@ -312,28 +363,30 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def _pool_args(fn, kernel_size, stride, padding, dilation, ceil_mode):
     if ceil_mode:
-        raise NotImplementedError(f"{fn}: ceil_mode=True is not supported; pad the input "
-                                  "or use ceil_mode=False")
+        raise NotImplementedError(
+            f"{fn}: ceil_mode=True is not supported; pad the input or use ceil_mode=False"
+        )
     kernel = _int_pair(kernel_size, fn, "kernel_size", 1)
     stride = kernel if stride is None or stride == [] else _int_pair(stride, fn, "stride", 1)
     padding = _int_pair(padding, fn, "padding", 0)
     dilation = _int_pair(dilation, fn, "dilation", 1)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(f"{fn}: padding {padding} should be at most half of kernel size "
-                         f"{kernel}")
+        raise ValueError(f"{fn}: padding {padding} should be at most half of kernel size {kernel}")
     return kernel, stride, (padding[0], padding[0], padding[1], padding[1]), dilation
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+def max_pool2d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     """out[n, c, h, w] = max_{i, j} xpad[n, c, stride*h + dilation*i, stride*w + dilation*j],
     padding with -inf.  The gradient goes to the first maximal element of each window (in
     row-major order), as PyTorch's indices.  With ``return_indices=True`` also returns those
     indices, flattened over the unpadded H * W plane."""
     fn = "max_pool2d"
     input, unbatched = _image(input, fn)
-    kernel, stride, pads, dilation = _pool_args(fn, kernel_size, stride, padding, dilation,
-                                                ceil_mode)
+    kernel, stride, pads, dilation = _pool_args(
+        fn, kernel_size, stride, padding, dilation, ceil_mode
+    )
     _check_output_size(fn, input.shape, kernel, stride, pads, dilation)
     saved = ops._Saved() if input.requires_grad and is_grad_enabled() else None
     out = apply(ops.max_pool2d, input, params=(kernel, stride, pads, dilation, saved))
@@ -349,35 +402,50 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return out, Tensor._make(indices[0] if unbatched else indices)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None):
+def avg_pool2d(
+    input,
+    kernel_size,
+    stride=None,
+    padding=0,
+    ceil_mode=False,
+    count_include_pad=True,
+    divisor_override=None,
+):
     """out[n, c, h, w] = sum of the window of zero-padded x / divisor, where divisor is
     ``divisor_override``, else kh * kw (count_include_pad=True) or the number of
     non-padding elements in the window."""
     fn = "avg_pool2d"
     input, unbatched = _image(input, fn)
-    kernel, stride, pads, dilation = _pool_args(fn, kernel_size, stride, padding, 1,
-                                                ceil_mode)
+    kernel, stride, pads, dilation = _pool_args(fn, kernel_size, stride, padding, 1, ceil_mode)
     if divisor_override is not None and (
-            isinstance(divisor_override, bool)
-            or not isinstance(divisor_override, (int, np.integer)) or divisor_override < 1):
-        raise ValueError(f"avg_pool2d: divisor_override must be a positive int, got "
-                         f"{divisor_override!r}")
+        isinstance(divisor_override, bool)
+        or not isinstance(divisor_override, (int, np.integer))
+        or divisor_override < 1
+    ):
+        raise ValueError(
+            f"avg_pool2d: divisor_override must be a positive int, got {divisor_override!r}"
+        )
     _check_output_size(fn, input.shape, kernel, stride, pads, dilation)
-    out = apply(ops.avg_pool2d, input,
-                params=(kernel, stride, pads, bool(count_include_pad), divisor_override))
+    out = apply(
+        ops.avg_pool2d,
+        input,
+        params=(kernel, stride, pads, bool(count_include_pad), divisor_override),
+    )
     return out.squeeze(0) if unbatched else out
 
 
 def _channel_shape(input, fn):
     if input.ndim < 2:
-        raise ValueError(f"{fn}: expected an input of at least 2 dims (N, C, ...), got shape "
-                         f"{tuple(input.shape)}")
+        raise ValueError(
+            f"{fn}: expected an input of at least 2 dims (N, C, ...), got shape "
+            f"{tuple(input.shape)}"
+        )
     return (1, input.shape[1]) + (1,) * (input.ndim - 2)
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+def batch_norm(
+    input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
+):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, statistics per channel (dim 1).
 
     training=True: mean and biased var of the batch (over every dim but 1), and running
@@ -389,17 +457,25 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     input = _as_tensor(input, fn)
     shape = _channel_shape(input, fn)
     c = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
+    for name, t in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
         if t is not None and tuple(np.shape(_data(t))) != (c,):
-            raise ValueError(f"{fn}: expected {name} of shape ({c},) for input of shape "
-                             f"{tuple(input.shape)}, got {tuple(np.shape(_data(t)))}")
+            raise ValueError(
+                f"{fn}: expected {name} of shape ({c},) for input of shape "
+                f"{tuple(input.shape)}, got {tuple(np.shape(_data(t)))}"
+            )
     axes = (0,) + tuple(range(2, input.ndim))
     if training:
         count = input.data.size // c
         if count <= 1:
-            raise ValueError(f"{fn}: expected more than 1 value per channel when training, "
-                             f"got input of shape {tuple(input.shape)}")
+            raise ValueError(
+                f"{fn}: expected more than 1 value per channel when training, "
+                f"got input of shape {tuple(input.shape)}"
+            )
         if momentum is None or not isinstance(momentum, (int, float)):
             raise TypeError(f"{fn}: momentum must be a float, got {momentum!r}")
         mean = input.mean(axes, keepdim=True)
@@ -416,14 +492,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         out = centered / (var + eps).sqrt()
     else:
         if running_mean is None or running_var is None:
-            raise ValueError(f"{fn}: running_mean and running_var are required when "
-                             "training=False")
+            raise ValueError(f"{fn}: running_mean and running_var are required when training=False")
         rm = np.asarray(_data(running_mean), dtype=input.dtype).reshape(shape)
         rv = np.asarray(_data(running_var), dtype=input.dtype).reshape(shape)
         out = (input - rm) * (1 / np.sqrt(rv + eps)).astype(input.dtype)
     if weight is not None:
-        out = out * (weight.reshape(shape) if isinstance(weight, Tensor)
-                     else np.reshape(weight, shape))
+        out = out * (
+            weight.reshape(shape) if isinstance(weight, Tensor) else np.reshape(weight, shape)
+        )
     if bias is not None:
         out = out + (bias.reshape(shape) if isinstance(bias, Tensor) else np.reshape(bias, shape))
     return out
@@ -438,13 +514,17 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         normalized_shape = (int(normalized_shape),)
     normalized_shape = tuple(normalized_shape)
     k = len(normalized_shape)
-    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != normalized_shape:
-        raise ValueError(f"{fn}: normalized_shape {normalized_shape} does not match the last "
-                         f"dims of input of shape {tuple(input.shape)}")
+    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k :]) != normalized_shape:
+        raise ValueError(
+            f"{fn}: normalized_shape {normalized_shape} does not match the last "
+            f"dims of input of shape {tuple(input.shape)}"
+        )
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and tuple(np.shape(_data(t))) != normalized_shape:
-            raise ValueError(f"{fn}: expected {name} of shape {normalized_shape}, got "
-                             f"{tuple(np.shape(_data(t)))}")
+            raise ValueError(
+                f"{fn}: expected {name} of shape {normalized_shape}, got "
+                f"{tuple(np.shape(_data(t)))}"
+            )
     axes = tuple(range(input.ndim - k, input.ndim))
     centered = input - input.mean(axes, keepdim=True)
     var = (centered * centered).mean(axes, keepdim=True)
@@ -465,16 +545,18 @@ def embedding(input, weight, padding_idx=None):
     if not np.issubdtype(idx.dtype, np.integer):
         raise TypeError(f"{fn}: indices must be integers, got dtype {idx.dtype}")
     if weight.ndim != 2:
-        raise ValueError(f"{fn}: weight must be 2-D (num_embeddings, embedding_dim), got "
-                         f"shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"{fn}: weight must be 2-D (num_embeddings, embedding_dim), got "
+            f"shape {tuple(weight.shape)}"
+        )
     n = weight.shape[0]
     if idx.size and (idx.min() < -n or idx.max() >= n):
         bad = idx.max() if idx.max() >= n else idx.min()
-        raise IndexError(f"{fn}: index {bad} is out of range for weight of shape "
-                         f"{tuple(weight.shape)}")
+        raise IndexError(
+            f"{fn}: index {bad} is out of range for weight of shape {tuple(weight.shape)}"
+        )
     if padding_idx is not None and not -n <= padding_idx < n:
-        raise ValueError(f"{fn}: padding_idx {padding_idx} must be within num_embeddings "
-                         f"{n}")
+        raise ValueError(f"{fn}: padding_idx {padding_idx} must be within num_embeddings {n}")
     out = weight[idx]
     if padding_idx is not None:
         pad = (idx % n == padding_idx % n)[..., None]
@@ -536,8 +618,7 @@ def _class_weight(weight, c, fn):
         return None
     w = np.asarray(_data(weight))
     if w.shape != (c,):
-        raise ValueError(f"{fn}: expected weight of shape ({c},) for {c} classes, got "
-                         f"{w.shape}")
+        raise ValueError(f"{fn}: expected weight of shape ({c},) for {c} classes, got {w.shape}")
     return w
 
 
@@ -564,8 +645,16 @@ def _classes_last(input, target, fn):
     return input.permute(*perm).reshape(-1, c), target.reshape(-1), spatial
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
-                  reduce=None, reduction="mean", label_smoothing=0.0):
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index=-100,
+    reduce=None,
+    reduction="mean",
+    label_smoothing=0.0,
+):
     """Cross entropy of logits ``input`` (N, C) (or (C,), or (N, C, d1, ...)) against
     integer class ``target`` (N,), or class probabilities of the input's shape.
 
@@ -578,8 +667,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     _check_reduction(reduction, fn, size_average, reduce)
     input = _as_tensor(input, fn)
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{fn}: label_smoothing must be between 0.0 and 1.0, got "
-                         f"{label_smoothing!r}")
+        raise ValueError(
+            f"{fn}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}"
+        )
     shape = input.data.shape
     ndim = len(shape)
     if ndim == 0:
@@ -592,8 +682,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     kind = t.dtype.kind
     if kind == "f":
         if t.shape != shape:
-            raise ValueError(f"{fn}: class-probability target must have the input's shape "
-                             f"{shape}, got {t.shape}")
+            raise ValueError(
+                f"{fn}: class-probability target must have the input's shape {shape}, got {t.shape}"
+            )
         axis = 0 if ndim == 1 else 1
         target = _as_tensor(target, fn, "target")
         if label_smoothing:
@@ -605,12 +696,15 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         loss = -(logp * target).sum(axis)
         return _reduce(loss, reduction)
     if kind not in "iu":
-        raise TypeError(f"{fn}: target must hold integer class indices or float "
-                        f"probabilities, got dtype {t.dtype}")
+        raise TypeError(
+            f"{fn}: target must hold integer class indices or float "
+            f"probabilities, got dtype {t.dtype}"
+        )
     expected = shape[:1] + shape[2:] if ndim > 1 else ()
     if t.shape != expected:
-        raise ValueError(f"{fn}: expected target of shape {expected} for input of shape "
-                         f"{shape}, got {t.shape}")
+        raise ValueError(
+            f"{fn}: expected target of shape {expected} for input of shape {shape}, got {t.shape}"
+        )
     if _targets_in_range(t, c):
         # every target is a class, so none is ignored unless ignore_index is a class too;
         # the primitive takes None for "nothing ignored" and skips looking for it
@@ -619,12 +713,14 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     else:  # ignored targets, or bad ones (or no targets at all)
         bad = (t != ignore_index) & ((t < 0) | (t >= c))
         if bad.any():
-            raise IndexError(f"{fn}: target {t[bad].flat[0]} is out of bounds for {c} "
-                             "classes")
+            raise IndexError(f"{fn}: target {t[bad].flat[0]} is out of bounds for {c} classes")
     x2, t2, spatial = _classes_last(input, t, fn)
     saved = ops._Saved() if input.requires_grad and is_grad_enabled() else None
-    loss = apply(ops.cross_entropy, x2, params=(t2, w, ignore_index, float(label_smoothing),
-                                                reduction, saved))
+    loss = apply(
+        ops.cross_entropy,
+        x2,
+        params=(t2, w, ignore_index, float(label_smoothing), reduction, saved),
+    )
     if reduction == "none":
         if spatial == ():
             return loss.reshape(())
@@ -633,16 +729,16 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return loss
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-             reduction="mean"):
+def nll_loss(
+    input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"
+):
     """-w[y_n] * input[n, y_n] for log-probabilities ``input`` (N, C); 'mean' divides by
     sum_n w[y_n] over targets != ignore_index."""
     fn = "nll_loss"
     _check_reduction(reduction, fn, size_average, reduce)
     input = _as_tensor(input, fn)
     if input.ndim not in (1, 2):
-        raise ValueError(f"{fn}: expected input of shape (N, C) or (C,), got "
-                         f"{tuple(input.shape)}")
+        raise ValueError(f"{fn}: expected input of shape (N, C) or (C,), got {tuple(input.shape)}")
     c = input.shape[-1]
     w = _class_weight(weight, c, fn)
     t = np.asarray(_data(target))
@@ -650,8 +746,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         raise TypeError(f"{fn}: target must hold integer class indices, got dtype {t.dtype}")
     expected = () if input.ndim == 1 else (input.shape[0],)
     if t.shape != expected:
-        raise ValueError(f"{fn}: expected target of shape {expected} for input of shape "
-                         f"{tuple(input.shape)}, got {t.shape}")
+        raise ValueError(
+            f"{fn}: expected target of shape {expected} for input of shape "
+            f"{tuple(input.shape)}, got {t.shape}"
+        )
     bad = (t != ignore_index) & ((t < 0) | (t >= c))
     if bad.any():
         raise IndexError(f"{fn}: target {t[bad].flat[0]} is out of bounds for {c} classes")
@@ -682,13 +780,16 @@ def _binary_loss_inputs(fn, input, target, reduction, size_average, reduce):
     input = _as_tensor(input, fn)
     target = _as_tensor(target, fn, "target")
     if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(f"{fn}: target of shape {tuple(target.shape)} must have the same "
-                         f"shape as input of shape {tuple(input.shape)}")
+        raise ValueError(
+            f"{fn}: target of shape {tuple(target.shape)} must have the same "
+            f"shape as input of shape {tuple(input.shape)}"
+        )
     return input, target
 
 
-def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
-                         reduction="mean"):
+def binary_cross_entropy(
+    input, target, weight=None, size_average=None, reduce=None, reduction="mean"
+):
     """-w (y log(x) + (1 - y) log(1 - x)), each log clamped to >= -100 as PyTorch does."""
     fn = "binary_cross_entropy"
     input, target = _binary_loss_inputs(fn, input, target, reduction, size_average, reduce)
@@ -700,8 +801,9 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None,
-                                     reduce=None, reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(
+    input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
+):
     """-w (p y log(sigmoid(x)) + (1 - y) log(1 - sigmoid(x))), p = pos_weight, computed
     stably as w ((1 - y) x + (1 + (p - 1) y) softplus(-x))."""
     fn = "binary_cross_entropy_with_logits"

@@ -29,17 +29,25 @@ from .autograd import FunctionCtx, _FunctionOp, enable_grad, no_grad
 from .autograd import grad as _grad
 from .tensor import Tensor
 
-__all__ = ["gradcheck", "gradgradcheck", "gradcheck_graph", "GradcheckError", "Mismatch",
-           "NodeCheck", "GraphCheckReport"]
+__all__ = [
+    "gradcheck",
+    "gradgradcheck",
+    "gradcheck_graph",
+    "GradcheckError",
+    "Mismatch",
+    "NodeCheck",
+    "GraphCheckReport",
+]
 
-_SEED = 0             # random probes are reproducible: the same call gives the same verdict
-_PROBES = 2           # independent directional probes in fast mode
-_WORST = 8            # entries listed in a report
-_SHOW_FULL = 64       # Jacobians with at most this many entries are printed whole
-_NODE_FULL_OUT = 32   # gradcheck_graph checks a node's full Jacobian up to this many outputs
-_NODE_FULL_IN = 64    # ... and this many input elements; larger nodes get directional probes
-_NO_SITE = ("creation site not recorded; run under tg.autograd.detect_anomaly() to "
-            "record creation sites")
+_SEED = 0  # random probes are reproducible: the same call gives the same verdict
+_PROBES = 2  # independent directional probes in fast mode
+_WORST = 8  # entries listed in a report
+_SHOW_FULL = 64  # Jacobians with at most this many entries are printed whole
+_NODE_FULL_OUT = 32  # gradcheck_graph checks a node's full Jacobian up to this many outputs
+_NODE_FULL_IN = 64  # ... and this many input elements; larger nodes get directional probes
+_NO_SITE = (
+    "creation site not recorded; run under tg.autograd.detect_anomaly() to record creation sites"
+)
 
 
 class GradcheckError(RuntimeError):
@@ -51,8 +59,18 @@ class GradcheckError(RuntimeError):
     (fast mode) of that pair; ``node`` (a ``NodeCheck``) and ``report`` for gradcheck_graph.
     """
 
-    def __init__(self, message, *, output_index=None, input_index=None, mismatches=(),
-                 analytic=None, numerical=None, node=None, report=None):
+    def __init__(
+        self,
+        message,
+        *,
+        output_index=None,
+        input_index=None,
+        mismatches=(),
+        analytic=None,
+        numerical=None,
+        node=None,
+        report=None,
+    ):
         super().__init__(message)
         self.output_index = output_index
         self.input_index = input_index
@@ -76,17 +94,21 @@ class Mismatch:
     abs_error: float
     rel_error: float
     tolerance: float
-    kink: bool = False   # one-sided differences disagree: not differentiable there
+    kink: bool = False  # one-sided differences disagree: not differentiable there
 
     def row(self):
         where = f"out{_pos(self.output_position)} / in{_pos(self.input_position)}"
         flag = "  <- not differentiable here" if self.kink else ""
-        return (f"    {where:<24} {self.analytic:>13.6g} {self.numerical:>13.6g} "
-                f"{self.abs_error:>11.3g} {self.rel_error:>11.3g} {self.tolerance:>11.3g}{flag}")
+        return (
+            f"    {where:<24} {self.analytic:>13.6g} {self.numerical:>13.6g} "
+            f"{self.abs_error:>11.3g} {self.rel_error:>11.3g} {self.tolerance:>11.3g}{flag}"
+        )
 
 
-_TABLE_HEADER = (f"    {'entry':<24} {'analytic':>13} {'numerical':>13} {'abs err':>11} "
-                 f"{'rel err':>11} {'tolerance':>11}")
+_TABLE_HEADER = (
+    f"    {'entry':<24} {'analytic':>13} {'numerical':>13} {'abs err':>11} "
+    f"{'rel err':>11} {'tolerance':>11}"
+)
 
 
 def _pos(position):
@@ -111,22 +133,30 @@ def _differentiable_inputs(inputs, warn=True):
             warnings.warn(
                 f"gradcheck: input {i} requires grad but is {a.dtype}, not float64; finite "
                 f"differences in single precision are unreliable and this check will likely "
-                f"fail. Convert the inputs with .double().", stacklevel=3)
+                f"fail. Convert the inputs with .double().",
+                stacklevel=3,
+            )
         positions.append(i)
     if not positions:
-        raise ValueError("gradcheck expects at least one input tensor to require gradient, "
-                         "but none of them has requires_grad=True")
+        raise ValueError(
+            "gradcheck expects at least one input tensor to require gradient, "
+            "but none of them has requires_grad=True"
+        )
     return positions
 
 
 def _output_positions(outputs):
     """Positions of the floating-point Tensor outputs (integer and non-Tensor are skipped)."""
-    positions = [o for o, y in enumerate(outputs)
-                 if isinstance(y, Tensor) and np.issubdtype(y.dtype, np.floating)]
+    positions = [
+        o
+        for o, y in enumerate(outputs)
+        if isinstance(y, Tensor) and np.issubdtype(y.dtype, np.floating)
+    ]
     if not positions:
-        raise TypeError("gradcheck: fn must return a floating-point Tensor or a tuple "
-                        "containing at least one; got "
-                        + ", ".join(type(y).__name__ for y in outputs))
+        raise TypeError(
+            "gradcheck: fn must return a floating-point Tensor or a tuple "
+            "containing at least one; got " + ", ".join(type(y).__name__ for y in outputs)
+        )
     return positions
 
 
@@ -164,12 +194,15 @@ def _bad(analytic, numerical, atol, rtol):
 def _analytic_jacobians(outputs, out_pos, inputs, in_pos):
     """{(o, i): J} with J[j, k] = d outputs[o].flat[j] / d inputs[i].flat[k], one VJP a row."""
     xs = [inputs[i] for i in in_pos]
-    jac = {(o, i): np.zeros((outputs[o].data.size, inputs[i].data.size))
-           for o in out_pos for i in in_pos}
+    jac = {
+        (o, i): np.zeros((outputs[o].data.size, inputs[i].data.size))
+        for o in out_pos
+        for i in in_pos
+    }
     for o in out_pos:
         y = outputs[o]
         if not y.requires_grad:
-            continue   # independent of every input: a zero Jacobian
+            continue  # independent of every input: a zero Jacobian
         for j in range(y.data.size):
             seed = np.zeros(y.shape, dtype=y.dtype)
             seed.reshape(-1)[j] = 1
@@ -189,8 +222,7 @@ def _numerical_jacobians(fn, inputs, in_pos, out_pos, base, eps):
     for i in in_pos:
         t = inputs[i]
         n = t.data.size
-        cols = {o: [np.empty((base[k].size, n)) for _ in range(3)]
-                for k, o in enumerate(out_pos)}
+        cols = {o: [np.empty((base[k].size, n)) for _ in range(3)] for k, o in enumerate(out_pos)}
         with _writable(t) as data:
             for flat in range(n):
                 pos = np.unravel_index(flat, data.shape)
@@ -209,7 +241,8 @@ def _numerical_jacobians(fn, inputs, in_pos, out_pos, base, eps):
                         f"gradcheck: eps={eps:g} is below the resolution of input {i} "
                         f"({data.dtype}) at index {_pos(pos)} (value {float(orig):g}), so "
                         f"x + eps == x; use float64 inputs or a larger eps",
-                        input_index=i)
+                        input_index=i,
+                    )
                 for k, o in enumerate(out_pos):
                     c, left, right = cols[o]
                     f0 = base[k].ravel()
@@ -239,25 +272,37 @@ def _mismatches(o, i, a, n, kink, out_shape, in_shape, atol, rtol):
     order = np.argsort(-ratio[rows, cols], kind="stable")
     found = []
     for r, c in zip(rows[order], cols[order]):
-        found.append(Mismatch(
-            o, i, np.unravel_index(r, out_shape), np.unravel_index(c, in_shape),
-            float(a[r, c]), float(n[r, c]), float(err[r, c]),
-            float(err[r, c] / abs(n[r, c])) if n[r, c] != 0 else float("inf"),
-            float(tol[r, c]), bool(kink[r, c])))
+        found.append(
+            Mismatch(
+                o,
+                i,
+                np.unravel_index(r, out_shape),
+                np.unravel_index(c, in_shape),
+                float(a[r, c]),
+                float(n[r, c]),
+                float(err[r, c]),
+                float(err[r, c] / abs(n[r, c])) if n[r, c] != 0 else float("inf"),
+                float(tol[r, c]),
+                bool(kink[r, c]),
+            )
+        )
     return found
 
 
 def _describe_pair(o, i, a, n, found, out_shape, in_shape, atol, rtol, nonfinite):
     """Report for one failing (output, input) pair."""
-    lines = [f"Jacobian mismatch for output {o} with respect to input {i} "
-             f"(output shape {tuple(out_shape)}, input shape {tuple(in_shape)})",
-             f"  criterion: |analytic - numerical| <= atol + rtol * |numerical| "
-             f"(atol={atol:g}, rtol={rtol:g}); {len(found)} of {a.size} entries fail"]
+    lines = [
+        f"Jacobian mismatch for output {o} with respect to input {i} "
+        f"(output shape {tuple(out_shape)}, input shape {tuple(in_shape)})",
+        f"  criterion: |analytic - numerical| <= atol + rtol * |numerical| "
+        f"(atol={atol:g}, rtol={rtol:g}); {len(found)} of {a.size} entries fail",
+    ]
     if nonfinite:
         lines.append(
             "  the numerical derivative is not finite at some entries: f(x +/- eps) gave "
             "nan or inf, so the function is undefined or not differentiable there; move the "
-            "input away from that point")
+            "input away from that point"
+        )
     kinks = [m for m in found if m.kink]
     if kinks:
         m = kinks[0]
@@ -265,9 +310,11 @@ def _describe_pair(o, i, a, n, found, out_shape, in_shape, atol, rtol, nonfinite
             f"  {len(kinks)} failing entr{'y lies' if len(kinks) == 1 else 'ies lie'} where "
             f"the function is not differentiable (the one-sided differences disagree, e.g. "
             f"at input {i}{_pos(m.input_position)}): finite differences cannot judge the "
-            f"gradient at a kink; move the input away from it")
-    lines.append(f"  worst entries (of {len(found)}):" if len(found) > _WORST
-                 else "  failing entries:")
+            f"gradient at a kink; move the input away from it"
+        )
+    lines.append(
+        f"  worst entries (of {len(found)}):" if len(found) > _WORST else "  failing entries:"
+    )
     lines.append(_TABLE_HEADER)
     lines.extend(m.row() for m in found[:_WORST])
     if a.size <= _SHOW_FULL:
@@ -295,22 +342,24 @@ def _full_check(fn, inputs, in_pos, eps, atol, rtol, nondet_tol):
             a = analytic[(o, i)]
             n, left, right = numerical[(o, i)]
             kink = _kinks(n, left, right, atol, rtol)
-            found = _mismatches(o, i, a, n, kink, outputs[o].shape, inputs[i].shape,
-                                atol, rtol)
+            found = _mismatches(o, i, a, n, kink, outputs[o].shape, inputs[i].shape, atol, rtol)
             if found:
                 failures.append((o, i, a, n, found, not np.isfinite(n).all()))
     if not failures:
-        _check_reentrant(analytic, _analytic_jacobians(outputs, out_pos, inputs, in_pos),
-                         nondet_tol)
+        _check_reentrant(
+            analytic, _analytic_jacobians(outputs, out_pos, inputs, in_pos), nondet_tol
+        )
         return
     o, i, a, n, found, nonfinite = failures[0]
-    text = "gradcheck failed: " + _describe_pair(o, i, a, n, found, outputs[o].shape,
-                                                 inputs[i].shape, atol, rtol, nonfinite)
+    text = "gradcheck failed: " + _describe_pair(
+        o, i, a, n, found, outputs[o].shape, inputs[i].shape, atol, rtol, nonfinite
+    )
     if len(failures) > 1:
         others = ", ".join(f"(output {fo}, input {fi})" for fo, fi, *_ in failures[1:])
         text += f"\n  other failing pairs: {others}"
-    raise GradcheckError(text, output_index=o, input_index=i, mismatches=found[:_WORST],
-                         analytic=a, numerical=n)
+    raise GradcheckError(
+        text, output_index=o, input_index=i, mismatches=found[:_WORST], analytic=a, numerical=n
+    )
 
 
 def _check_reentrant(first, second, nondet_tol):
@@ -325,7 +374,10 @@ def _check_reentrant(first, second, nondet_tol):
                 f"gradcheck failed: backward is not reentrant: running backward twice with "
                 f"the same inputs and grad_outputs gave values differing by "
                 f"{np.nanmax(diff):.3g} (output {o}, input {i}), more than "
-                f"nondet_tol={nondet_tol:g}", output_index=o, input_index=i)
+                f"nondet_tol={nondet_tol:g}",
+                output_index=o,
+                input_index=i,
+            )
 
 
 # ----------------------------------------------------------------------------------------
@@ -341,16 +393,20 @@ def _unit_vectors(rng, shapes):
 
 def _vjp_dots(outputs, out_pos, inputs, in_pos, u, only=None):
     """{i: v-independent gradient J_i^T u} via one backward (``only``: one output)."""
-    pairs = [(outputs[o], u[k]) for k, o in enumerate(out_pos)
-             if outputs[o].requires_grad and (only is None or o == only)]
+    pairs = [
+        (outputs[o], u[k])
+        for k, o in enumerate(out_pos)
+        if outputs[o].requires_grad and (only is None or o == only)
+    ]
     if not pairs:
         return {i: np.zeros(inputs[i].shape) for i in in_pos}
     ys = [y for y, _ in pairs]
     seeds = [g.astype(y.dtype) for y, g in pairs]
-    grads = _grad(ys, [inputs[i] for i in in_pos], seeds, retain_graph=True,
-                  allow_unused=True)
-    return {i: (np.zeros(inputs[i].shape) if g is None else np.array(g.data, np.float64))
-            for i, g in zip(in_pos, grads)}
+    grads = _grad(ys, [inputs[i] for i in in_pos], seeds, retain_graph=True, allow_unused=True)
+    return {
+        i: (np.zeros(inputs[i].shape) if g is None else np.array(g.data, np.float64))
+        for i, g in zip(in_pos, grads)
+    }
 
 
 def _directional(fn, inputs, move, out_pos, v, eps):
@@ -386,8 +442,22 @@ def _fast_check(fn, inputs, in_pos, eps, atol, rtol, nondet_tol):
         if np.isfinite(c) and not _bad(np.float64(analytic), np.float64(c), atol, rtol):
             _check_reentrant(g, _vjp_dots(outputs, out_pos, inputs, in_pos, u), nondet_tol)
             continue
-        _fast_failure(fn, inputs, in_pos, outputs, out_pos, base, u, v, eps, atol, rtol,
-                      probe, analytic, numerical)
+        _fast_failure(
+            fn,
+            inputs,
+            in_pos,
+            outputs,
+            out_pos,
+            base,
+            u,
+            v,
+            eps,
+            atol,
+            rtol,
+            probe,
+            analytic,
+            numerical,
+        )
 
 
 def _dot(u, plus, minus, base, eps):
@@ -399,8 +469,9 @@ def _dot(u, plus, minus, base, eps):
     return c, left, right
 
 
-def _fast_failure(fn, inputs, in_pos, outputs, out_pos, base, u, v, eps, atol, rtol,
-                  probe, analytic, numerical):
+def _fast_failure(
+    fn, inputs, in_pos, outputs, out_pos, base, u, v, eps, atol, rtol, probe, analytic, numerical
+):
     """Locate the failing (output, input) pair of a failed probe, then raise."""
     c, left, right = numerical
     rows = []
@@ -429,31 +500,52 @@ def _fast_failure(fn, inputs, in_pos, outputs, out_pos, base, u, v, eps, atol, r
         f"compared u^T J v from backward with u . (f(x + eps v) - f(x - eps v)) / (2 eps)",
         f"  this pair: analytic {a_oi:.6g}, numerical {n_oi:.6g}, abs err {err:.3g}, "
         f"rel err {err / abs(n_oi) if n_oi else float('inf'):.3g}, tolerance {tol:.3g}",
-        f"  all outputs and inputs together: analytic {analytic:.6g}, numerical {c:.6g}"]
+        f"  all outputs and inputs together: analytic {analytic:.6g}, numerical {c:.6g}",
+    ]
     if not np.isfinite(c):
-        lines.append("  the numerical derivative is not finite: f(x +/- eps v) gave nan or "
-                     "inf, so the function is undefined or not differentiable there")
+        lines.append(
+            "  the numerical derivative is not finite: f(x +/- eps v) gave nan or "
+            "inf, so the function is undefined or not differentiable there"
+        )
     elif abs(left - right) > 2 * (atol + rtol * abs(c)):
-        lines.append(f"  the function is not differentiable at this point along v (one-sided "
-                     f"differences {left:.6g} and {right:.6g} disagree): move the input away "
-                     f"from the kink")
+        lines.append(
+            f"  the function is not differentiable at this point along v (one-sided "
+            f"differences {left:.6g} and {right:.6g} disagree): move the input away "
+            f"from the kink"
+        )
     if len(rows) > 1:
         lines.append("  per pair (output, input): analytic / numerical")
         for ro, ri, ra, rn in rows[:_WORST]:
             lines.append(f"    ({ro}, {ri}): {ra:.6g} / {rn:.6g}")
     lines.append("  run with fast_mode=False to see the individual Jacobian entries")
-    mismatch = Mismatch(o, i, (), (), a_oi, n_oi, err,
-                        err / abs(n_oi) if n_oi else float("inf"), tol)
-    raise GradcheckError("\n".join(lines), output_index=o, input_index=i,
-                         mismatches=[mismatch], analytic=a_oi, numerical=n_oi)
+    mismatch = Mismatch(
+        o, i, (), (), a_oi, n_oi, err, err / abs(n_oi) if n_oi else float("inf"), tol
+    )
+    raise GradcheckError(
+        "\n".join(lines),
+        output_index=o,
+        input_index=i,
+        mismatches=[mismatch],
+        analytic=a_oi,
+        numerical=n_oi,
+    )
 
 
 # ----------------------------------------------------------------------------------------
 # Public checks
 
 
-def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False,
-              raise_exception=True, nondet_tol=0.0):
+def gradcheck(
+    fn,
+    inputs,
+    *,
+    eps=1e-6,
+    atol=1e-5,
+    rtol=1e-3,
+    fast_mode=False,
+    raise_exception=True,
+    nondet_tol=0.0,
+):
     """Check the gradients of ``fn`` at ``inputs`` against central finite differences.
 
     ``inputs`` is a Tensor or a tuple (non-Tensors are passed to ``fn`` untouched); every
@@ -482,8 +574,18 @@ def gradcheck(fn, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False,
     return True
 
 
-def gradgradcheck(fn, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3,
-                  fast_mode=False, raise_exception=True, nondet_tol=0.0):
+def gradgradcheck(
+    fn,
+    inputs,
+    grad_outputs=None,
+    *,
+    eps=1e-6,
+    atol=1e-5,
+    rtol=1e-3,
+    fast_mode=False,
+    raise_exception=True,
+    nondet_tol=0.0,
+):
     """Check second derivatives: gradcheck of ``(inputs, v) -> grad(fn(inputs), inputs, v)``.
 
     The first derivatives are built with ``create_graph=True``; ``grad_outputs`` (one per
@@ -498,13 +600,18 @@ def gradgradcheck(fn, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e
     if grad_outputs is None:
         rng = np.random.default_rng(_SEED)
         grad_outputs = tuple(
-            Tensor(rng.standard_normal(outputs[o].shape).astype(outputs[o].dtype),
-                   requires_grad=True) for o in out_pos)
+            Tensor(
+                rng.standard_normal(outputs[o].shape).astype(outputs[o].dtype), requires_grad=True
+            )
+            for o in out_pos
+        )
     else:
         grad_outputs = _as_tuple(grad_outputs)
         if len(grad_outputs) != len(out_pos):
-            raise ValueError(f"gradgradcheck: got {len(grad_outputs)} grad_outputs for "
-                             f"{len(out_pos)} floating-point outputs")
+            raise ValueError(
+                f"gradgradcheck: got {len(grad_outputs)} grad_outputs for "
+                f"{len(out_pos)} floating-point outputs"
+            )
     n = len(inputs)
 
     def first_derivatives(*args):
@@ -514,13 +621,25 @@ def gradgradcheck(fn, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e
             pairs = [(ys[o], v) for o, v in zip(out_pos, vs) if ys[o].requires_grad]
             if not pairs:
                 return tuple(Tensor(np.zeros(xs[i].shape)) for i in in_pos)
-            grads = _grad([y for y, _ in pairs], [xs[i] for i in in_pos],
-                          [v for _, v in pairs], create_graph=True, allow_unused=True)
+            grads = _grad(
+                [y for y, _ in pairs],
+                [xs[i] for i in in_pos],
+                [v for _, v in pairs],
+                create_graph=True,
+                allow_unused=True,
+            )
         return tuple(g for g in grads if g is not None)
 
-    return gradcheck(first_derivatives, inputs + tuple(grad_outputs), eps=eps, atol=atol,
-                     rtol=rtol, fast_mode=fast_mode, raise_exception=raise_exception,
-                     nondet_tol=nondet_tol)
+    return gradcheck(
+        first_derivatives,
+        inputs + tuple(grad_outputs),
+        eps=eps,
+        atol=atol,
+        rtol=rtol,
+        fast_mode=fast_mode,
+        raise_exception=raise_exception,
+        nondet_tol=nondet_tol,
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -559,8 +678,10 @@ class NodeCheck:
     def summary(self):
         site = self.site or "site not recorded"
         shapes = ", ".join(str(s) for s in self.input_shapes)
-        return (f"#{self.position:<3} {self.name:<22} {self.status:<12} {self.mode:<11} "
-                f"max err {self.max_abs_error:<9.3g} inputs {shapes}  at {site}")
+        return (
+            f"#{self.position:<3} {self.name:<22} {self.status:<12} {self.mode:<11} "
+            f"max err {self.max_abs_error:<9.3g} inputs {shapes}  at {site}"
+        )
 
 
 class GraphCheckReport(list):
@@ -580,10 +701,12 @@ class GraphCheckReport(list):
         return failures[0] if failures else None
 
     def __str__(self):
-        counts = {s: sum(r.status == s for r in self)
-                  for s in ("ok", "failed", "inconclusive", "skipped")}
-        head = (f"gradcheck_graph: {len(self)} nodes: "
-                + ", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        counts = {
+            s: sum(r.status == s for r in self) for s in ("ok", "failed", "inconclusive", "skipped")
+        }
+        head = f"gradcheck_graph: {len(self)} nodes: " + ", ".join(
+            f"{n} {s}" for s, n in counts.items() if n
+        )
         return "\n".join([head] + ["  " + r.summary() for r in self])
 
 
@@ -604,7 +727,8 @@ def _graph_nodes(roots):
             raise RuntimeError(
                 f"gradcheck_graph: the graph was freed by a previous backward (node "
                 f"'{node.op.name}' has no saved inputs); call gradcheck_graph before "
-                f"backward, or pass retain_graph=True to backward")
+                f"backward, or pass retain_graph=True to backward"
+            )
         stack.append((t, True))
         for a in reversed(node.inputs):
             if isinstance(a, Tensor) and a._node is not None and id(a) not in seen:
@@ -616,20 +740,22 @@ def _node_forward(node, inputs, needs):
     """A float64 forward for ``node``: arrays -> (output, params for its VJP)."""
     op = node.op
     if isinstance(op, _FunctionOp):
+
         def run(arrays):
             ctx = FunctionCtx(tuple(needs))
-            args = [Tensor._make(x) if isinstance(a, Tensor) else x
-                    for x, a in zip(arrays, inputs)]
+            args = [Tensor._make(x) if isinstance(a, Tensor) else x for x, a in zip(arrays, inputs)]
             with no_grad():
                 out = op.function.forward(ctx, *args)
             return np.asarray(out.data), (ctx,)
+
         return run
     params = tuple(node.params)
     if op is ops.astype and np.issubdtype(np.dtype(params[0]), np.floating):
-        params = (np.dtype(np.float64),)   # a cast to float32 would hide the check in noise
+        params = (np.dtype(np.float64),)  # a cast to float32 would hide the check in noise
 
     def run(arrays):
         return np.asarray(op.forward(*arrays, *params)), params
+
     return run
 
 
@@ -650,8 +776,10 @@ def _node_vjp(node, run, arrays, needs, g):
             try:
                 ga = ops.unbroadcast(ops.NUMPY, ga, shape)
             except ValueError:
-                raise ValueError(f"the rule returned a gradient of shape {ga.shape} for "
-                                 f"input {k} of shape {shape}") from None
+                raise ValueError(
+                    f"the rule returned a gradient of shape {ga.shape} for "
+                    f"input {k} of shape {shape}"
+                ) from None
         result[k] = ga
     return result
 
@@ -666,11 +794,19 @@ def _check_node(position, tensor, eps, atol, rtol, fast_mode, rng):
             arrays.append(a.data.astype(np.float64) if floating else a.data.copy())
         else:
             arrays.append(a)
-    needs = [isinstance(a, Tensor) and a.requires_grad
-             and np.issubdtype(a.dtype, np.floating) for a in inputs]
-    result = NodeCheck(position, node.name(), node.op.name, node.site,
-                       tuple(tuple(np.shape(x)) for x in arrays if x is not None),
-                       tuple(tensor.shape), node=node)
+    needs = [
+        isinstance(a, Tensor) and a.requires_grad and np.issubdtype(a.dtype, np.floating)
+        for a in inputs
+    ]
+    result = NodeCheck(
+        position,
+        node.name(),
+        node.op.name,
+        node.site,
+        tuple(tuple(np.shape(x)) for x in arrays if x is not None),
+        tuple(tensor.shape),
+        node=node,
+    )
     if not any(needs):
         result.status, result.detail = "skipped", "no input requires grad"
         return result
@@ -686,8 +822,11 @@ def _check_node(position, tensor, eps, atol, rtol, fast_mode, rng):
         result.detail = f"forward computes in {out.dtype} even on float64 inputs"
         return result
     n_in = sum(np.size(arrays[k]) for k, need in enumerate(needs) if need)
-    full = (out.size <= _NODE_FULL_OUT and n_in <= _NODE_FULL_IN) if fast_mode is None \
+    full = (
+        (out.size <= _NODE_FULL_OUT and n_in <= _NODE_FULL_IN)
+        if fast_mode is None
         else not fast_mode
+    )
     result.mode = "full" if full else "directional"
     try:
         if full:
@@ -715,10 +854,11 @@ def _perturb(run, arrays, k, pos, delta):
 
 
 def _node_full(result, run, node, arrays, needs, out, eps, atol, rtol):
-    worst = None   # (ratio, input, analytic, numerical, abs err, tolerance, where)
+    worst = None  # (ratio, input, analytic, numerical, abs err, tolerance, where)
     kink_count = 0
-    columns = {k: _node_numerical_columns(run, arrays, k, out, eps)
-               for k, need in enumerate(needs) if need}
+    columns = {
+        k: _node_numerical_columns(run, arrays, k, out, eps) for k, need in enumerate(needs) if need
+    }
     for j in range(out.size):
         seed = np.zeros(out.shape)
         seed.reshape(-1)[j] = 1
@@ -739,10 +879,19 @@ def _node_full(result, run, node, arrays, needs, out, eps, atol, rtol):
             if bad.any():
                 m = int(np.argmax(np.where(bad, ratio, -1)))
                 if worst is None or ratio[m] > worst[0]:
-                    where = (f"d out{_pos(np.unravel_index(j, out.shape))} / d input "
-                             f"{k}{_pos(np.unravel_index(m, np.shape(arrays[k])))}")
-                    worst = (ratio[m], k, float(row[m]), float(c[m]), float(err[m]),
-                             float(tol[m]), where)
+                    where = (
+                        f"d out{_pos(np.unravel_index(j, out.shape))} / d input "
+                        f"{k}{_pos(np.unravel_index(m, np.shape(arrays[k])))}"
+                    )
+                    worst = (
+                        ratio[m],
+                        k,
+                        float(row[m]),
+                        float(c[m]),
+                        float(err[m]),
+                        float(tol[m]),
+                        where,
+                    )
     _verdict(result, worst, kink_count, "entries")
 
 
@@ -801,20 +950,27 @@ def _verdict(result, worst, kink_count, unit):
         result.input_index = k
         result.analytic, result.numerical, result.tolerance = a, n, tol
         result.max_abs_error = err if np.isfinite(err) else result.max_abs_error
-        result.detail = (f"worst {where}: analytic {a:.6g}, numerical {n:.6g}, abs err "
-                         f"{err:.3g}, tolerance {tol:.3g}")
+        result.detail = (
+            f"worst {where}: analytic {a:.6g}, numerical {n:.6g}, abs err "
+            f"{err:.3g}, tolerance {tol:.3g}"
+        )
         if not np.isfinite(n):
-            result.detail += (" (the numerical derivative is not finite: the op is undefined "
-                              "or not differentiable at its recorded inputs)")
+            result.detail += (
+                " (the numerical derivative is not finite: the op is undefined "
+                "or not differentiable at its recorded inputs)"
+            )
     elif kink_count:
         result.status = "inconclusive"
-        result.detail = (f"{kink_count} {unit} disagree at points where the op is not "
-                         f"differentiable (one-sided differences differ), so finite "
-                         f"differences cannot judge its rule there")
+        result.detail = (
+            f"{kink_count} {unit} disagree at points where the op is not "
+            f"differentiable (one-sided differences differ), so finite "
+            f"differences cannot judge its rule there"
+        )
 
 
-def gradcheck_graph(output, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True,
-                    fast_mode=None):
+def gradcheck_graph(
+    output, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, fast_mode=None
+):
     """Check every node recorded for ``output`` and name the first whose rule is wrong.
 
     Each node's gradient rule (a primitive's VJP or a ``Function.backward``) is evaluated
@@ -836,12 +992,15 @@ def gradcheck_graph(output, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
             raise TypeError(f"gradcheck_graph expects Tensors, got {type(r).__name__}")
     tensors = _graph_nodes(roots)
     if not tensors:
-        raise ValueError("gradcheck_graph: the output has no recorded graph (grad_fn is "
-                         "None); build it from tensors with requires_grad=True while grad "
-                         "mode is on")
+        raise ValueError(
+            "gradcheck_graph: the output has no recorded graph (grad_fn is "
+            "None); build it from tensors with requires_grad=True while grad "
+            "mode is on"
+        )
     rng = np.random.default_rng(_SEED)
     report = GraphCheckReport(
-        _check_node(k, t, eps, atol, rtol, fast_mode, rng) for k, t in enumerate(tensors))
+        _check_node(k, t, eps, atol, rtol, fast_mode, rng) for k, t in enumerate(tensors)
+    )
     first = report.first_failure
     if first is None or not raise_exception:
         return report
@@ -852,15 +1011,23 @@ def gradcheck_graph(output, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
         f"  created at: {first.site or _NO_SITE}",
         f"  input shapes: {', '.join(str(s) for s in first.input_shapes)}; output shape "
         f"{first.output_shape}",
-        f"  check: {first.mode}; {first.detail}"]
+        f"  check: {first.mode}; {first.detail}",
+    ]
     if first.input_index is not None:
         lines.append(f"  the wrong gradient is the one for input {first.input_index}")
-    passed = sum(r.status == "ok" for r in report[:first.position])
+    passed = sum(r.status == "ok" for r in report[: first.position])
     lines.append(f"  {passed} node(s) before it passed")
     later = report.failures[1:]
     if later:
-        lines.append("  other nodes whose own rules also failed: "
-                     + ", ".join(f"#{r.position} '{r.op_name}'" for r in later))
-    raise GradcheckError("\n".join(lines), input_index=first.input_index,
-                         analytic=first.analytic, numerical=first.numerical, node=first,
-                         report=report)
+        lines.append(
+            "  other nodes whose own rules also failed: "
+            + ", ".join(f"#{r.position} '{r.op_name}'" for r in later)
+        )
+    raise GradcheckError(
+        "\n".join(lines),
+        input_index=first.input_index,
+        analytic=first.analytic,
+        numerical=first.numerical,
+        node=first,
+        report=report,
+    )

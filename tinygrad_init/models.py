@@ -24,9 +24,17 @@ __all__ = ["ACTIVATIONS", "make_mlp", "make_cnn", "synthetic_batch", "mse", "inp
 
 # Activation names accepted by the builders -> nn module class name.
 ACTIVATIONS = {
-    "relu": "ReLU", "leaky_relu": "LeakyReLU", "tanh": "Tanh", "sigmoid": "Sigmoid",
-    "gelu": "GELU", "silu": "SiLU", "elu": "ELU", "selu": "SELU", "softplus": "Softplus",
-    "linear": None, "identity": None,
+    "relu": "ReLU",
+    "leaky_relu": "LeakyReLU",
+    "tanh": "Tanh",
+    "sigmoid": "Sigmoid",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "elu": "ELU",
+    "selu": "SELU",
+    "softplus": "Softplus",
+    "linear": None,
+    "identity": None,
 }
 
 
@@ -47,8 +55,9 @@ def _generator(generator):
         return generator if generator is not None else np.random.default_rng(0)
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
         return np.random.default_rng(int(generator))
-    raise TypeError(f"generator must be a np.random.Generator or an int seed, got "
-                    f"{type(generator).__name__}")
+    raise TypeError(
+        f"generator must be a np.random.Generator or an int seed, got {type(generator).__name__}"
+    )
 
 
 def _positive(name, value):
@@ -64,8 +73,15 @@ def _init_layer(layer, init_fn, gen):
     return layer
 
 
-def make_mlp(depth=10, width=32, activation="relu", init="kaiming_normal", in_features=32,
-             out_features=10, generator=None):
+def make_mlp(
+    depth=10,
+    width=32,
+    activation="relu",
+    init="kaiming_normal",
+    in_features=32,
+    out_features=10,
+    generator=None,
+):
     """``depth`` Linear layers (``in -> width -> ... -> width -> out``) in an
     ``nn.Sequential``, each but the last followed by ``activation``.
 
@@ -91,8 +107,17 @@ def make_mlp(depth=10, width=32, activation="relu", init="kaiming_normal", in_fe
     return nn.Sequential(*layers)
 
 
-def make_cnn(depth=6, channels=8, activation="relu", init="kaiming_normal", in_channels=3,
-             image_size=8, out_features=10, kernel_size=3, generator=None):
+def make_cnn(
+    depth=6,
+    channels=8,
+    activation="relu",
+    init="kaiming_normal",
+    in_channels=3,
+    image_size=8,
+    out_features=10,
+    kernel_size=3,
+    generator=None,
+):
     """``depth`` Conv2d layers (``kernel_size``, stride 1, same padding), each followed by
     ``activation``, then ``Flatten`` and a Linear head to ``out_features``.
 
@@ -112,15 +137,17 @@ def make_cnn(depth=6, channels=8, activation="relu", init="kaiming_normal", in_c
     layers = []
     c = in_channels
     for _ in range(depth):
-        layers.append(_init_layer(nn.Conv2d(c, channels, kernel_size,
-                                            padding=kernel_size // 2), init_fn, gen))
+        layers.append(
+            _init_layer(nn.Conv2d(c, channels, kernel_size, padding=kernel_size // 2), init_fn, gen)
+        )
         act = _activation(activation)
         if act is not None:
             layers.append(act)
         c = channels
     layers.append(nn.Flatten())
-    layers.append(_init_layer(nn.Linear(channels * image_size * image_size, out_features),
-                              init_fn, gen))
+    layers.append(
+        _init_layer(nn.Linear(channels * image_size * image_size, out_features), init_fn, gen)
+    )
     return nn.Sequential(*layers)
 
 
@@ -133,12 +160,15 @@ def input_shape(model, batch=64, image_size=8):
             return (batch, w.shape[1])
         if isinstance(w, Tensor) and w.ndim == 4:
             return (batch, w.shape[1], image_size, image_size)
-    raise ValueError(f"cannot tell the input shape of {type(model).__name__}: it has no "
-                     "Linear or Conv2d layer; pass the batch yourself")
+    raise ValueError(
+        f"cannot tell the input shape of {type(model).__name__}: it has no "
+        "Linear or Conv2d layer; pass the batch yourself"
+    )
 
 
-def synthetic_batch(model=None, batch=64, shape=None, out_features=None, image_size=8,
-                    generator=None):
+def synthetic_batch(
+    model=None, batch=64, shape=None, out_features=None, image_size=8, generator=None
+):
     """A batch ``(x, y)``: inputs ``x ~ N(0, 1)`` and regression targets ``y ~ N(0, 1)``.
 
     The input shape is ``shape`` (without the batch dim) or read from ``model``'s first

@@ -80,7 +80,8 @@ def unbroadcast(xp, g, shape):
         return g
     extra = g.ndim - len(shape)
     axes = tuple(range(extra)) + tuple(
-        extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1)
+        extra + i for i, n in enumerate(shape) if n == 1 and g.shape[extra + i] != 1
+    )
     if axes:
         g = xp.sum(g, axes, True)
     return xp.reshape(g, shape)
@@ -97,9 +98,12 @@ def _is_basic_index(index):
     """True when assignment through ``index`` touches each element at most once."""
     items = index if isinstance(index, tuple) else (index,)
     return all(
-        isinstance(i, (slice, int, np.integer)) or i is None or i is Ellipsis
+        isinstance(i, (slice, int, np.integer))
+        or i is None
+        or i is Ellipsis
         or (isinstance(i, np.ndarray) and i.dtype == np.bool_)
-        for i in items)
+        for i in items
+    )
 
 
 def _scatter(g, shape, index):
@@ -208,103 +212,125 @@ def _linear_forward(x, w, b):
 # The table.  name = Primitive(name, forward, rule for input 0, rule for input 1, ...)
 
 # arithmetic
-add = Primitive("add", np.add,
-                lambda xp, g, out, a, b: g,
-                lambda xp, g, out, a, b: g)
-sub = Primitive("sub", np.subtract,
-                lambda xp, g, out, a, b: g,
-                lambda xp, g, out, a, b: -g)
-mul = Primitive("mul", np.multiply,
-                lambda xp, g, out, a, b: g * b,
-                lambda xp, g, out, a, b: g * a)
-div = Primitive("div", np.divide,
-                lambda xp, g, out, a, b: g / b,
-                lambda xp, g, out, a, b: -g * out / b)
-pow = Primitive("pow", np.power,
-                lambda xp, g, out, a, b: g * b * a ** (b - 1),
-                lambda xp, g, out, a, b: g * out * xp.log(a))
-neg = Primitive("neg", np.negative,
-                lambda xp, g, out, a: -g)
+add = Primitive("add", np.add, lambda xp, g, out, a, b: g, lambda xp, g, out, a, b: g)
+sub = Primitive("sub", np.subtract, lambda xp, g, out, a, b: g, lambda xp, g, out, a, b: -g)
+mul = Primitive("mul", np.multiply, lambda xp, g, out, a, b: g * b, lambda xp, g, out, a, b: g * a)
+div = Primitive(
+    "div", np.divide, lambda xp, g, out, a, b: g / b, lambda xp, g, out, a, b: -g * out / b
+)
+pow = Primitive(
+    "pow",
+    np.power,
+    lambda xp, g, out, a, b: g * b * a ** (b - 1),
+    lambda xp, g, out, a, b: g * out * xp.log(a),
+)
+neg = Primitive("neg", np.negative, lambda xp, g, out, a: -g)
 matmul = Primitive("matmul", np.matmul, *_matmul_rules())
 
 # elementwise functions
-exp = Primitive("exp", np.exp,
-                lambda xp, g, out, a: g * out)
-log = Primitive("log", np.log,
-                lambda xp, g, out, a: g / a)
-sqrt = Primitive("sqrt", np.sqrt,
-                 lambda xp, g, out, a: g * 0.5 / out)
-abs = Primitive("abs", np.abs,
-                lambda xp, g, out, a: g * np.sign(xp.raw(a)))
-sin = Primitive("sin", np.sin,
-                lambda xp, g, out, a: g * xp.cos(a))
-cos = Primitive("cos", np.cos,
-                lambda xp, g, out, a: -g * xp.sin(a))
-tanh = Primitive("tanh", np.tanh,
-                 lambda xp, g, out, a: g * (1 - out * out))
-sigmoid = Primitive("sigmoid", _sigmoid,
-                    lambda xp, g, out, a: g * out * (1 - out))
-relu = Primitive("relu", lambda a: np.maximum(a, 0),
-                 lambda xp, g, out, a: g * (xp.raw(a) > 0))
-clamp = Primitive("clamp", np.clip,
-                  lambda xp, g, out, a, lo, hi: g * _clamp_mask(xp.raw(a), lo, hi))
-maximum = Primitive("maximum", np.maximum,
-                    lambda xp, g, out, a, b: g * _share_ties(xp.raw(a), xp.raw(b), g.dtype),
-                    lambda xp, g, out, a, b: g * _share_ties(xp.raw(b), xp.raw(a), g.dtype))
-minimum = Primitive("minimum", np.minimum,
-                    lambda xp, g, out, a, b: g * _share_ties(xp.raw(b), xp.raw(a), g.dtype),
-                    lambda xp, g, out, a, b: g * _share_ties(xp.raw(a), xp.raw(b), g.dtype))
-where = Primitive("where", lambda a, b, cond: np.where(cond, a, b),
-                  lambda xp, g, out, a, b, cond: xp.where(cond, g, 0),
-                  lambda xp, g, out, a, b, cond: xp.where(cond, 0, g))
+exp = Primitive("exp", np.exp, lambda xp, g, out, a: g * out)
+log = Primitive("log", np.log, lambda xp, g, out, a: g / a)
+sqrt = Primitive("sqrt", np.sqrt, lambda xp, g, out, a: g * 0.5 / out)
+abs = Primitive("abs", np.abs, lambda xp, g, out, a: g * np.sign(xp.raw(a)))
+sin = Primitive("sin", np.sin, lambda xp, g, out, a: g * xp.cos(a))
+cos = Primitive("cos", np.cos, lambda xp, g, out, a: -g * xp.sin(a))
+tanh = Primitive("tanh", np.tanh, lambda xp, g, out, a: g * (1 - out * out))
+sigmoid = Primitive("sigmoid", _sigmoid, lambda xp, g, out, a: g * out * (1 - out))
+relu = Primitive("relu", lambda a: np.maximum(a, 0), lambda xp, g, out, a: g * (xp.raw(a) > 0))
+clamp = Primitive(
+    "clamp", np.clip, lambda xp, g, out, a, lo, hi: g * _clamp_mask(xp.raw(a), lo, hi)
+)
+maximum = Primitive(
+    "maximum",
+    np.maximum,
+    lambda xp, g, out, a, b: g * _share_ties(xp.raw(a), xp.raw(b), g.dtype),
+    lambda xp, g, out, a, b: g * _share_ties(xp.raw(b), xp.raw(a), g.dtype),
+)
+minimum = Primitive(
+    "minimum",
+    np.minimum,
+    lambda xp, g, out, a, b: g * _share_ties(xp.raw(b), xp.raw(a), g.dtype),
+    lambda xp, g, out, a, b: g * _share_ties(xp.raw(a), xp.raw(b), g.dtype),
+)
+where = Primitive(
+    "where",
+    lambda a, b, cond: np.where(cond, a, b),
+    lambda xp, g, out, a, b, cond: xp.where(cond, g, 0),
+    lambda xp, g, out, a, b, cond: xp.where(cond, 0, g),
+)
 
 # reductions (axis is None or a tuple of non-negative ints; max/min along one int axis)
-sum = Primitive("sum", lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims),
-                lambda xp, g, out, a, axis, keepdims:
-                    xp.broadcast_to(_expand_reduced(xp, g, axis, keepdims), a.shape))
-amax = Primitive("max", lambda a: np.max(a),
-                 lambda xp, g, out, a: g * _full_extreme_share(xp.raw(a), xp.raw(out)))
-amin = Primitive("min", lambda a: np.min(a),
-                 lambda xp, g, out, a: g * _full_extreme_share(xp.raw(a), xp.raw(out)))
-max_dim = Primitive("max", lambda a, axis, keepdims: np.max(a, axis=axis, keepdims=keepdims),
-                    lambda xp, g, out, a, axis, keepdims:
-                        _expand_reduced(xp, g, (axis,), keepdims)
-                        * _selected_onehot(xp.raw(a), axis, np.argmax))
-min_dim = Primitive("min", lambda a, axis, keepdims: np.min(a, axis=axis, keepdims=keepdims),
-                    lambda xp, g, out, a, axis, keepdims:
-                        _expand_reduced(xp, g, (axis,), keepdims)
-                        * _selected_onehot(xp.raw(a), axis, np.argmin))
-logsumexp = Primitive("logsumexp", _logsumexp,
-                      lambda xp, g, out, a, axis, keepdims:
-                          _expand_reduced(xp, g, axis, keepdims)
-                          * xp.exp(a - _expand_reduced(xp, out, axis, keepdims)))
+sum = Primitive(
+    "sum",
+    lambda a, axis, keepdims: np.sum(a, axis=axis, keepdims=keepdims),
+    lambda xp, g, out, a, axis, keepdims: xp.broadcast_to(
+        _expand_reduced(xp, g, axis, keepdims), a.shape
+    ),
+)
+amax = Primitive(
+    "max",
+    lambda a: np.max(a),
+    lambda xp, g, out, a: g * _full_extreme_share(xp.raw(a), xp.raw(out)),
+)
+amin = Primitive(
+    "min",
+    lambda a: np.min(a),
+    lambda xp, g, out, a: g * _full_extreme_share(xp.raw(a), xp.raw(out)),
+)
+max_dim = Primitive(
+    "max",
+    lambda a, axis, keepdims: np.max(a, axis=axis, keepdims=keepdims),
+    lambda xp, g, out, a, axis, keepdims: (
+        _expand_reduced(xp, g, (axis,), keepdims) * _selected_onehot(xp.raw(a), axis, np.argmax)
+    ),
+)
+min_dim = Primitive(
+    "min",
+    lambda a, axis, keepdims: np.min(a, axis=axis, keepdims=keepdims),
+    lambda xp, g, out, a, axis, keepdims: (
+        _expand_reduced(xp, g, (axis,), keepdims) * _selected_onehot(xp.raw(a), axis, np.argmin)
+    ),
+)
+logsumexp = Primitive(
+    "logsumexp",
+    _logsumexp,
+    lambda xp, g, out, a, axis, keepdims: (
+        _expand_reduced(xp, g, axis, keepdims)
+        * xp.exp(a - _expand_reduced(xp, out, axis, keepdims))
+    ),
+)
 
 # copies and casts
-clone = Primitive("clone", np.copy,
-                  lambda xp, g, out, a: g)
-astype = Primitive("to", lambda a, dtype: a.astype(dtype),
-                   lambda xp, g, out, a, dtype: xp.astype(g, a.dtype))
+clone = Primitive("clone", np.copy, lambda xp, g, out, a: g)
+astype = Primitive(
+    "to", lambda a, dtype: a.astype(dtype), lambda xp, g, out, a, dtype: xp.astype(g, a.dtype)
+)
 
 # shapes
-reshape = Primitive("reshape", np.reshape,
-                    lambda xp, g, out, a, shape: xp.reshape(g, a.shape))
-permute = Primitive("permute", np.transpose,
-                    lambda xp, g, out, a, axes: xp.permute(g, tuple(np.argsort(axes))))
-expand = Primitive("expand", np.broadcast_to,
-                   lambda xp, g, out, a, shape: g)
-getitem = Primitive("getitem", lambda a, index: a[index],
-                    lambda xp, g, out, a, index: xp.scatter(g, a.shape, index))
-scatter = Primitive("scatter", _scatter,
-                    lambda xp, g, out, a, shape, index: g[index])
-cat = Primitive("cat", lambda *arrays_and_axis: np.concatenate(arrays_and_axis[:-1],
-                                                               axis=arrays_and_axis[-1]),
-                _cat_rule, variadic=True)
+reshape = Primitive("reshape", np.reshape, lambda xp, g, out, a, shape: xp.reshape(g, a.shape))
+permute = Primitive(
+    "permute", np.transpose, lambda xp, g, out, a, axes: xp.permute(g, tuple(np.argsort(axes)))
+)
+expand = Primitive("expand", np.broadcast_to, lambda xp, g, out, a, shape: g)
+getitem = Primitive(
+    "getitem", lambda a, index: a[index], lambda xp, g, out, a, index: xp.scatter(g, a.shape, index)
+)
+scatter = Primitive("scatter", _scatter, lambda xp, g, out, a, shape, index: g[index])
+cat = Primitive(
+    "cat",
+    lambda *arrays_and_axis: np.concatenate(arrays_and_axis[:-1], axis=arrays_and_axis[-1]),
+    _cat_rule,
+    variadic=True,
+)
 
 # layers
-linear = Primitive("linear", _linear_forward,
-                   lambda xp, g, out, x, w, b: g @ w,
-                   _linear_weight_grad,
-                   lambda xp, g, out, x, w, b: xp.sum(g, tuple(range(g.ndim - 1))))
+linear = Primitive(
+    "linear",
+    _linear_forward,
+    lambda xp, g, out, x, w, b: g @ w,
+    _linear_weight_grad,
+    lambda xp, g, out, x, w, b: xp.sum(g, tuple(range(g.ndim - 1))),
+)
 
 
 # ----------------------------------------------------------------------------------------
@@ -316,7 +342,6 @@ linear = Primitive("linear", _linear_forward,
 # im2col copy and one matmul.  The forward output of conv2d is a transposed view of a
 # (out_channels, N, OH, OW) buffer, which is what that matmul writes.  These rules compute
 # with numpy only: double backward through conv and pooling raises NotImplementedError.
-
 
 
 class _Workspace(_thread_local):
@@ -359,7 +384,7 @@ def _pad2d(x, padding, value=0):
         return x
     n, c, h, w = x.shape
     out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
-    out[:, :, top:top + h, left:left + w] = x
+    out[:, :, top : top + h, left : left + w] = x
     return out
 
 
@@ -377,19 +402,29 @@ def _windows(xp, kernel, stride, dilation, oh, ow, order):
     column); e.g. order "cijnhw" is the im2col layout of a convolution.
     """
     sn, sc, sh, sw = xp.strides
-    sizes = {"n": xp.shape[0], "c": xp.shape[1], "i": kernel[0], "j": kernel[1],
-             "h": oh, "w": ow}
-    steps = {"n": sn, "c": sc, "i": dilation[0] * sh, "j": dilation[1] * sw,
-             "h": stride[0] * sh, "w": stride[1] * sw}
+    sizes = {"n": xp.shape[0], "c": xp.shape[1], "i": kernel[0], "j": kernel[1], "h": oh, "w": ow}
+    steps = {
+        "n": sn,
+        "c": sc,
+        "i": dilation[0] * sh,
+        "j": dilation[1] * sw,
+        "h": stride[0] * sh,
+        "w": stride[1] * sw,
+    }
     return np.lib.stride_tricks.as_strided(
-        xp, tuple(sizes[a] for a in order), tuple(steps[a] for a in order), writeable=False)
+        xp, tuple(sizes[a] for a in order), tuple(steps[a] for a in order), writeable=False
+    )
 
 
 def _slab(i, j, stride, dilation, oh, ow):
     """Index of the (OH, OW) grid of padded-input positions that kernel offset (i, j) reads."""
     r, s = i * dilation[0], j * dilation[1]
-    return (slice(None), slice(None), slice(r, r + stride[0] * (oh - 1) + 1, stride[0]),
-            slice(s, s + stride[1] * (ow - 1) + 1, stride[1]))
+    return (
+        slice(None),
+        slice(None),
+        slice(r, r + stride[0] * (oh - 1) + 1, stride[0]),
+        slice(s, s + stride[1] * (ow - 1) + 1, stride[1]),
+    )
 
 
 def _offsets(kernel):
@@ -410,9 +445,12 @@ def _fold(cols, x_shape, kernel, stride, padding, dilation):
     buf = np.zeros((c, h + top + bottom, w + left + right, n), dtype=cols.dtype)
     for i, j in _offsets(kernel):
         r, s = i * dilation[0], j * dilation[1]
-        buf[:, r:r + stride[0] * (oh - 1) + 1:stride[0],
-            s:s + stride[1] * (ow - 1) + 1:stride[1]] += cols[:, i, j]
-    return np.ascontiguousarray(buf[:, top:top + h, left:left + w].transpose(3, 0, 1, 2))
+        buf[
+            :,
+            r : r + stride[0] * (oh - 1) + 1 : stride[0],
+            s : s + stride[1] * (ow - 1) + 1 : stride[1],
+        ] += cols[:, i, j]
+    return np.ascontiguousarray(buf[:, top : top + h, left : left + w].transpose(3, 0, 1, 2))
 
 
 def _numpy_only(xp, name):
@@ -483,8 +521,7 @@ def _conv2d_grad_b(xp, g, out, x, w, b, stride, padding, dilation, groups):
     return g.sum(axis=(0, 2, 3))
 
 
-conv2d = Primitive("conv2d", _conv2d_forward,
-                   _conv2d_grad_x, _conv2d_grad_w, _conv2d_grad_b)
+conv2d = Primitive("conv2d", _conv2d_forward, _conv2d_grad_x, _conv2d_grad_w, _conv2d_grad_b)
 
 
 class _Saved:
@@ -552,15 +589,17 @@ def _max_pool2d_grad(xp, g, out, x, kernel, stride, padding, dilation, saved):
     top, bottom, left, right = padding
     oh, ow = g.shape[2:]
     buf = np.zeros((n, c, h + top + bottom, w + left + right), dtype=g.dtype)
-    overlap = stride[0] < dilation[0] * (kernel[0] - 1) + 1 or \
-        stride[1] < dilation[1] * (kernel[1] - 1) + 1
+    overlap = (
+        stride[0] < dilation[0] * (kernel[0] - 1) + 1
+        or stride[1] < dilation[1] * (kernel[1] - 1) + 1
+    )
     for k, (i, j) in enumerate(_offsets(kernel)):
         index = _slab(i, j, stride, dilation, oh, ow)
         if overlap:
             buf[index] += g * (pick == k)
         else:  # each input position is in at most one window: write g * mask in place
             np.multiply(g, pick == k, out=buf[index])
-    return buf[:, :, top:top + h, left:left + w]
+    return buf[:, :, top : top + h, left : left + w]
 
 
 max_pool2d = Primitive("max_pool2d", _max_pool2d_forward, _max_pool2d_grad)
@@ -590,18 +629,18 @@ def _window_sum(x, kernel, stride, padding):
 def _avg_pool2d_forward(x, kernel, stride, padding, count_include_pad, divisor):
     """out[n, c, h, w] = sum over the window (zero padded) / divisor."""
     total = _window_sum(x, kernel, stride, padding)
-    total /= _avg_divisor(x.shape, kernel, stride, padding, count_include_pad, divisor,
-                          x.dtype)
+    total /= _avg_divisor(x.shape, kernel, stride, padding, count_include_pad, divisor, x.dtype)
     return total
 
 
 def _avg_pool2d_grad(xp, g, out, x, kernel, stride, padding, count_include_pad, divisor):
     """Each window element receives g / divisor."""
     _numpy_only(xp, "avg_pool2d")
-    scaled = g / _avg_divisor(x.shape, kernel, stride, padding, count_include_pad, divisor,
-                              g.dtype)
-    cols = np.broadcast_to(scaled.transpose(1, 2, 3, 0)[:, None, None],
-                           (x.shape[1],) + tuple(kernel) + g.shape[2:] + (x.shape[0],))
+    scaled = g / _avg_divisor(x.shape, kernel, stride, padding, count_include_pad, divisor, g.dtype)
+    cols = np.broadcast_to(
+        scaled.transpose(1, 2, 3, 0)[:, None, None],
+        (x.shape[1],) + tuple(kernel) + g.shape[2:] + (x.shape[0],),
+    )
     return _fold(cols, x.shape, kernel, stride, padding, (1, 1))
 
 
@@ -665,8 +704,7 @@ def _plain_mean_cross_entropy(x, target, want_grad):
     return loss, e
 
 
-def _cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, reduction,
-                           saved=None):
+def _cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, reduction, saved=None):
     """The loss; with a ``saved`` slot (given when a gradient will be needed) the common
     case also keeps its gradient for the rule."""
     if _is_plain_mean(target, weight, ignore_index, label_smoothing, reduction):
@@ -683,8 +721,9 @@ def _cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, red
     return loss.sum() / wy.sum()
 
 
-def _cross_entropy_grad(xp, g, out, x, target, weight, ignore_index, label_smoothing,
-                        reduction, saved=None):
+def _cross_entropy_grad(
+    xp, g, out, x, target, weight, ignore_index, label_smoothing, reduction, saved=None
+):
     """dloss/dx = (1 - ls) w[y] (softmax(x) - onehot(y)) + (ls / C) (softmax(x) sum(w) - w),
     times g (per sample for 'none'), divided by sum of w[y] for 'mean'.  Written with ``xp``
     so that it can be differentiated again; plain backward of the common case (unweighted
@@ -692,8 +731,11 @@ def _cross_entropy_grad(xp, g, out, x, target, weight, ignore_index, label_smoot
     computed it, or computes it the same way."""
     if xp is NUMPY:
         grad = None if saved is None else saved.get(out)
-        if grad is None and _is_plain_mean(target, weight, ignore_index, label_smoothing,
-                                           reduction) and math.isfinite(out):
+        if (
+            grad is None
+            and _is_plain_mean(target, weight, ignore_index, label_smoothing, reduction)
+            and math.isfinite(out)
+        ):
             grad = _plain_mean_cross_entropy(x, target, True)[1]
         if grad is not None:
             return grad * g
@@ -756,8 +798,7 @@ def _erf(x):
     return out.astype(x.dtype) if np.issubdtype(x.dtype, np.floating) else out
 
 
-erf = Primitive("erf", _erf,
-                lambda xp, g, out, a: g * (2 / np.sqrt(np.pi)) * xp.exp(-(a * a)))
+erf = Primitive("erf", _erf, lambda xp, g, out, a: g * (2 / np.sqrt(np.pi)) * xp.exp(-(a * a)))
 
 
 def _softplus(a):
@@ -766,8 +807,7 @@ def _softplus(a):
 
 # softplus(x) = log(1 + exp(x)); its derivative sigmoid(x) = exp(x - softplus(x)) never
 # overflows because x - softplus(x) <= 0.
-softplus = Primitive("softplus", _softplus,
-                     lambda xp, g, out, a: g * xp.exp(a - out))
+softplus = Primitive("softplus", _softplus, lambda xp, g, out, a: g * xp.exp(a - out))
 
 
 # The array vocabulary that rules use, implemented for numpy arrays (the fast path; array

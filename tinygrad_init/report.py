@@ -25,8 +25,12 @@ from .viz.colors import node_style
 
 __all__ = ["render_report", "write_report", "results_table"]
 
-_STATUS_TEXT = {HEALTHY: "healthy", VANISHING: "vanishing", EXPLODING: "exploding",
-                NONFINITE: "NaN / Inf"}
+_STATUS_TEXT = {
+    HEALTHY: "healthy",
+    VANISHING: "vanishing",
+    EXPLODING: "exploding",
+    NONFINITE: "NaN / Inf",
+}
 
 _CSS = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width: 1180px;
@@ -62,6 +66,7 @@ def _png(fig):
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
     import matplotlib.pyplot as plt
+
     plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img alt="plot" src="data:image/png;base64,{data}">'
@@ -70,7 +75,7 @@ def _png(fig):
 def _svg(dot):
     """A graphviz diagram as inline SVG (without the XML prologue)."""
     svg = dot.pipe(format="svg").decode("utf-8")
-    return svg[svg.index("<svg"):]
+    return svg[svg.index("<svg") :]
 
 
 def _cell_style(result):
@@ -84,19 +89,48 @@ def _status(result):
 
 def results_table(study):
     """The results as plain text: one row per run (what the terminal shows)."""
-    header = ["activation", "init", "clip", "layers", "loss start", "loss end", "accuracy",
-              "grad first/last", "verdict at init", "sat/dead", "units"]
+    header = [
+        "activation",
+        "init",
+        "clip",
+        "layers",
+        "loss start",
+        "loss end",
+        "accuracy",
+        "grad first/last",
+        "verdict at init",
+        "sat/dead",
+        "units",
+    ]
     rows = []
     for r in study.results:
-        satdead = (f"sat {r.saturated:.0%}" if r.saturated is not None else
-                   f"dead {r.dead:.0%}" if r.dead is not None else "-")
-        rows.append([r.activation, r.scheme.key, _fmt(r.clip, "g") if r.clip else "-",
-                     str(r.depth), _fmt(r.first_loss), _fmt(r.final_loss),
-                     f"{r.accuracy:.0%}", _fmt(r.grad_ratio, ".1e"), _status(r), satdead,
-                     f"{min(r.distinct_units)}-{max(r.distinct_units)}"])
+        satdead = (
+            f"sat {r.saturated:.0%}"
+            if r.saturated is not None
+            else f"dead {r.dead:.0%}"
+            if r.dead is not None
+            else "-"
+        )
+        rows.append(
+            [
+                r.activation,
+                r.scheme.key,
+                _fmt(r.clip, "g") if r.clip else "-",
+                str(r.depth),
+                _fmt(r.first_loss),
+                _fmt(r.final_loss),
+                f"{r.accuracy:.0%}",
+                _fmt(r.grad_ratio, ".1e"),
+                _status(r),
+                satdead,
+                f"{min(r.distinct_units)}-{max(r.distinct_units)}",
+            ]
+        )
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
-             "  ".join("-" * w for w in widths)]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(header, widths)),
+        "  ".join("-" * w for w in widths),
+    ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join(lines)
 
@@ -108,7 +142,8 @@ def _findings_html(study):
         parts.append(
             f'<div class="finding{"" if f.holds else " fails"}"><h3>{_e(f.title)} '
             f'<span class="muted">— {mark}</span></h3><div>{_e(f.explanation)}</div>'
-            f'<div class="evidence">{_e(f.evidence)}</div></div>')
+            f'<div class="evidence">{_e(f.evidence)}</div></div>'
+        )
     return "\n".join(parts)
 
 
@@ -120,13 +155,19 @@ def _matrix_html(study):
         cells = []
         for a in ACTIVATIONS:
             r = study.get(a, s.key)
-            cells.append(f'<td {_cell_style(r)}><span class="badge">{_e(_status(r))}</span>'
-                         f'<br>loss {_fmt(r.first_loss)} → {_fmt(r.final_loss)}'
-                         f'<br>accuracy {r.accuracy:.0%}</td>')
-        rows.append(f"<tr><th>{_e(s.title)}<br><span class='muted'>{_e(s.formula)}</span>"
-                    f"</th>{''.join(cells)}</tr>")
-    return (f"<table class='matrix'><tr><th>init \\ activation ({cfg.depth} layers)</th>"
-            f"{head}</tr>{''.join(rows)}</table>")
+            cells.append(
+                f'<td {_cell_style(r)}><span class="badge">{_e(_status(r))}</span>'
+                f"<br>loss {_fmt(r.first_loss)} → {_fmt(r.final_loss)}"
+                f"<br>accuracy {r.accuracy:.0%}</td>"
+            )
+        rows.append(
+            f"<tr><th>{_e(s.title)}<br><span class='muted'>{_e(s.formula)}</span>"
+            f"</th>{''.join(cells)}</tr>"
+        )
+    return (
+        f"<table class='matrix'><tr><th>init \\ activation ({cfg.depth} layers)</th>"
+        f"{head}</tr>{''.join(rows)}</table>"
+    )
 
 
 def _reading(study):
@@ -134,8 +175,10 @@ def _reading(study):
     paragraphs = []
     for a in ACTIVATIONS:
         runs = [study.get(a, s.key) for s in SCHEMES]
-        by = {status: [r.scheme.title for r in runs if r.status == status]
-              for status in (HEALTHY, VANISHING, EXPLODING, NONFINITE)}
+        by = {
+            status: [r.scheme.title for r in runs if r.status == status]
+            for status in (HEALTHY, VANISHING, EXPLODING, NONFINITE)
+        }
         trained = [r for r in runs if not r.diverged]
         best = min(trained, key=lambda r: r.final_loss) if trained else None
         text = [f"<b>{_e(a)}</b>:"]
@@ -144,11 +187,12 @@ def _reading(study):
         if by[VANISHING]:
             text.append(f"they vanished toward the input with {_e(', '.join(by[VANISHING]))};")
         if by[EXPLODING] or by[NONFINITE]:
-            text.append("they exploded with "
-                        f"{_e(', '.join(by[EXPLODING] + by[NONFINITE]))};")
+            text.append(f"they exploded with {_e(', '.join(by[EXPLODING] + by[NONFINITE]))};")
         if best is not None:
-            text.append(f"the lowest final loss came from {_e(best.scheme.title)} "
-                        f"({_fmt(best.final_loss)}, accuracy {best.accuracy:.0%}).")
+            text.append(
+                f"the lowest final loss came from {_e(best.scheme.title)} "
+                f"({_fmt(best.final_loss)}, accuracy {best.accuracy:.0%})."
+            )
         if not by[HEALTHY]:
             text.append("No scheme kept this activation healthy at this depth.")
         paragraphs.append("<p>" + " ".join(text) + "</p>")
@@ -156,15 +200,34 @@ def _reading(study):
 
 
 def _table_html(study):
-    header = ["activation", "init", "drawn from", "clip", "layers", "loss start → end",
-              "accuracy", "gradient first / last layer", "verdict at init",
-              "saturated / dead", "distinct units", "time"]
+    header = [
+        "activation",
+        "init",
+        "drawn from",
+        "clip",
+        "layers",
+        "loss start → end",
+        "accuracy",
+        "gradient first / last layer",
+        "verdict at init",
+        "saturated / dead",
+        "distinct units",
+        "time",
+    ]
     rows = []
     for r in study.results:
-        satdead = (f"{r.saturated:.0%} saturated" if r.saturated is not None else
-                   f"{r.dead:.0%} dead" if r.dead is not None else "–")
-        units = (f"{min(r.distinct_units)}" if min(r.distinct_units) ==
-                 max(r.distinct_units) else f"{min(r.distinct_units)}–{max(r.distinct_units)}")
+        satdead = (
+            f"{r.saturated:.0%} saturated"
+            if r.saturated is not None
+            else f"{r.dead:.0%} dead"
+            if r.dead is not None
+            else "–"
+        )
+        units = (
+            f"{min(r.distinct_units)}"
+            if min(r.distinct_units) == max(r.distinct_units)
+            else f"{min(r.distinct_units)}–{max(r.distinct_units)}"
+        )
         rows.append(
             f"<tr><td>{_e(r.activation)}</td><td>{_e(r.scheme.title)}</td>"
             f"<td>{_e(r.scheme.formula)}</td><td>{_fmt(r.clip, 'g') if r.clip else '–'}</td>"
@@ -173,15 +236,23 @@ def _table_html(study):
             f"<td class='num' {_cell_style(r)}>{_fmt(r.grad_ratio, '.1e')}</td>"
             f"<td>{_e(_status(r))}</td><td>{_e(satdead)}</td>"
             f"<td class='num'>{units} / {study.config.width}</td>"
-            f"<td class='num'>{r.seconds:.1f} s</td></tr>")
-    return ("<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>"
-            + "".join(rows) + "</table>")
+            f"<td class='num'>{r.seconds:.1f} s</td></tr>"
+        )
+    return (
+        "<table><tr>"
+        + "".join(f"<th>{_e(h)}</th>" for h in header)
+        + "</tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def _loss_curves(study):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, len(ACTIVATIONS), figsize=(15, 4))
     cmap = plt.get_cmap("tab10")
     for ax, a in zip(axes, ACTIVATIONS):
@@ -189,8 +260,14 @@ def _loss_curves(study):
             losses = study.get(a, s.key).losses
             ax.plot(range(len(losses)), losses, color=cmap(k), lw=1.4, label=s.title)
         clipped = study.get(a, "large", clip=study.config.clip)
-        ax.plot(range(len(clipped.losses)), clipped.losses, color=cmap(2), lw=1.2, ls="--",
-                label=f"large random + clip {study.config.clip:g}")
+        ax.plot(
+            range(len(clipped.losses)),
+            clipped.losses,
+            color=cmap(2),
+            lw=1.2,
+            ls="--",
+            label=f"large random + clip {study.config.clip:g}",
+        )
         ax.set_yscale("log")
         ax.set_title(f"{a}, {study.config.depth} layers")
         ax.set_xlabel("SGD step")
@@ -210,27 +287,37 @@ def _loss_curves(study):
 
 
 # Runs whose diagrams are shown open: one per finding.
-_OPEN = {("sigmoid", "small", None), ("tanh", "xavier", None), ("relu", "he", None),
-         ("relu", "large", None), ("relu", "zeros", None)}
+_OPEN = {
+    ("sigmoid", "small", None),
+    ("tanh", "xavier", None),
+    ("relu", "he", None),
+    ("relu", "large", None),
+    ("relu", "zeros", None),
+}
 
 
 def _run_html(result):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .viz import plots
-    flow = viz.gradient_flow(result.monitor, step=0, title=f"{result.label}: at "
-                             "initialization", legend=False)
+
+    flow = viz.gradient_flow(
+        result.monitor, step=0, title=f"{result.label}: at initialization", legend=False
+    )
     fig, ax = plt.subplots(figsize=(7, 3.2))
     plots.plot_activation_histograms(result.monitor, ax=ax, samples=result.initial_samples)
     ax.set_title("activations per layer at initialization")
     opened = " open" if (result.activation, result.scheme.key, result.clip) in _OPEN else ""
-    return (f'<details class="run"{opened}><summary>{_e(result.label)} — '
-            f'{_e(_status(result))}, '
-            f'final loss {_fmt(result.final_loss)}</summary>'
-            f'<div>{_svg(flow)}</div><div class="pair"><div>{_png(fig)}</div>'
-            f'<div><pre class="muted">{_e(result.verdict)}</pre></div></div></details>')
+    return (
+        f'<details class="run"{opened}><summary>{_e(result.label)} — '
+        f"{_e(_status(result))}, "
+        f"final loss {_fmt(result.final_loss)}</summary>"
+        f'<div>{_svg(flow)}</div><div class="pair"><div>{_png(fig)}</div>'
+        f'<div><pre class="muted">{_e(result.verdict)}</pre></div></div></details>'
+    )
 
 
 def render_report(study, command="tinygrad-init demo"):
@@ -277,13 +364,16 @@ layer, relative to the last layer. How to read the colours:</p>
 {legend_svg}
 {runs}
 """
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>"
-            f"Initialization study</title><style>{_CSS}</style></head><body>{body}"
-            f"</body></html>")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>"
+        f"Initialization study</title><style>{_CSS}</style></head><body>{body}"
+        f"</body></html>"
+    )
 
 
 def _legend_digraph(legend):
     import graphviz
+
     dot = graphviz.Digraph()
     dot.attr("node", shape="plaintext")
     dot.node("legend", legend)

@@ -27,9 +27,23 @@ from .tensor import Tensor
 __all__ = ["save", "load"]
 
 # dtypes the safetensors format can hold that numpy has
-_SUPPORTED = frozenset(np.dtype(t) for t in (
-    np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
-    np.uint64, np.float16, np.float32, np.float64))
+_SUPPORTED = frozenset(
+    np.dtype(t)
+    for t in (
+        np.bool_,
+        np.int8,
+        np.int16,
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+        np.float16,
+        np.float32,
+        np.float64,
+    )
+)
 
 
 def save(state_dict, path, metadata=None):
@@ -43,7 +57,8 @@ def save(state_dict, path, metadata=None):
     arrays = _to_arrays(state_dict)
     if metadata is not None:
         if not isinstance(metadata, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+        ):
             raise TypeError("save: metadata must be a dict of str -> str")
         metadata = dict(metadata)
     try:
@@ -76,34 +91,43 @@ def load(path):
 def _to_arrays(state_dict):
     """Validate a state dict and return name -> contiguous numpy array."""
     if not isinstance(state_dict, Mapping):
-        raise TypeError(f"save: expected a dict mapping names to tensors, got "
-                        f"{type(state_dict).__name__}")
+        raise TypeError(
+            f"save: expected a dict mapping names to tensors, got {type(state_dict).__name__}"
+        )
     arrays = {}
     for key, value in state_dict.items():
         if not isinstance(key, str):
             raise TypeError(f"save: keys must be strings, got {type(key).__name__} {key!r}")
         if key == "__metadata__":
-            raise ValueError("save: '__metadata__' is reserved by the safetensors format; "
-                             "pass metadata= instead")
+            raise ValueError(
+                "save: '__metadata__' is reserved by the safetensors format; pass metadata= instead"
+            )
         if isinstance(value, Tensor):
             array = value.data
         elif isinstance(value, (np.ndarray, np.generic)):
             array = np.asarray(value)
         elif isinstance(value, Mapping):
-            raise TypeError(f"save: keys must map to tensors, but {key!r} maps to a nested "
-                            "dict; flatten it to 'prefix.name' -> tensor entries first")
+            raise TypeError(
+                f"save: keys must map to tensors, but {key!r} maps to a nested "
+                "dict; flatten it to 'prefix.name' -> tensor entries first"
+            )
         else:
-            raise TypeError(f"save: keys must map to tensors (Tensor or numpy array), but "
-                            f"{key!r} maps to {type(value).__name__}")
+            raise TypeError(
+                f"save: keys must map to tensors (Tensor or numpy array), but "
+                f"{key!r} maps to {type(value).__name__}"
+            )
         if array.dtype not in _SUPPORTED:
-            raise TypeError(f"save: {key!r} has dtype {array.dtype}, which safetensors cannot "
-                            f"store (use bool, int, uint or float)")
+            raise TypeError(
+                f"save: {key!r} has dtype {array.dtype}, which safetensors cannot "
+                f"store (use bool, int, uint or float)"
+            )
         arrays[key] = array if array.flags.c_contiguous else np.array(array, order="C")
     return arrays
 
 
 def _names_in_file_order(data, path):
     """Parse the header and return tensor names ordered by their position in the data."""
+
     def bad(why):
         return ValueError(f"load: {path!r} is not a safetensors file ({why})")
 
@@ -113,7 +137,7 @@ def _names_in_file_order(data, path):
     if n < 2 or 8 + n > len(data):
         raise bad(f"header length {n} does not fit a file of {len(data)} bytes")
     try:
-        header = json.loads(data[8:8 + n])
+        header = json.loads(data[8 : 8 + n])
     except (UnicodeDecodeError, ValueError):
         raise bad("the header is not JSON") from None
     if not isinstance(header, dict):

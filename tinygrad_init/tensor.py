@@ -18,10 +18,32 @@ from . import ops
 from .autograd import Node, _state, backward, check_finite, creation_site
 
 __all__ = [
-    "Tensor", "tensor", "zeros", "ones", "full", "arange", "linspace", "eye", "rand",
-    "randn", "randint", "zeros_like", "ones_like", "full_like", "cat", "stack", "where",
-    "maximum", "minimum", "matmul", "manual_seed", "default_generator",
-    "get_default_dtype", "set_default_dtype", "ShapeError", "DtypeError",
+    "Tensor",
+    "tensor",
+    "zeros",
+    "ones",
+    "full",
+    "arange",
+    "linspace",
+    "eye",
+    "rand",
+    "randn",
+    "randint",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "cat",
+    "stack",
+    "where",
+    "maximum",
+    "minimum",
+    "matmul",
+    "manual_seed",
+    "default_generator",
+    "get_default_dtype",
+    "set_default_dtype",
+    "ShapeError",
+    "DtypeError",
 ]
 
 
@@ -50,8 +72,10 @@ def set_default_dtype(dtype):
     global _default_dtype
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64, np.float16):
-        raise TypeError(f"set_default_dtype: expected a floating dtype (float16, float32 or "
-                        f"float64), got {dtype}")
+        raise TypeError(
+            f"set_default_dtype: expected a floating dtype (float16, float32 or "
+            f"float64), got {dtype}"
+        )
     _default_dtype = dtype
 
 
@@ -115,8 +139,9 @@ def _dim(dim, ndim, op):
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
         raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
     if not lo <= dim <= hi:
-        raise IndexError(f"{op}: Dimension out of range (expected to be in range of "
-                         f"[{lo}, {hi}], but got {dim})")
+        raise IndexError(
+            f"{op}: Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})"
+        )
     return int(dim) % max(ndim, 1)
 
 
@@ -150,8 +175,16 @@ class Tensor:
     produced it (None for leaves).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "_retains_grad", "_hooks", "name",
-                 "__weakref__")
+    __slots__ = (
+        "data",
+        "grad",
+        "requires_grad",
+        "_node",
+        "_retains_grad",
+        "_hooks",
+        "name",
+        "__weakref__",
+    )
     __array_ufunc__ = None  # ndarray <op> Tensor defers to the Tensor's reflected operator
     __hash__ = object.__hash__
 
@@ -222,8 +255,7 @@ class Tensor:
 
     def __bool__(self):
         if self.data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with {self.data.size} values is "
-                               "ambiguous")
+            raise RuntimeError(f"Boolean value of Tensor with {self.data.size} values is ambiguous")
         return bool(self.data)
 
     def __float__(self):
@@ -257,11 +289,15 @@ class Tensor:
 
     def requires_grad_(self, requires_grad=True):
         if self._node is not None and not requires_grad:
-            raise RuntimeError("you can only change requires_grad flags of leaf variables; "
-                               "use detach() to get a tensor that does not require grad")
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables; "
+                "use detach() to get a tensor that does not require grad"
+            )
         if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
-            raise DtypeError(f"only tensors of floating point dtype can require gradients; "
-                             f"this one is {self.data.dtype} (convert it with .float())")
+            raise DtypeError(
+                f"only tensors of floating point dtype can require gradients; "
+                f"this one is {self.data.dtype} (convert it with .float())"
+            )
         self.requires_grad = bool(requires_grad)
         return self
 
@@ -282,8 +318,7 @@ class Tensor:
         The hook may return a tensor to use instead.  Returns a handle with ``remove()``.
         """
         if not self.requires_grad:
-            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
-                               "gradient")
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self._hooks is None:
             self._hooks = {}
         return _HookHandle(self._hooks, hook)
@@ -291,14 +326,17 @@ class Tensor:
     # -- conversion -------------------------------------------------------------------
     def numpy(self):
         if self.requires_grad:
-            raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
-                               "Use tensor.detach().numpy() instead.")
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. "
+                "Use tensor.detach().numpy() instead."
+            )
         return self.data
 
     def item(self):
         if self.data.size != 1:
-            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted "
-                               "to a Python scalar")
+            raise RuntimeError(
+                f"a Tensor with {self.data.size} elements cannot be converted to a Python scalar"
+            )
         return self.data.item()
 
     def tolist(self):
@@ -542,8 +580,7 @@ class Tensor:
             raise ValueError(f"permute: got {len(dims)} dims for a tensor of {self.ndim} dims")
         axes = tuple(_dim(d, self.ndim, "permute") for d in dims)
         if sorted(axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: dims {dims} are not a permutation of "
-                             f"0..{self.ndim - 1}")
+            raise ValueError(f"permute: dims {dims} are not a permutation of 0..{self.ndim - 1}")
         return apply(ops.permute, self, params=(axes,))
 
     def transpose(self, dim0, dim1):
@@ -556,15 +593,16 @@ class Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         s, e = _dim(start_dim, self.ndim, "flatten"), _dim(end_dim, self.ndim, "flatten")
-        shape = self.shape[:s] + (int(np.prod(self.shape[s:e + 1])),) + self.shape[e + 1:]
+        shape = self.shape[:s] + (int(np.prod(self.shape[s : e + 1])),) + self.shape[e + 1 :]
         return self.reshape(shape)
 
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
         axes = _axes(dim, self.ndim, "squeeze") or ()
-        return self.reshape(tuple(n for i, n in enumerate(self.shape)
-                                  if not (i in axes and n == 1)))
+        return self.reshape(
+            tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1))
+        )
 
     def unsqueeze(self, dim):
         axis = _dim(dim, self.ndim + 1, "unsqueeze")
@@ -574,10 +612,13 @@ class Tensor:
         sizes = _shape_args(sizes)
         lead = len(sizes) - self.ndim
         if lead < 0:
-            raise ShapeError(f"expand: the number of sizes ({len(sizes)}) must be at least "
-                             f"the number of dims ({self.ndim}) of shape {self.shape}")
-        shape = tuple(self.shape[i - lead] if n == -1 and i >= lead else n
-                      for i, n in enumerate(sizes))
+            raise ShapeError(
+                f"expand: the number of sizes ({len(sizes)}) must be at least "
+                f"the number of dims ({self.ndim}) of shape {self.shape}"
+            )
+        shape = tuple(
+            self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes)
+        )
         return apply(ops.expand, self, params=(shape,))
 
     def expand_as(self, other):
@@ -594,11 +635,16 @@ class Tensor:
         takes part in a recorded computation raises, as the recorded graph would no longer
         describe the data."""
         if self.requires_grad and _state.grad_enabled:
-            kind = "a leaf Variable that requires grad" if self._node is None else \
-                "a tensor produced by a recorded op"
-            raise RuntimeError(f"in-place assignment into {kind} is not recorded: do it "
-                               "under tg.no_grad(), or build a new tensor (tg.where, "
-                               "tg.cat)")
+            kind = (
+                "a leaf Variable that requires grad"
+                if self._node is None
+                else "a tensor produced by a recorded op"
+            )
+            raise RuntimeError(
+                f"in-place assignment into {kind} is not recorded: do it "
+                "under tg.no_grad(), or build a new tensor (tg.where, "
+                "tg.cat)"
+            )
         self.data[_index(index)] = _data(value)
 
 
@@ -637,8 +683,10 @@ def _to_array(data, dtype):
     from_numpy = isinstance(data, (np.ndarray, np.generic))
     array = np.array(data)
     if array.dtype == object or array.dtype.kind in "USV":
-        raise TypeError(f"cannot make a tensor from {type(data).__name__} data of dtype "
-                        f"{array.dtype}: expected numbers, nested lists or a numpy array")
+        raise TypeError(
+            f"cannot make a tensor from {type(data).__name__} data of dtype "
+            f"{array.dtype}: expected numbers, nested lists or a numpy array"
+        )
     if not from_numpy and array.dtype == np.float64:
         array = array.astype(_default_dtype)
     return array
@@ -654,8 +702,10 @@ def tensor(data, dtype=None, requires_grad=False):
 
 
 def _filled(shape, value, dtype, requires_grad):
-    return Tensor(np.full(_shape_args(shape), value, dtype=dtype or _default_dtype),
-                  requires_grad=requires_grad)
+    return Tensor(
+        np.full(_shape_args(shape), value, dtype=dtype or _default_dtype),
+        requires_grad=requires_grad,
+    )
 
 
 def zeros(*size, dtype=None, requires_grad=False):
@@ -667,8 +717,9 @@ def ones(*size, dtype=None, requires_grad=False):
 
 
 def full(size, fill_value, dtype=None, requires_grad=False):
-    return _filled((size,) if isinstance(size, int) else tuple(size), fill_value, dtype,
-                   requires_grad)
+    return _filled(
+        (size,) if isinstance(size, int) else tuple(size), fill_value, dtype, requires_grad
+    )
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -693,8 +744,9 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
 
 
 def linspace(start, end, steps, dtype=None, requires_grad=False):
-    return Tensor(np.linspace(start, end, steps, dtype=dtype or _default_dtype),
-                  requires_grad=requires_grad)
+    return Tensor(
+        np.linspace(start, end, steps, dtype=dtype or _default_dtype), requires_grad=requires_grad
+    )
 
 
 def eye(n, m=None, dtype=None, requires_grad=False):
@@ -712,8 +764,7 @@ def randn(*size, generator=None, dtype=None, requires_grad=False):
     """Standard normal samples."""
     gen = generator or _generator
     dtype = np.dtype(dtype or _default_dtype)
-    return Tensor(gen.standard_normal(_shape_args(size), dtype=dtype),
-                  requires_grad=requires_grad)
+    return Tensor(gen.standard_normal(_shape_args(size), dtype=dtype), requires_grad=requires_grad)
 
 
 def randint(low, high=None, size=(), generator=None, dtype=np.int64):
@@ -744,8 +795,9 @@ def stack(tensors, dim=0):
         raise ValueError("stack: expected a non-empty sequence of tensors")
     shapes = {t.shape for t in tensors}
     if len(shapes) != 1:
-        raise ShapeError(f"stack: expects each tensor to be equal size, got shapes "
-                         f"{[t.shape for t in tensors]}")
+        raise ShapeError(
+            f"stack: expects each tensor to be equal size, got shapes {[t.shape for t in tensors]}"
+        )
     axis = _dim(dim, tensors[0].ndim + 1, "stack")
     return cat([t.unsqueeze(axis) for t in tensors], axis)
 
@@ -783,9 +835,11 @@ TENSOR_XP = SimpleNamespace(
     reshape=lambda x, shape: apply(ops.reshape, x, params=(tuple(shape),)),
     permute=lambda x, axes: apply(ops.permute, x, params=(tuple(axes),)),
     expand_dims=lambda x, axes: apply(
-        ops.reshape, x, params=(_expanded_shape(x.shape, tuple(axes)),)),
+        ops.reshape, x, params=(_expanded_shape(x.shape, tuple(axes)),)
+    ),
     matrix_transpose=lambda x: apply(
-        ops.permute, x, params=(tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2),)),
+        ops.permute, x, params=(tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2),)
+    ),
     scatter=lambda g, shape, index: apply(ops.scatter, g, params=(shape, index)),
     astype=lambda x, dtype: apply(ops.astype, x, params=(dtype,)),
 )

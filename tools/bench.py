@@ -68,8 +68,13 @@ import time
 
 _T0 = time.perf_counter()
 
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 def _threads_from_argv(argv):
@@ -139,8 +144,11 @@ def sizes(quick):
         "tiny": dict(layers=[32, 64, 64, 10], batch=16, activation="relu"),
         "mnist": dict(layers=[784, 256, 256, 10], batch=64, activation="relu"),
         "deep": dict(layers=[64] * 51 + [10], batch=32, activation="tanh"),
-        "wide": (dict(layers=[512, 512, 512, 10], batch=64, activation="relu") if quick
-                 else dict(layers=[2048, 2048, 2048, 10], batch=256, activation="relu")),
+        "wide": (
+            dict(layers=[512, 512, 512, 10], batch=64, activation="relu")
+            if quick
+            else dict(layers=[2048, 2048, 2048, 10], batch=256, activation="relu")
+        ),
         "cnn": dict(batch=8 if quick else 32),
         "chain": dict(n_ops=2_000 if quick else 100_000, width=16),
         "gradcheck": dict(layers=[8, 16, 16, 10] if quick else [64, 256, 128, 10], batch=4),
@@ -186,8 +194,14 @@ def make_problem(name, quick):
         layers, batch = spec["layers"], spec["batch"]
         x = rng.standard_normal((batch, layers[0]), dtype=np.float32)
         y = rng.integers(0, layers[-1], batch).astype(np.int64)
-        return dict(kind="mlp", x=x, y=y, activation=spec["activation"], layers=layers,
-                    params=mlp_params(rng, layers, spec["activation"]))
+        return dict(
+            kind="mlp",
+            x=x,
+            y=y,
+            activation=spec["activation"],
+            layers=layers,
+            params=mlp_params(rng, layers, spec["activation"]),
+        )
     if name == "cnn":
         batch = s["cnn"]["batch"]
         x = rng.standard_normal((batch, 1, 28, 28), dtype=np.float32)
@@ -195,8 +209,11 @@ def make_problem(name, quick):
         return dict(kind="cnn", x=x, y=y, params=cnn_params(rng))
     if name == "chain":
         spec = s["chain"]
-        return dict(kind="chain", x=rng.standard_normal(spec["width"], dtype=np.float32),
-                    n_ops=spec["n_ops"])
+        return dict(
+            kind="chain",
+            x=rng.standard_normal(spec["width"], dtype=np.float32),
+            n_ops=spec["n_ops"],
+        )
     raise ValueError(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")
 
 
@@ -281,9 +298,15 @@ def build_mlp(fw, layers, activation):
 def build_cnn(fw):
     nn = fw.nn
     return nn.Sequential(
-        nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(16 * 5 * 5, 10))
+        nn.Conv2d(1, 8, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 10),
+    )
 
 
 class FrameworkTrainer:
@@ -382,8 +405,7 @@ def make_trainer(framework, problem):
         return FrameworkChain(fw, problem)
     if problem["kind"] == "cnn":
         return FrameworkTrainer(fw, build_cnn(fw), problem)
-    return FrameworkTrainer(fw, build_mlp(fw, problem["layers"], problem["activation"]),
-                            problem)
+    return FrameworkTrainer(fw, build_mlp(fw, problem["layers"], problem["activation"]), problem)
 
 
 # ----------------------------------------------------------------------------------------
@@ -405,8 +427,7 @@ def compare(label, got, want, tol=TOLERANCE):
     (got_loss, got_arrays), (want_loss, want_arrays) = got, want
     problems = []
     if len(got_arrays) != len(want_arrays):
-        return float("inf"), [f"{label}: {len(got_arrays)} gradients, expected "
-                              f"{len(want_arrays)}"]
+        return float("inf"), [f"{label}: {len(got_arrays)} gradients, expected {len(want_arrays)}"]
     worst = relative_error(got_loss, want_loss) if want_loss is not None else 0.0
     if worst > tol:
         problems.append(f"{label}: loss {got_loss!r} != {want_loss!r}")
@@ -414,8 +435,11 @@ def compare(label, got, want, tol=TOLERANCE):
         err = relative_error(g, w)
         worst = max(worst, err)
         if err > tol:
-            shape = "" if np.shape(g) == np.shape(w) else (
-                f" (shape {np.shape(g)}, expected {np.shape(w)})")
+            shape = (
+                ""
+                if np.shape(g) == np.shape(w)
+                else (f" (shape {np.shape(g)}, expected {np.shape(w)})")
+            )
             problems.append(f"{label}: parameter {k} relative error {err:.3g} > {tol:g}{shape}")
     return worst, problems
 
@@ -437,8 +461,10 @@ def cross_check(name, problem, frameworks, quiet=False):
         worst, problems = compare(f"{name}/{fw.name}", got, want)
         dtypes = sorted({str(np.asarray(a).dtype) for a in got[1]})
         what = "outputs" if name == "inference" else "gradients"
-        line = (f"cross-check {name:<9} {fw.name:<13} {what} vs numpy-hand: max relative "
-                f"error {worst:.2e} (tol {TOLERANCE:g}) dtype {','.join(dtypes)}")
+        line = (
+            f"cross-check {name:<9} {fw.name:<13} {what} vs numpy-hand: max relative "
+            f"error {worst:.2e} (tol {TOLERANCE:g}) dtype {','.join(dtypes)}"
+        )
         if problems:
             if fw.name == TG:
                 raise CrossCheckError(line + "\n  " + "\n  ".join(problems))
@@ -454,9 +480,15 @@ def cross_check(name, problem, frameworks, quiet=False):
 def _stats(samples):
     a = np.asarray(samples)
     p10, p25, p50, p75, p90 = np.percentile(a, [10, 25, 50, 75, 90])
-    return dict(median=float(p50), p10=float(p10), p25=float(p25), p75=float(p75),
-                p90=float(p90), iqr_rel=float((p75 - p25) / p50) if p50 else 0.0,
-                n=int(a.size))
+    return dict(
+        median=float(p50),
+        p10=float(p10),
+        p25=float(p25),
+        p75=float(p75),
+        p90=float(p90),
+        iqr_rel=float((p75 - p25) / p50) if p50 else 0.0,
+        n=int(a.size),
+    )
 
 
 def time_round_robin(callables, quick):
@@ -484,7 +516,7 @@ def time_round_robin(callables, quick):
     samples = {name: [] for name in names}
     gc.collect()
     for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             fn, k = callables[name], reps[name]
             start = time.perf_counter()
             for _ in range(k):
@@ -570,8 +602,12 @@ def child_memory(framework, quick, threads):
         trainer.step()
     peak_traced = tracemalloc.get_traced_memory()[1] if traced else None
     peak_rss = _peak_rss(reset_ok)
-    return dict(traced_peak=peak_traced, traced_model=model_traced, rss_delta=peak_rss - rss0,
-                rss_method="VmHWM" if reset_ok else "ru_maxrss")
+    return dict(
+        traced_peak=peak_traced,
+        traced_model=model_traced,
+        rss_delta=peak_rss - rss0,
+        rss_method="VmHWM" if reset_ok else "ru_maxrss",
+    )
 
 
 def child_startup(framework, quick, threads):
@@ -584,14 +620,21 @@ def child_startup(framework, quick, threads):
 
 def run_child(section, framework, args):
     """Run this script as ``--child section:framework`` in a fresh process; its JSON result."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", f"{section}:{framework}",
-           "--threads", str(args.threads)] + (["--quick"] if args.quick else [])
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        f"{section}:{framework}",
+        "--threads",
+        str(args.threads),
+    ] + (["--quick"] if args.quick else [])
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"child {section}:{framework} failed (exit {proc.returncode}):\n"
-                           f"{proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"child {section}:{framework} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall"] = wall
     return result
@@ -626,8 +669,7 @@ def gradcheck_timing(quick):
                 h = h.tanh()
         return h
 
-    result = dict(parameters=int(sum(a.size for a in arrays)), layers=layers,
-                  batch=spec["batch"])
+    result = dict(parameters=int(sum(a.size for a in arrays)), layers=layers, batch=spec["batch"])
     for mode, fast in (("full", False), ("fast", True)):
         start = time.perf_counter()
         ok = gradcheck(mlp, inputs, fast_mode=fast)
@@ -640,18 +682,30 @@ def gradcheck_timing(quick):
 
 
 def environment(threads):
-    info = dict(python=platform.python_version(), numpy=np.__version__,
-                torch=torch_version(), threads=threads, machine=platform.machine(),
-                processor=_cpu_model(), cores=os.cpu_count(),
-                OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE"),
-                OPENBLAS_L2_SIZE=os.environ.get("OPENBLAS_L2_SIZE"),
-                load_average=os.getloadavg() if hasattr(os, "getloadavg") else None)
+    info = dict(
+        python=platform.python_version(),
+        numpy=np.__version__,
+        torch=torch_version(),
+        threads=threads,
+        machine=platform.machine(),
+        processor=_cpu_model(),
+        cores=os.cpu_count(),
+        OPENBLAS_CORETYPE=os.environ.get("OPENBLAS_CORETYPE"),
+        OPENBLAS_L2_SIZE=os.environ.get("OPENBLAS_L2_SIZE"),
+        load_average=os.getloadavg() if hasattr(os, "getloadavg") else None,
+    )
     try:
         from threadpoolctl import threadpool_info
 
-        info["blas"] = [dict(api=p.get("internal_api"), version=p.get("version"),
-                             threads=p.get("num_threads"), architecture=p.get("architecture"))
-                        for p in threadpool_info()]
+        info["blas"] = [
+            dict(
+                api=p.get("internal_api"),
+                version=p.get("version"),
+                threads=p.get("num_threads"),
+                architecture=p.get("architecture"),
+            )
+            for p in threadpool_info()
+        ]
     except ImportError:
         info["blas"] = "threadpoolctl not installed"
     return info
@@ -701,23 +755,28 @@ def target_mark(name, ratios):
 def print_table(results, have_torch):
     """Medians, ratios of medians, spread, targets; tg/hand@p10 is the ratio of the 10th
     percentiles, steadier than the medians when the machine is busy (not used for targets)."""
-    header = (f"{'workload':<10} {'unit':<8} {TG:>13} {HAND:>11} {TORCH:>9} {'tg/hand':>8} "
-              f"{'tg/torch':>8} {'tg/hand@p10':>11}  {'spread (IQR/median) tg/hand/torch':<34} "
-              f"{'target':<17} result")
+    header = (
+        f"{'workload':<10} {'unit':<8} {TG:>13} {HAND:>11} {TORCH:>9} {'tg/hand':>8} "
+        f"{'tg/torch':>8} {'tg/hand@p10':>11}  {'spread (IQR/median) tg/hand/torch':<34} "
+        f"{'target':<17} result"
+    )
     print(header)
     print("-" * len(header))
     for name, r in results.items():
         f = r["frameworks"]
         med = {k: v["median"] for k, v in f.items()}
-        spreads = "/".join(f"{f[k]['iqr_rel'] * 100:.1f}%" if k in f else "-"
-                           for k in (TG, HAND, TORCH))
+        spreads = "/".join(
+            f"{f[k]['iqr_rel'] * 100:.1f}%" if k in f else "-" for k in (TG, HAND, TORCH)
+        )
         ratios = r["ratios"]
         target, mark = target_mark(name, ratios)
         p10 = f[TG]["p10"] / f[HAND]["p10"]
-        print(f"{name:<10} {r['unit']:<8} {_fmt(med.get(TG)):>13} {_fmt(med.get(HAND)):>11} "
-              f"{_fmt(med.get(TORCH)) if have_torch else 'n/a':>9} "
-              f"{_ratio(ratios.get(HAND)):>8} {_ratio(ratios.get(TORCH)):>8} "
-              f"{_ratio(p10):>11}  {spreads:<34} {target:<17} {mark}")
+        print(
+            f"{name:<10} {r['unit']:<8} {_fmt(med.get(TG)):>13} {_fmt(med.get(HAND)):>11} "
+            f"{_fmt(med.get(TORCH)) if have_torch else 'n/a':>9} "
+            f"{_ratio(ratios.get(HAND)):>8} {_ratio(ratios.get(TORCH)):>8} "
+            f"{_ratio(p10):>11}  {spreads:<34} {target:<17} {mark}"
+        )
 
 
 # ----------------------------------------------------------------------------------------
@@ -725,20 +784,33 @@ def print_table(results, have_torch):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="tools/bench.py", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="few iterations and smaller sizes: proves it works (< 30 s)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS/OpenMP threads for every framework (default 1)")
+        prog="tools/bench.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="few iterations and smaller sizes: proves it works (< 30 s)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="BLAS/OpenMP threads for every framework (default 1)"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--only", metavar="NAME,...",
-                        help="comma-separated subset of: " + ", ".join(WORKLOADS + SECTIONS))
-    parser.add_argument("--profile", action="store_true",
-                        help="after the table, cProfile tinygrad_init's steps of each selected "
-                             "workload (top 15 functions by tottime)")
-    parser.add_argument("--check-only", action="store_true",
-                        help="run the gradient cross-check and exit")
+    parser.add_argument(
+        "--only",
+        metavar="NAME,...",
+        help="comma-separated subset of: " + ", ".join(WORKLOADS + SECTIONS),
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the table, cProfile tinygrad_init's steps of each selected "
+        "workload (top 15 functions by tottime)",
+    )
+    parser.add_argument(
+        "--check-only", action="store_true", help="run the gradient cross-check and exit"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # memory:FW or startup:FW
     args = parser.parse_args(argv)
     if args.threads < 1:
@@ -748,8 +820,9 @@ def parse_args(argv=None):
         args.selected = [n.strip() for n in args.only.split(",") if n.strip()]
         unknown = [n for n in args.selected if n not in names]
         if unknown:
-            parser.error(f"--only: unknown name(s) {', '.join(unknown)}; choose from "
-                         f"{', '.join(names)}")
+            parser.error(
+                f"--only: unknown name(s) {', '.join(unknown)}; choose from {', '.join(names)}"
+            )
     else:
         args.selected = list(names)
     return args
@@ -804,17 +877,25 @@ def main(argv=None):
     env = environment(args.threads)
     quick_note = " (--quick: sizes and iterations reduced)" if args.quick else ""
     print(f"tinygrad_init benchmark{quick_note}")
-    print(f"python {env['python']}, numpy {env['numpy']}, torch {tv or 'not installed'}; "
-          f"{env['processor']} ({env['cores']} cores); threads pinned to {args.threads}")
+    print(
+        f"python {env['python']}, numpy {env['numpy']}, torch {tv or 'not installed'}; "
+        f"{env['processor']} ({env['cores']} cores); threads pinned to {args.threads}"
+    )
     if env["load_average"] is not None:
-        print("load average (1, 5, 15 min) at start: "
-              + ", ".join(f"{v:.2f}" for v in env["load_average"])
-              + f" on {env['cores']} cores (figures get noisy as it nears the core count)")
-    print(f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}"
-          f"; BLAS: {env['blas']}")
+        print(
+            "load average (1, 5, 15 min) at start: "
+            + ", ".join(f"{v:.2f}" for v in env["load_average"])
+            + f" on {env['cores']} cores (figures get noisy as it nears the core count)"
+        )
+    print(
+        f"OPENBLAS_CORETYPE={env['OPENBLAS_CORETYPE']} OPENBLAS_L2_SIZE={env['OPENBLAS_L2_SIZE']}"
+        f"; BLAS: {env['blas']}"
+    )
     if tv is None:
-        print("note: PyTorch is not installed (pip install torch==2.13.0), so its column is "
-              "empty and the cnn target cannot be judged")
+        print(
+            "note: PyTorch is not installed (pip install torch==2.13.0), so its column is "
+            "empty and the cnn target cannot be judged"
+        )
 
     workloads = [n for n in args.selected if n in WORKLOADS]
     try:
@@ -846,24 +927,32 @@ def main(argv=None):
 
     report = dict(environment=env, quick=args.quick, workloads=results, sizes=sizes(args.quick))
     fw_names = [TG, HAND] + ([TORCH] if tv is not None and not args.quick else [])
-    if tv is not None and args.quick and ("memory" in args.selected
-                                          or "startup" in args.selected):
-        print("\nnote: --quick leaves PyTorch out of the one-process-each sections "
-              "(importing it takes seconds)")
+    if tv is not None and args.quick and ("memory" in args.selected or "startup" in args.selected):
+        print(
+            "\nnote: --quick leaves PyTorch out of the one-process-each sections "
+            "(importing it takes seconds)"
+        )
     if "memory" in args.selected:
         mem = {fw: run_child("memory", fw, args) for fw in fw_names}
         report["memory"] = mem
-        mib = 2.0 ** 20
+        mib = 2.0**20
         ratio = mem[TG]["traced_peak"] / mem[HAND]["traced_peak"]
-        print(f"\npeak memory, wide ({'x'.join(map(str, sizes(args.quick)['wide']['layers']))}"
-              f", batch {sizes(args.quick)['wide']['batch']}), 3 steps, fresh process each:")
+        print(
+            f"\npeak memory, wide ({'x'.join(map(str, sizes(args.quick)['wide']['layers']))}"
+            f", batch {sizes(args.quick)['wide']['batch']}), 3 steps, fresh process each:"
+        )
         for fw in fw_names:
             m = mem[fw]
             traced = "-" if m["traced_peak"] is None else f"{m['traced_peak'] / mib:.1f} MiB"
-            model = "" if m["traced_model"] is None else (
-                f" (model and data {m['traced_model'] / mib:.1f} MiB)")
-            print(f"  {fw:<13} traced peak {traced:>10}{model}; rss peak - rss before "
-                  f"the model {m['rss_delta'] / mib:.1f} MiB ({m['rss_method']})")
+            model = (
+                ""
+                if m["traced_model"] is None
+                else (f" (model and data {m['traced_model'] / mib:.1f} MiB)")
+            )
+            print(
+                f"  {fw:<13} traced peak {traced:>10}{model}; rss peak - rss before "
+                f"the model {m['rss_delta'] / mib:.1f} MiB ({m['rss_method']})"
+            )
         target, mark = target_mark("memory", {HAND: ratio})
         print(f"  tg/hand traced peak {ratio:.2f}x   target {target}: {mark}")
         report["memory_ratio"] = ratio
@@ -872,20 +961,26 @@ def main(argv=None):
         report["startup"] = st
         print("\nimport plus first mnist step, fresh process each:")
         for fw in fw_names:
-            print(f"  {fw:<13} {st[fw]['seconds']:.3f} s in process "
-                  f"(process wall {st[fw]['wall']:.3f} s)")
+            print(
+                f"  {fw:<13} {st[fw]['seconds']:.3f} s in process "
+                f"(process wall {st[fw]['wall']:.3f} s)"
+            )
     if "gradcheck" in args.selected:
         gc_result = gradcheck_timing(args.quick)
         report["gradcheck"] = gc_result
         if gc_result is None:
             print("\nnote: tinygrad_init.gradcheck does not exist yet; gradcheck not timed")
         else:
-            print(f"\ngradcheck, tanh MLP {'-'.join(map(str, gc_result['layers']))}, batch "
-                  f"{gc_result['batch']}, {gc_result['parameters']:,} parameters (float64):")
+            print(
+                f"\ngradcheck, tanh MLP {'-'.join(map(str, gc_result['layers']))}, batch "
+                f"{gc_result['batch']}, {gc_result['parameters']:,} parameters (float64):"
+            )
             for mode in ("full", "fast"):
                 g = gc_result[mode]
-                print(f"  {mode:<5} mode {g['seconds']:8.3f} s  "
-                      f"{'passed' if g['passed'] else 'FAILED'}")
+                print(
+                    f"  {mode:<5} mode {g['seconds']:8.3f} s  "
+                    f"{'passed' if g['passed'] else 'FAILED'}"
+                )
 
     if args.profile:
         profile_workloads(workloads, args.quick)

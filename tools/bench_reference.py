@@ -138,7 +138,7 @@ def _col2im(dcols, shape, k):
     dx = np.zeros(shape, dtype=dcols.dtype)
     for i in range(k):
         for j in range(k):
-            dx[:, i:i + ho, j:j + wo, :] += d[:, :, :, :, i, j]
+            dx[:, i : i + ho, j : j + wo, :] += d[:, :, :, :, i, j]
     return dx
 
 
@@ -146,7 +146,7 @@ def _maxpool2_forward(x):
     """2x2 max pool with stride 2 on NHWC (floor); returns the output and the argmax."""
     n, h, w, c = x.shape
     ho, wo = h // 2, w // 2
-    win = x[:, :2 * ho, :2 * wo, :].reshape(n, ho, 2, wo, 2, c)
+    win = x[:, : 2 * ho, : 2 * wo, :].reshape(n, ho, 2, wo, 2, c)
     win = win.transpose(0, 1, 3, 5, 2, 4).reshape(n, ho, wo, c, 4)
     arg = win.argmax(axis=-1)
     out = np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
@@ -160,8 +160,9 @@ def _maxpool2_backward(g, arg, shape):
     win = np.zeros((n, ho, wo, c, 4), dtype=g.dtype)
     np.put_along_axis(win, arg[..., None], g[..., None], axis=-1)
     dx = np.zeros(shape, dtype=g.dtype)
-    dx[:, :2 * ho, :2 * wo, :] = (win.reshape(n, ho, wo, c, 2, 2)
-                                  .transpose(0, 1, 4, 2, 5, 3).reshape(n, 2 * ho, 2 * wo, c))
+    dx[:, : 2 * ho, : 2 * wo, :] = (
+        win.reshape(n, ho, wo, c, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(n, 2 * ho, 2 * wo, c)
+    )
     return dx
 
 

@@ -43,8 +43,9 @@ def flow(name, depth, act, init_, label, formats=("svg", "png")):
     m = models.make_mlp(depth, 32, act, init_, generator=0)
     x, y = models.synthetic_batch(m, generator=1)
     start = time.perf_counter()
-    dot = viz.gradient_flow(m, x, y, title=f"Gradient flow: {depth}-layer MLP, width 32, "
-                                           f"{act}, init {label}")
+    dot = viz.gradient_flow(
+        m, x, y, title=f"Gradient flow: {depth}-layer MLP, width 32, {act}, init {label}"
+    )
     for fmt in formats:
         viz.render(dot, os.path.join(OUT, f"{name}.{fmt}"))
     return time.perf_counter() - start
@@ -59,8 +60,10 @@ def report_screenshot():
     """Run the demo into a temporary folder and screenshot its report into report.png."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        print("chromium not found: skipping the report screenshot (docs/images/report.png "
-              "left as it was; install Debian's chromium package to regenerate it)")
+        print(
+            "chromium not found: skipping the report screenshot (docs/images/report.png "
+            "left as it was; install Debian's chromium package to regenerate it)"
+        )
         return
     from tinygrad_init import cli
 
@@ -71,10 +74,21 @@ def report_screenshot():
             raise SystemExit(f"tinygrad-init demo failed with exit code {code}")
         raw = os.path.join(tmp, "shot.png")
         subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             f"--window-size={SHOT_WIDTH},{SHOT_HEIGHT}", f"--screenshot={raw}",
-             "file://" + html],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--window-size={SHOT_WIDTH},{SHOT_HEIGHT}",
+                f"--screenshot={raw}",
+                "file://" + html,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
         from PIL import Image
 
         with Image.open(raw) as im:
@@ -87,22 +101,28 @@ def report_screenshot():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Regenerate the README's figures.")
-    parser.add_argument("--no-report", action="store_true",
-                        help="skip the study run and the report screenshot")
+    parser.add_argument(
+        "--no-report", action="store_true", help="skip the study run and the report screenshot"
+    )
     args = parser.parse_args(argv)
     os.makedirs(OUT, exist_ok=True)
     flow("flow_sigmoid_normal", 30, "sigmoid", "normal", "normal (N(0, 1))")
     flow("flow_relu_exploding", 30, "relu", normal_4_over_fan, "N(0, 4/fan_in)")
     flow("flow_relu_he", 30, "relu", "kaiming_normal", "kaiming_normal (He)")
-    t50 = flow("flow_relu_he_50", 50, "relu", "kaiming_normal", "kaiming_normal (He)",
-               formats=("svg",))
+    t50 = flow(
+        "flow_relu_he_50", 50, "relu", "kaiming_normal", "kaiming_normal (He)", formats=("svg",)
+    )
 
     m = models.make_mlp(6, 16, "tanh", "normal", generator=0)
     x, y = models.synthetic_batch(m, batch=32, generator=1)
     with viz.trace_modules(m) as trace:
         loss = models.mse(m(x), y)
-    viz.render(viz.draw_graph(loss, modules=trace, title="Op graph: 6-layer MLP, tanh, "
-                              "init normal (N(0, 1))"), os.path.join(OUT, "graph_tanh.png"))
+    viz.render(
+        viz.draw_graph(
+            loss, modules=trace, title="Op graph: 6-layer MLP, tanh, init normal (N(0, 1))"
+        ),
+        os.path.join(OUT, "graph_tanh.png"),
+    )
 
     m = models.make_mlp(100, 32, "relu", "kaiming_normal", generator=0)
     x, y = models.synthetic_batch(m, generator=1)
@@ -114,6 +134,7 @@ def main(argv=None):
 
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
@@ -135,8 +156,10 @@ def main(argv=None):
         plots.plot_gradient_norms(mon, ax=axes[0])
         plots.plot_activation_histograms(mon, ax=axes[1])
         plots.plot_gradient_heatmap(mon, ax=axes[2])
-        fig.suptitle("20-layer MLP, tanh, init normal (N(0, 1)): saturated units, gradients "
-                     "exploding toward the input")
+        fig.suptitle(
+            "20-layer MLP, tanh, init normal (N(0, 1)): saturated units, gradients "
+            "exploding toward the input"
+        )
         fig.tight_layout()
         fig.savefig(os.path.join(OUT, "plots_tanh_normal.png"), dpi=90)
         plt.close(fig)

@@ -57,10 +57,12 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     norms = np.array([_vector_norm(t, norm_type) for t in tensors], dtype=dtype)
     total = np.asarray(_vector_norm(norms, norm_type), dtype=dtype)
     if error_if_nonfinite and not np.isfinite(total):
-        raise RuntimeError(f"The total norm of order {norm_type} for gradients from "
-                           "`parameters` is non-finite, so it cannot be clipped. To disable "
-                           "this error and scale the gradients by the non-finite norm anyway, "
-                           "set `error_if_nonfinite=False`")
+        raise RuntimeError(
+            f"The total norm of order {norm_type} for gradients from "
+            "`parameters` is non-finite, so it cannot be clipped. To disable "
+            "this error and scale the gradients by the non-finite norm anyway, "
+            "set `error_if_nonfinite=False`"
+        )
     return Tensor._make(total)
 
 
@@ -83,8 +85,7 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
             p.grad = Tensor._make(g * coef.astype(g.dtype))
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
-                    foreach=None):
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     r"""Scale the gradients in place so that their total norm is at most ``max_norm``.
 
     ``total = ||(||g_1||_p, ..., ||g_n||_p)||_p`` over all gradients, as if they were one

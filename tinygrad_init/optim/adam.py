@@ -29,12 +29,28 @@ class Adam(Optimizer):
     AMSGrad is Reddi et al. (2018), "On the Convergence of Adam and Beyond".
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0,
+        amsgrad=False,
+        *,
+        maximize=False,
+        decoupled_weight_decay=False,
+    ):
         _check(lr, betas, eps, weight_decay)
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                        amsgrad=amsgrad, maximize=maximize,
-                        decoupled_weight_decay=decoupled_weight_decay)
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
         super().__init__(params, defaults)
 
     def _check_group(self, group):
@@ -87,9 +103,9 @@ class Adam(Optimizer):
                     v_max = state["max_exp_avg_sq"].data
                     np.maximum(v_max, v, out=v_max)
                     v = v_max
-                step_size = lr / (1.0 - beta1 ** t)
+                step_size = lr / (1.0 - beta1**t)
                 np.sqrt(v, out=s)
-                s /= math.sqrt(1.0 - beta2 ** t)
+                s /= math.sqrt(1.0 - beta2**t)
                 s += eps
                 np.divide(m, s, out=s)
                 s *= step_size
@@ -109,10 +125,27 @@ class AdamW(Adam):
     Note the default ``weight_decay=1e-2`` (PyTorch's).
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        maximize=False,
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+        )
 
 
 def _check(lr, betas, eps, weight_decay):

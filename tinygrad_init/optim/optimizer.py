@@ -54,15 +54,21 @@ class Optimizer:
         self._scratch_pool = {}
         self._scratch_views = {}
         if isinstance(params, Tensor):
-            raise TypeError("params argument given to the optimizer should be an iterable of "
-                            "Tensors or dicts, but got Tensor")
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of "
+                "Tensors or dicts, but got Tensor"
+            )
         if isinstance(params, (set, frozenset)):
-            raise TypeError("optimizer parameters need to be organized in ordered collections, "
-                            "but the ordering of tensors in sets will change between runs. "
-                            "Please use a list instead.")
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, "
+                "but the ordering of tensors in sets will change between runs. "
+                "Please use a list instead."
+            )
         if not isinstance(params, Iterable):
-            raise TypeError("params argument given to the optimizer should be an iterable of "
-                            f"Tensors or dicts, but got {type(params).__name__}")
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of "
+                f"Tensors or dicts, but got {type(params).__name__}"
+            )
         groups = list(params)
         if len(groups) == 0:
             raise ValueError("optimizer got an empty parameter list")
@@ -91,37 +97,46 @@ class Optimizer:
         if not isinstance(param_group, Mapping):
             raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
         if "params" not in param_group:
-            raise ValueError("param_group must have a 'params' key holding the tensors to "
-                             "optimize")
+            raise ValueError("param_group must have a 'params' key holding the tensors to optimize")
         group = dict(param_group)
         params = group["params"]
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, (set, frozenset)):
-            raise TypeError("optimizer parameters need to be organized in ordered collections, "
-                            "but the ordering of tensors in sets will change between runs. "
-                            "Please use a list instead.")
+            raise TypeError(
+                "optimizer parameters need to be organized in ordered collections, "
+                "but the ordering of tensors in sets will change between runs. "
+                "Please use a list instead."
+            )
         else:
             params = list(params)
         for p in params:
             if not isinstance(p, Tensor):
-                raise TypeError("optimizer can only optimize Tensors, but one of the params is "
-                                f"{type(p).__name__}")
+                raise TypeError(
+                    "optimizer can only optimize Tensors, but one of the params is "
+                    f"{type(p).__name__}"
+                )
             if not p.is_leaf and not p._retains_grad:
                 raise ValueError("can't optimize a non-leaf Tensor")
         group["params"] = params
 
         for name, default in self.defaults.items():
             if default is required and name not in group:
-                raise ValueError("parameter group didn't specify a value of required "
-                                 f"optimization parameter {name}")
+                raise ValueError(
+                    "parameter group didn't specify a value of required "
+                    f"optimization parameter {name}"
+                )
             group.setdefault(name, default)
 
         ids = [id(p) for p in params]
         if len(set(ids)) != len(ids):
-            warnings.warn("optimizer contains a parameter group with duplicate parameters; "
-                          "each parameter should appear once (duplicates are updated twice "
-                          "per step)", UserWarning, stacklevel=3)
+            warnings.warn(
+                "optimizer contains a parameter group with duplicate parameters; "
+                "each parameter should appear once (duplicates are updated twice "
+                "per step)",
+                UserWarning,
+                stacklevel=3,
+            )
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if not seen.isdisjoint(ids):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -180,9 +195,10 @@ class Optimizer:
             if flat is None or flat.size < like.size:
                 flat = np.empty(max(like.size, 1), dtype=like.dtype)
                 self._scratch_pool[flat_key] = flat
-                self._scratch_views = {k: v for k, v in self._scratch_views.items()
-                                       if k[1:] != flat_key}
-            view = flat[:like.size].reshape(like.shape)
+                self._scratch_views = {
+                    k: v for k, v in self._scratch_views.items() if k[1:] != flat_key
+                }
+            view = flat[: like.size].reshape(like.shape)
             self._scratch_views[key] = view
         return view
 
@@ -199,10 +215,10 @@ class Optimizer:
             w += s
         elif w.flags.c_contiguous and g.flags.c_contiguous and g.shape == w.shape:
             wf, gf = w.reshape(-1), g.reshape(-1)
-            block = self._scratch(wf[:self._BLOCK], 1)
+            block = self._scratch(wf[: self._BLOCK], 1)
             for start in range(0, w.size, self._BLOCK):
                 stop = start + self._BLOCK
-                s = block[:wf[start:stop].size]
+                s = block[: wf[start:stop].size]
                 np.multiply(gf[start:stop], alpha, out=s)
                 wf[start:stop] += s
         else:
@@ -262,20 +278,29 @@ class Optimizer:
         Everything is checked (group count and sizes, buffer shapes) before anything is
         changed.  The loaded buffers are copied and cast to their parameter's dtype.
         """
-        if not isinstance(state_dict, Mapping) or "param_groups" not in state_dict \
-                or "state" not in state_dict:
-            raise ValueError("load_state_dict: expected a dict with 'state' and 'param_groups' "
-                             "keys, as returned by Optimizer.state_dict()")
+        if (
+            not isinstance(state_dict, Mapping)
+            or "param_groups" not in state_dict
+            or "state" not in state_dict
+        ):
+            raise ValueError(
+                "load_state_dict: expected a dict with 'state' and 'param_groups' "
+                "keys, as returned by Optimizer.state_dict()"
+            )
         groups = self.param_groups
         saved_groups = state_dict["param_groups"]
         if len(groups) != len(saved_groups):
-            raise ValueError("loaded state dict has a different number of parameter groups "
-                             f"({len(saved_groups)}) than the optimizer ({len(groups)})")
+            raise ValueError(
+                "loaded state dict has a different number of parameter groups "
+                f"({len(saved_groups)}) than the optimizer ({len(groups)})"
+            )
         for i, (g, sg) in enumerate(zip(groups, saved_groups)):
             if len(g["params"]) != len(sg["params"]):
-                raise ValueError("loaded state dict contains a parameter group that doesn't "
-                                 f"match the size of optimizer's group (group {i}: "
-                                 f"{len(sg['params'])} saved, {len(g['params'])} here)")
+                raise ValueError(
+                    "loaded state dict contains a parameter group that doesn't "
+                    f"match the size of optimizer's group (group {i}: "
+                    f"{len(sg['params'])} saved, {len(g['params'])} here)"
+                )
         id_map = {}
         for g, sg in zip(groups, saved_groups):
             for p, key in zip(g["params"], sg["params"]):
@@ -288,8 +313,10 @@ class Optimizer:
                 continue
             p = id_map[key]
             if not isinstance(value, Mapping):
-                raise TypeError(f"load_state_dict: state of parameter {key} must be a dict, "
-                                f"got {type(value).__name__}")
+                raise TypeError(
+                    f"load_state_dict: state of parameter {key} must be a dict, "
+                    f"got {type(value).__name__}"
+                )
             entry = {}
             for name, v in value.items():
                 entry[name] = _load_state_value(name, v, p, key)
@@ -317,8 +344,10 @@ def _load_state_value(name, value, p, key):
     if isinstance(value, (Tensor, np.ndarray)):
         arr = value.data if isinstance(value, Tensor) else value
         if arr.shape != p.data.shape:
-            raise ValueError(f"load_state_dict: state '{name}' of parameter {key} has shape "
-                             f"{arr.shape}, but the parameter has shape {p.data.shape}")
+            raise ValueError(
+                f"load_state_dict: state '{name}' of parameter {key} has shape "
+                f"{arr.shape}, but the parameter has shape {p.data.shape}"
+            )
         dtype = p.data.dtype if np.issubdtype(arr.dtype, np.floating) else arr.dtype
         return Tensor._make(np.array(arr, dtype=dtype, order="C"))
     return copy.deepcopy(value)

@@ -26,16 +26,32 @@ class RMSprop(Optimizer):
     inside).
     """
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False, *, maximize=False):
+    def __init__(
+        self,
+        params,
+        lr=1e-2,
+        alpha=0.99,
+        eps=1e-8,
+        weight_decay=0,
+        momentum=0,
+        centered=False,
+        *,
+        maximize=False,
+    ):
         _check(lr, alpha, eps, weight_decay, momentum)
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                        momentum=momentum, centered=centered, maximize=maximize)
+        defaults = dict(
+            lr=lr,
+            alpha=alpha,
+            eps=eps,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            centered=centered,
+            maximize=maximize,
+        )
         super().__init__(params, defaults)
 
     def _check_group(self, group):
-        _check(group["lr"], group["alpha"], group["eps"], group["weight_decay"],
-               group["momentum"])
+        _check(group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"])
 
     def step(self, closure=None):
         """One RMSprop update of every parameter with a gradient; returns the closure's loss."""

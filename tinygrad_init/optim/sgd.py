@@ -27,16 +27,36 @@ class SGD(Optimizer):
     ``state[p]["momentum_buffer"]``.
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
-                 nesterov=False, *, maximize=False):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        momentum=0,
+        dampening=0,
+        weight_decay=0,
+        nesterov=False,
+        *,
+        maximize=False,
+    ):
         _check(lr, momentum, weight_decay, nesterov, dampening)
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
         super().__init__(params, defaults)
 
     def _check_group(self, group):
-        _check(group["lr"], group["momentum"], group["weight_decay"], group["nesterov"],
-               group["dampening"])
+        _check(
+            group["lr"],
+            group["momentum"],
+            group["weight_decay"],
+            group["nesterov"],
+            group["dampening"],
+        )
 
     def step(self, closure=None):
         """One SGD update of every parameter that has a gradient; returns the closure's loss."""

@@ -15,8 +15,19 @@ from .colors import Thresholds, classify, fill_color, legend_html, node_style
 from .flow import gradient_flow
 from .graph import METRICS, ModuleTrace, draw_graph, trace_modules
 
-__all__ = ["draw_graph", "trace_modules", "ModuleTrace", "gradient_flow", "Thresholds",
-           "classify", "fill_color", "node_style", "legend_html", "METRICS", "render"]
+__all__ = [
+    "draw_graph",
+    "trace_modules",
+    "ModuleTrace",
+    "gradient_flow",
+    "Thresholds",
+    "classify",
+    "fill_color",
+    "node_style",
+    "legend_html",
+    "METRICS",
+    "render",
+]
 
 
 def render(dot, path):
@@ -26,4 +37,5 @@ def render(dot, path):
     graphviz programs; other formats raise ``graphviz.ExecutableNotFound`` without them.
     """
     from .files import render as _render
+
     return _render(dot, path)

@@ -19,19 +19,36 @@ import math
 
 from ..diagnostics import EXPLODING, HEALTHY, MISSING, NONFINITE, VANISHING, Thresholds, classify
 
-__all__ = ["Thresholds", "classify", "fill_color", "node_style", "legend_html", "fmt",
-           "VANISHING", "HEALTHY", "EXPLODING", "NONFINITE", "MISSING", "STATUS_WORDS"]
+__all__ = [
+    "Thresholds",
+    "classify",
+    "fill_color",
+    "node_style",
+    "legend_html",
+    "fmt",
+    "VANISHING",
+    "HEALTHY",
+    "EXPLODING",
+    "NONFINITE",
+    "MISSING",
+    "STATUS_WORDS",
+]
 
 _BLUES = ["#c6dbef", "#6baed6", "#2171b5", "#08519c", "#08306b"]
 _REDS = ["#fcbba1", "#fb6a4a", "#de2d26", "#a50f15", "#67000d"]
-_GREENS = ["#b8e0d2", "#a1d99b", "#d9ef8b"]   # at vanishing, at 1, at exploding
+_GREENS = ["#b8e0d2", "#a1d99b", "#d9ef8b"]  # at vanishing, at 1, at exploding
 NAN_FILL, NAN_FONT, NAN_BORDER = "#000000", "#ffff00", "#ff00ff"
-STATUS_WORDS = {VANISHING: "vanishing", HEALTHY: "healthy", EXPLODING: "exploding",
-                NONFINITE: "NaN/Inf", MISSING: "no gradient"}
+STATUS_WORDS = {
+    VANISHING: "vanishing",
+    HEALTHY: "healthy",
+    EXPLODING: "exploding",
+    NONFINITE: "NaN/Inf",
+    MISSING: "no gradient",
+}
 
 
 def _rgb(hex_color):
-    return tuple(int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return tuple(int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
 
 
 def _mix(a, b, t):
@@ -77,16 +94,30 @@ def node_style(ratio, thresholds=None):
     t = thresholds or Thresholds()
     status = t.classify(ratio)
     if status == MISSING:
-        return {"style": "dashed,rounded", "fillcolor": "#ffffff", "color": "#9e9e9e",
-                "fontcolor": "#757575", "penwidth": "1"}
+        return {
+            "style": "dashed,rounded",
+            "fillcolor": "#ffffff",
+            "color": "#9e9e9e",
+            "fontcolor": "#757575",
+            "penwidth": "1",
+        }
     if status == NONFINITE:
-        return {"style": "filled,bold,rounded", "fillcolor": NAN_FILL, "color": NAN_BORDER,
-                "fontcolor": NAN_FONT, "penwidth": "4"}
+        return {
+            "style": "filled,bold,rounded",
+            "fillcolor": NAN_FILL,
+            "color": NAN_BORDER,
+            "fontcolor": NAN_FONT,
+            "penwidth": "4",
+        }
     fill = fill_color(ratio, t)
     border = {VANISHING: "#08306b", EXPLODING: "#67000d"}.get(status, "#41ab5d")
-    return {"style": "filled,rounded", "fillcolor": fill, "color": border,
-            "fontcolor": "#ffffff" if _dark(fill) else "#000000",
-            "penwidth": "2" if status != HEALTHY else "1"}
+    return {
+        "style": "filled,rounded",
+        "fillcolor": fill,
+        "color": border,
+        "fontcolor": "#ffffff" if _dark(fill) else "#000000",
+        "penwidth": "2" if status != HEALTHY else "1",
+    }
 
 
 def fmt(x, digits=1):
@@ -104,30 +135,51 @@ def _cell(text, fill, font="#000000", width=46, bold=False):
     text = html.escape(text)
     if bold:
         text = f"<B>{text}</B>"
-    return (f'<TD BGCOLOR="{fill}" WIDTH="{width}" HEIGHT="22"><FONT COLOR="{font}" '
-            f'POINT-SIZE="9">{text}</FONT></TD>')
+    return (
+        f'<TD BGCOLOR="{fill}" WIDTH="{width}" HEIGHT="22"><FONT COLOR="{font}" '
+        f'POINT-SIZE="9">{text}</FONT></TD>'
+    )
 
 
 def legend_html(thresholds=None, reference="the output layer's gradient RMS"):
     """An HTML-like graphviz label: the scale's swatches, class names and thresholds."""
     t = thresholds or Thresholds()
     lo, hi = math.log10(t.vanishing), math.log10(t.exploding)
-    ratios = [10 ** (lo - 4), 10 ** (lo - 2), 10 ** (lo - 0.5), 10 ** (lo + 0.01),
-              1.0, 10 ** (hi - 0.01), 10 ** (hi + 0.5), 10 ** (hi + 2), 10 ** (hi + 4)]
+    ratios = [
+        10 ** (lo - 4),
+        10 ** (lo - 2),
+        10 ** (lo - 0.5),
+        10 ** (lo + 0.01),
+        1.0,
+        10 ** (hi - 0.01),
+        10 ** (hi + 0.5),
+        10 ** (hi + 2),
+        10 ** (hi + 4),
+    ]
     swatches = "".join(
-        _cell(f"{r:.0e}".replace("e+0", "e").replace("e-0", "e-").replace("1e0", "1"),
-              fill_color(r, t), "#ffffff" if _dark(fill_color(r, t)) else "#000000")
-        for r in ratios)
+        _cell(
+            f"{r:.0e}".replace("e+0", "e").replace("e-0", "e-").replace("1e0", "1"),
+            fill_color(r, t),
+            "#ffffff" if _dark(fill_color(r, t)) else "#000000",
+        )
+        for r in ratios
+    )
     swatches += _cell("NaN", NAN_FILL, NAN_FONT, bold=True)
     swatches += _cell("none", "#ffffff", "#757575")
-    classes = (f'<TD COLSPAN="3"><FONT POINT-SIZE="10">&#8592; vanishing (&lt; '
-               f'{t.vanishing:g})</FONT></TD>'
-               f'<TD COLSPAN="3"><FONT POINT-SIZE="10">healthy</FONT></TD>'
-               f'<TD COLSPAN="3"><FONT POINT-SIZE="10">exploding (&gt; {t.exploding:g}) '
-               f'&#8594;</FONT></TD>'
-               f'<TD><FONT POINT-SIZE="9">NaN/Inf</FONT></TD>'
-               f'<TD><FONT POINT-SIZE="9">no grad</FONT></TD>')
-    caption = (f'<TD COLSPAN="11"><FONT POINT-SIZE="10">colour = gradient magnitude '
-               f'&#247; {html.escape(reference)} (log scale)</FONT></TD>')
-    return (f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3">'
-            f'<TR>{caption}</TR><TR>{swatches}</TR><TR>{classes}</TR></TABLE>>')
+    classes = (
+        f'<TD COLSPAN="3"><FONT POINT-SIZE="10">&#8592; vanishing (&lt; '
+        f"{t.vanishing:g})</FONT></TD>"
+        f'<TD COLSPAN="3"><FONT POINT-SIZE="10">healthy</FONT></TD>'
+        f'<TD COLSPAN="3"><FONT POINT-SIZE="10">exploding (&gt; {t.exploding:g}) '
+        f"&#8594;</FONT></TD>"
+        f'<TD><FONT POINT-SIZE="9">NaN/Inf</FONT></TD>'
+        f'<TD><FONT POINT-SIZE="9">no grad</FONT></TD>'
+    )
+    caption = (
+        f'<TD COLSPAN="11"><FONT POINT-SIZE="10">colour = gradient magnitude '
+        f"&#247; {html.escape(reference)} (log scale)</FONT></TD>"
+    )
+    return (
+        f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3">'
+        f"<TR>{caption}</TR><TR>{swatches}</TR><TR>{classes}</TR></TABLE>>"
+    )

@@ -14,8 +14,9 @@ FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "d
 def _format(path):
     ext = os.path.splitext(str(path))[1].lower()
     if ext not in FORMATS:
-        raise ValueError(f"cannot tell the output format of {str(path)!r}: use one of "
-                         f"{', '.join(FORMATS)}")
+        raise ValueError(
+            f"cannot tell the output format of {str(path)!r}: use one of {', '.join(FORMATS)}"
+        )
     return FORMATS[ext]
 
 

@@ -65,8 +65,10 @@ def _pct(x):
 def _label(r, number):
     layer = r["layer"].replace("->", "\u2192")
     name = layer if r["name"].isdigit() else f"{r['name']}: {layer}"
-    rows = [f'<TR><TD ALIGN="LEFT"><B>{number}</B>  <FONT POINT-SIZE="9">'
-            f'{html.escape(name)}</FONT></TD></TR>']
+    rows = [
+        f'<TR><TD ALIGN="LEFT"><B>{number}</B>  <FONT POINT-SIZE="9">'
+        f"{html.escape(name)}</FONT></TD></TR>"
+    ]
     act = r["activation"]
     extra = []
     if r["saturated"] is not None:
@@ -74,24 +76,45 @@ def _label(r, number):
     if r["dead"] is not None:
         extra.append(f"dead {_pct(r['dead'])}")
     if act:
-        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">{html.escape(act)}'
-                    f'{"  " + ", ".join(extra) if extra else ""}</FONT></TD></TR>')
+        rows.append(
+            f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">{html.escape(act)}'
+            f"{'  ' + ', '.join(extra) if extra else ''}</FONT></TD></TR>"
+        )
     ratio = r["grad_ratio"]
     rtext = "" if ratio is None else f"  (x{fmt(ratio, 0)})"
-    rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10"><B>grad {fmt(r["grad_norm"])}'
-                f'</B>{rtext}</FONT></TD></TR>')
+    rows.append(
+        f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10"><B>grad {fmt(r["grad_norm"])}'
+        f"</B>{rtext}</FONT></TD></TR>"
+    )
     if r["weight_grad_norm"] is not None:
-        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">dW {fmt(r["weight_grad_norm"])}'
-                    f'</FONT></TD></TR>')
+        rows.append(
+            f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">dW {fmt(r["weight_grad_norm"])}'
+            f"</FONT></TD></TR>"
+        )
     if r["act_mean"] is not None:
-        rows.append(f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">act {r["act_mean"]:+.3g} '
-                    f'&#177; {r["act_std"]:.3g}</FONT></TD></TR>')
-    return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
-            + "".join(rows) + "</TABLE>>")
+        rows.append(
+            f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">act {r["act_mean"]:+.3g} '
+            f"&#177; {r['act_std']:.3g}</FONT></TD></TR>"
+        )
+    return (
+        '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
+        + "".join(rows)
+        + "</TABLE>>"
+    )
 
 
-def gradient_flow(model, inputs=None, target=None, loss_fn=None, *, step=None,
-                  thresholds=None, per_row=None, title=None, legend=True):
+def gradient_flow(
+    model,
+    inputs=None,
+    target=None,
+    loss_fn=None,
+    *,
+    step=None,
+    thresholds=None,
+    per_row=None,
+    title=None,
+    legend=True,
+):
     """One node per layer in forward order, coloured by the gradient reaching it.
 
     ``model``: an ``nn.Module`` (then ``inputs`` is required: one forward and backward
@@ -110,11 +133,14 @@ def gradient_flow(model, inputs=None, target=None, loss_fn=None, *, step=None,
         layers = mon._layers
     else:
         if not callable(getattr(model, "named_modules", None)):
-            raise TypeError(f"gradient_flow: expected an nn.Module or a Monitor, got "
-                            f"{type(model).__name__}")
+            raise TypeError(
+                f"gradient_flow: expected an nn.Module or a Monitor, got {type(model).__name__}"
+            )
         if inputs is None:
-            raise ValueError("gradient_flow: pass the inputs to run the model on (for "
-                             "example x, y = tinygrad_init.models.synthetic_batch(model))")
+            raise ValueError(
+                "gradient_flow: pass the inputs to run the model on (for "
+                "example x, y = tinygrad_init.models.synthetic_batch(model))"
+            )
         thresholds = _as_thresholds(thresholds)
         mon = _run_once(model, inputs, target, loss_fn, thresholds)
         recs = mon._last_step(None)
@@ -132,19 +158,33 @@ def gradient_flow(model, inputs=None, target=None, loss_fn=None, *, step=None,
 
     dot = graphviz.Digraph(
         "gradient_flow",
-        graph_attr={"rankdir": "TB", "fontname": "Helvetica", "nodesep": "0.18",
-                    "ranksep": "0.35", "labelloc": "t", "fontsize": "15",
-                    "newrank": "true"},
-        node_attr={"shape": "box", "fontname": "Helvetica", "fontsize": "10",
-                   "margin": "0.06,0.03"},
-        edge_attr={"color": "#555555", "arrowsize": "0.6"})
+        graph_attr={
+            "rankdir": "TB",
+            "fontname": "Helvetica",
+            "nodesep": "0.18",
+            "ranksep": "0.35",
+            "labelloc": "t",
+            "fontsize": "15",
+            "newrank": "true",
+        },
+        node_attr={
+            "shape": "box",
+            "fontname": "Helvetica",
+            "fontsize": "10",
+            "margin": "0.06,0.03",
+        },
+        edge_attr={"color": "#555555", "arrowsize": "0.6"},
+    )
     head = html.escape(title) + "<BR/>" if title else ""
     colour_word = {"vanishing": "#08519c", "exploding": "#a50f15", "nan": "#ff00ff"}.get(
-        verdict.status, "#238b45")
-    dot.attr(label=f'<{head}<FONT COLOR="{colour_word}"><B>'
-                   f'{html.escape(verdict.headline)}</B></FONT><BR/><FONT POINT-SIZE="11">'
-                   f'input at the top left, output at the bottom right; each box is a '
-                   f'layer</FONT>>')
+        verdict.status, "#238b45"
+    )
+    dot.attr(
+        label=f'<{head}<FONT COLOR="{colour_word}"><B>'
+        f'{html.escape(verdict.headline)}</B></FONT><BR/><FONT POINT-SIZE="11">'
+        f"input at the top left, output at the bottom right; each box is a "
+        f"layer</FONT>>"
+    )
 
     ids = [f"L{i}" for i in range(n)]
     rows = [list(range(s, min(s + per_row, n))) for s in range(0, n, per_row)]
@@ -154,9 +194,13 @@ def gradient_flow(model, inputs=None, target=None, loss_fn=None, *, step=None,
             if k == 0:
                 sub.node("input", "input", shape="plaintext", fontcolor="#555555")
             for i in row:
-                sub.node(ids[i], _label(recs[i], i + 1), tooltip=recs[i]["status"],
-                         **node_style(_ratio_for(recs[i]), thresholds),
-                         **{"class": recs[i]["status"]})
+                sub.node(
+                    ids[i],
+                    _label(recs[i], i + 1),
+                    tooltip=recs[i]["status"],
+                    **node_style(_ratio_for(recs[i]), thresholds),
+                    **{"class": recs[i]["status"]},
+                )
             if k == len(rows) - 1:
                 sub.node("loss", "loss", shape="plaintext", fontcolor="#555555")
     dot.edge("input", ids[0])
@@ -165,14 +209,17 @@ def gradient_flow(model, inputs=None, target=None, loss_fn=None, *, step=None,
             dot.edge(ids[a], ids[b])
         if k + 1 < len(rows):
             nxt = rows[k + 1]
-            dot.edge(ids[row[-1]], ids[nxt[0]], constraint="false", style="dashed",
-                     color="#9e9e9e")
+            dot.edge(ids[row[-1]], ids[nxt[0]], constraint="false", style="dashed", color="#9e9e9e")
             for a, b in zip(row, nxt):
                 dot.edge(ids[a], ids[b], style="invis")
     dot.edge(ids[-1], "loss")
     if legend:
-        dot.node("legend", legend_html(thresholds, "the last layer's (output gradient RMS)"),
-                 shape="plaintext", margin="0")
+        dot.node(
+            "legend",
+            legend_html(thresholds, "the last layer's (output gradient RMS)"),
+            shape="plaintext",
+            margin="0",
+        )
         dot.edge(ids[rows[-1][0]], "legend", style="invis")
     return dot
 

@@ -82,6 +82,7 @@ class ModuleTrace:
                 self.outputs[name] = out
                 self._claim(out, name, inputs)
             return None
+
         return hook
 
     def _claim(self, out, name, inputs):
@@ -94,7 +95,7 @@ class ModuleTrace:
             seen.add(id(t))
             if id(t) not in self.owners:
                 self.owners[id(t)] = name
-                self._keep.append(t)   # ids stay valid while the trace lives
+                self._keep.append(t)  # ids stay valid while the trace lives
             for a in t._node.inputs or ():
                 if isinstance(a, Tensor):
                     stack.append(a)
@@ -120,8 +121,10 @@ class ModuleTrace:
 
 def trace_modules(model):
     """Context manager recording which module of ``model`` produced each tensor."""
-    if not (callable(getattr(model, "named_modules", None))
-            and callable(getattr(model, "register_forward_hook", None))):
+    if not (
+        callable(getattr(model, "named_modules", None))
+        and callable(getattr(model, "register_forward_hook", None))
+    ):
         raise TypeError(f"trace_modules: expected an nn.Module, got {type(model).__name__}")
     return ModuleTrace(model)
 
@@ -162,7 +165,8 @@ def _collect(outputs):
                 f"draw_graph: the graph was freed by a backward pass (op '{node.op.name}' "
                 "has no inputs any more): call draw_graph before backward() (it runs its own "
                 "pass), or call backward(retain_graph=True) under "
-                "tg.autograd.record_gradients() and pass grads=the recorder")
+                "tg.autograd.record_gradients() and pass grads=the recorder"
+            )
         for a in node.inputs:
             if isinstance(a, Tensor):
                 edges.append((a, t))
@@ -180,8 +184,7 @@ def _run_backward(output, tensors):
     rec = record_gradients()
     with rec:
         if leaves:
-            _grad(output, leaves, grad_outputs=gradient, retain_graph=True,
-                  allow_unused=True)
+            _grad(output, leaves, grad_outputs=gradient, retain_graph=True, allow_unused=True)
         else:
             _grad(output, [output], grad_outputs=gradient, retain_graph=True)
     return rec
@@ -191,9 +194,20 @@ def _shape(t):
     return "(" + ", ".join(str(n) for n in t.shape) + ")"
 
 
-def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
-               thresholds=None, reference=None, max_nodes=300, rankdir="TB", legend=True,
-               title=None):
+def draw_graph(
+    output,
+    params=None,
+    *,
+    grads=None,
+    modules=None,
+    metric="norm",
+    thresholds=None,
+    reference=None,
+    max_nodes=300,
+    rankdir="TB",
+    legend=True,
+    title=None,
+):
     """The op graph of ``output`` as a ``graphviz.Digraph``, coloured by gradient magnitude.
 
     ``params``: ``(name, tensor)`` pairs (``model.named_parameters()``) or a dict, to name
@@ -215,23 +229,31 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
     if not isinstance(output, Tensor):
         raise TypeError(f"draw_graph: output must be a Tensor, got {type(output).__name__}")
     if metric not in METRICS:
-        raise ValueError(f"draw_graph: unknown metric {metric!r}; choose from "
-                         f"{', '.join(METRICS)}")
+        raise ValueError(f"draw_graph: unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     if modules is not None and not isinstance(modules, ModuleTrace):
-        raise TypeError("draw_graph: modules must be a ModuleTrace from "
-                        "tg.viz.trace_modules(model) (wrap the forward pass in it)")
+        raise TypeError(
+            "draw_graph: modules must be a ModuleTrace from "
+            "tg.viz.trace_modules(model) (wrap the forward pass in it)"
+        )
     if rankdir not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"draw_graph: rankdir must be TB, LR, BT or RL, got {rankdir!r}")
-    thresholds = thresholds if isinstance(thresholds, Thresholds) else \
-        Thresholds(*thresholds) if thresholds is not None else Thresholds()
+    thresholds = (
+        thresholds
+        if isinstance(thresholds, Thresholds)
+        else Thresholds(*thresholds)
+        if thresholds is not None
+        else Thresholds()
+    )
     tensors, edges = _collect([output])
     if grads is None:
         grads = _run_backward(output, tensors)
     elif grads is False:
         grads = None
     elif not isinstance(grads, record_gradients):
-        raise TypeError("draw_graph: grads must be a tg.autograd.record_gradients recorder, "
-                        f"None or False, got {type(grads).__name__}")
+        raise TypeError(
+            "draw_graph: grads must be a tg.autograd.record_gradients recorder, "
+            f"None or False, got {type(grads).__name__}"
+        )
 
     names = {}
     if modules is not None:
@@ -249,10 +271,9 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
         g = grads.grad(t) if grads is not None else None
         finite = bool(np.isfinite(g).all()) if g is not None else True
         if np.issubdtype(t.data.dtype, np.floating):
-            finite = finite and bool(np.isfinite(t.data).all())   # NaN values count too
+            finite = finite and bool(np.isfinite(t.data).all())  # NaN values count too
         info[id(t)] = None if g is None else (measure(g), _rms(g), finite)
-    is_param = {id(t): t._node is None and (t.requires_grad or id(t) in names)
-                for t in tensors}
+    is_param = {id(t): t._node is None and (t.requires_grad or id(t) in names) for t in tensors}
 
     # references: the model output (or nearest non-scalar op) and the nearest parameter
     dist = _distances(output, edges)
@@ -260,19 +281,28 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
     if ref_t is None and modules is not None:
         ref_t = modules.outputs.get("")
     if ref_t is None or id(ref_t) not in info:
-        ops_ = sorted((t for t in tensors if t._node is not None and t.data.size > 1
-                       and info.get(id(t))), key=lambda t: dist.get(id(t), 0))
+        ops_ = sorted(
+            (t for t in tensors if t._node is not None and t.data.size > 1 and info.get(id(t))),
+            key=lambda t: dist.get(id(t), 0),
+        )
         ref_t = ops_[0] if ops_ else None
-    weights = sorted((t for t in tensors if is_param[id(t)] and info.get(id(t))),
-                     key=lambda t: dist.get(id(t), 0))
+    weights = sorted(
+        (t for t in tensors if is_param[id(t)] and info.get(id(t))),
+        key=lambda t: dist.get(id(t), 0),
+    )
     pref_t = next((t for t in weights if t.ndim >= 2), weights[0] if weights else None)
 
     # ops after the reference (the loss) are drawn neutral: reductions rescale gradients
     after_ref = set()
     if ref_t is not None:
         upstream = _ancestors(ref_t, edges)
-        after_ref = {id(t) for t in tensors if t._node is not None and id(t) not in upstream
-                     and dist.get(id(t), 0) < dist.get(id(ref_t), 0)}
+        after_ref = {
+            id(t)
+            for t in tensors
+            if t._node is not None
+            and id(t) not in upstream
+            and dist.get(id(t), 0) < dist.get(id(ref_t), 0)
+        }
 
     def ratio(t):
         entry = info.get(id(t))
@@ -308,11 +338,23 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
 
     dot = graphviz.Digraph(
         "gradient_graph",
-        graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "nodesep": "0.25",
-                    "ranksep": "0.3", "labelloc": "t", "fontsize": "16"},
-        node_attr={"shape": "box", "fontname": "Helvetica", "fontsize": "10",
-                   "margin": "0.08,0.03", "height": "0.3"},
-        edge_attr={"color": "#6b6b6b", "arrowsize": "0.6"})
+        graph_attr={
+            "rankdir": rankdir,
+            "fontname": "Helvetica",
+            "nodesep": "0.25",
+            "ranksep": "0.3",
+            "labelloc": "t",
+            "fontsize": "16",
+        },
+        node_attr={
+            "shape": "box",
+            "fontname": "Helvetica",
+            "fontsize": "10",
+            "margin": "0.08,0.03",
+            "height": "0.3",
+        },
+        edge_attr={"color": "#6b6b6b", "arrowsize": "0.6"},
+    )
     if title:
         dot.attr(label=html.escape(title))
 
@@ -355,16 +397,28 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
         if entry is not None:
             lines.append(f"{html.escape(label)} {fmt(entry[0])}")
         if id(t) in after_ref and r is not None and math.isfinite(r):
-            attrs = {"style": "filled,rounded", "fillcolor": "#f7f7f7", "color": "#9e9e9e",
-                     "fontcolor": "#333333"}
+            attrs = {
+                "style": "filled,rounded",
+                "fillcolor": "#f7f7f7",
+                "color": "#9e9e9e",
+                "fontcolor": "#333333",
+            }
         elif entry is not None or t.requires_grad:
             attrs = node_style(r, thresholds)
         else:
-            attrs = {"style": "filled", "fillcolor": "#eeeeee", "color": "#bdbdbd",
-                     "fontcolor": "#555555"}
+            attrs = {
+                "style": "filled",
+                "fillcolor": "#eeeeee",
+                "color": "#bdbdbd",
+                "fontcolor": "#555555",
+            }
         if t._node is None:
-            attrs = dict(attrs, shape="box", style=attrs.get("style", "").replace(
-                ",rounded", "").replace("rounded", "") or "solid")
+            attrs = dict(
+                attrs,
+                shape="box",
+                style=attrs.get("style", "").replace(",rounded", "").replace("rounded", "")
+                or "solid",
+            )
         else:
             attrs = dict(attrs, shape="box")
         return "<" + "<BR/>".join(lines) + ">", attrs
@@ -376,29 +430,39 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
 
     def summary_node(graph, name, ts):
         out = modules.outputs.get(name)
-        anchor = out if out is not None and id(out) in info else \
-            next((t for t in reversed(ts) if t._node is not None), ts[-1])
+        anchor = (
+            out
+            if out is not None and id(out) in info
+            else next((t for t in reversed(ts) if t._node is not None), ts[-1])
+        )
         entry = info.get(id(anchor))
         kind = modules.kinds.get(name, "module")
         n_ops = sum(t._node is not None for t in ts)
         n_par = sum(t._node is None for t in ts)
-        lines = [f"<B>{html.escape(name or 'model')}: {html.escape(kind)}</B>",
-                 f"{n_ops} op{'s' * (n_ops != 1)}, {n_par} param{'s' * (n_par != 1)}, "
-                 f"out {_shape(anchor)}"]
+        lines = [
+            f"<B>{html.escape(name or 'model')}: {html.escape(kind)}</B>",
+            f"{n_ops} op{'s' * (n_ops != 1)}, {n_par} param{'s' * (n_par != 1)}, "
+            f"out {_shape(anchor)}",
+        ]
         if entry is not None:
             lines.append(f"{html.escape(label)} {fmt(entry[0])}")
         bad = any(info.get(id(t)) and not info[id(t)][2] for t in ts)
         r = float("nan") if bad else ratio(anchor)
         attrs = node_style(r, thresholds)
-        graph.node(module_ids[name], "<" + "<BR/>".join(lines) + ">", shape="box3d",
-                   **{k: v for k, v in attrs.items() if k != "shape"},
-                   **{"class": thresholds.classify(r)})
+        graph.node(
+            module_ids[name],
+            "<" + "<BR/>".join(lines) + ">",
+            shape="box3d",
+            **{k: v for k, v in attrs.items() if k != "shape"},
+            **{"class": thresholds.classify(r)},
+        )
 
     # nested clusters
     position = {id(t): k for k, t in enumerate(tensors)}
     first = {}
-    for name, ts in list(summary.items()) + [(o, [t for _, t in v]) for o, v in
-                                             members.items() if o is not None]:
+    for name, ts in list(summary.items()) + [
+        (o, [t for _, t in v]) for o, v in members.items() if o is not None
+    ]:
         ops_in = [position[id(t)] for t in ts if t._node is not None]
         first[name] = min(ops_in or [position[id(t)] for t in ts])
     cluster_names = sorted(first, key=lambda n: (n.count("."), first[n]))
@@ -415,10 +479,15 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
             if child in summary:
                 summary_node(graph, child, summary[child])
                 continue
-            label = child or "model"   # the root module has the empty name
+            label = child or "model"  # the root module has the empty name
             with graph.subgraph(name=f"cluster_{label}") as sub:
-                sub.attr(label=f"{label}: {modules.kinds.get(child, '')}", style="rounded",
-                         color="#9e9e9e", fontsize="10", fontcolor="#424242")
+                sub.attr(
+                    label=f"{label}: {modules.kinds.get(child, '')}",
+                    style="rounded",
+                    color="#9e9e9e",
+                    fontsize="10",
+                    fontcolor="#424242",
+                )
                 fill_cluster(sub, child)
 
     fill_cluster(dot, None)
@@ -438,8 +507,7 @@ def draw_graph(output, params=None, *, grads=None, modules=None, metric="norm",
             ref_text = "the reference tensor's gradient RMS"
         with dot.subgraph(name="cluster_legend") as leg:
             leg.attr(label="", style="invis")
-            leg.node("legend", legend_html(thresholds, ref_text), shape="plaintext",
-                     margin="0")
+            leg.node("legend", legend_html(thresholds, ref_text), shape="plaintext", margin="0")
     return dot
 
 

@@ -22,15 +22,21 @@ __all__ = ["plot_gradient_norms", "plot_activation_histograms", "plot_gradient_h
 def _plt():
     try:
         import matplotlib
-        if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline."
-                                                    "backend_inline"):
+
+        if matplotlib.get_backend().lower() not in (
+            "agg",
+            "module://matplotlib_inline.backend_inline",
+        ):
             import os
+
             if not os.environ.get("DISPLAY"):
                 matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("tinygrad_init.viz.plots needs matplotlib: pip install "
-                          "'tinygrad_init[plots]' (or pip install matplotlib)") from None
+        raise ImportError(
+            "tinygrad_init.viz.plots needs matplotlib: pip install "
+            "'tinygrad_init[plots]' (or pip install matplotlib)"
+        ) from None
     return plt
 
 
@@ -52,22 +58,43 @@ def plot_gradient_norms(monitor, step=None, ax=None, weights=True):
     ratio = [r["grad_ratio"] for r in recs]
     colors = [fill_color(x, monitor.thresholds) for x in ratio]
     ax.plot(idx, g, color="#555555", lw=1, zorder=1)
-    ax.scatter(idx, g, c=colors, edgecolors="#333333", s=40, zorder=2,
-               label="gradient at the layer's output (rms)")
+    ax.scatter(
+        idx,
+        g,
+        c=colors,
+        edgecolors="#333333",
+        s=40,
+        zorder=2,
+        label="gradient at the layer's output (rms)",
+    )
     if weights:
-        w = np.array([r["weight_grad_rms"] if r["weight_grad_rms"] is not None else np.nan
-                      for r in recs])
+        w = np.array(
+            [r["weight_grad_rms"] if r["weight_grad_rms"] is not None else np.nan for r in recs]
+        )
         ax.plot(idx, w, "s--", color="#9e9e9e", ms=3, lw=1, label="weight gradient (rms)")
     ref = next((r["grad_rms"] for r in reversed(recs) if r["grad_rms"] is not None), None)
     if ref:
         t = monitor.thresholds
-        ax.axhspan(ref * 1e-30, ref * t.vanishing, color="#c6dbef", alpha=0.5, lw=0,
-                   label=f"vanishing (< {t.vanishing:g} x last layer)")
-        ax.axhspan(ref * t.exploding, ref * 1e30, color="#fcbba1", alpha=0.5, lw=0,
-                   label=f"exploding (> {t.exploding:g} x last layer)")
+        ax.axhspan(
+            ref * 1e-30,
+            ref * t.vanishing,
+            color="#c6dbef",
+            alpha=0.5,
+            lw=0,
+            label=f"vanishing (< {t.vanishing:g} x last layer)",
+        )
+        ax.axhspan(
+            ref * t.exploding,
+            ref * 1e30,
+            color="#fcbba1",
+            alpha=0.5,
+            lw=0,
+            label=f"exploding (> {t.exploding:g} x last layer)",
+        )
     ax.set_yscale("log")
-    finite = np.concatenate([g[np.isfinite(g) & (g > 0)]] + (
-        [w[np.isfinite(w) & (w > 0)]] if weights else []))
+    finite = np.concatenate(
+        [g[np.isfinite(g) & (g > 0)]] + ([w[np.isfinite(w) & (w > 0)]] if weights else [])
+    )
     if finite.size:
         ax.set_ylim(finite.min() / 10, finite.max() * 10)
     ax.set_xlabel("layer (input -> output)")
@@ -88,8 +115,10 @@ def plot_activation_histograms(monitor, ax=None, bins=60, layers=None, samples=N
     plt = _plt()
     samples = monitor.samples if samples is None else samples
     if not samples:
-        raise RuntimeError("plot_activation_histograms: no activation samples: create the "
-                           "Monitor with sample_size > 0 and record a step")
+        raise RuntimeError(
+            "plot_activation_histograms: no activation samples: create the "
+            "Monitor with sample_size > 0 and record a step"
+        )
     names = [n for n in monitor.layers if n in samples]
     if layers is not None:
         names = [n for n in names if n in set(layers)]
@@ -99,18 +128,23 @@ def plot_activation_histograms(monitor, ax=None, bins=60, layers=None, samples=N
     allv = np.concatenate([samples[n] for n in names])
     allv = allv[np.isfinite(allv)]
     lo, hi = np.percentile(allv, [0.5, 99.5]) if allv.size else (-1, 1)
-    if hi - lo < 1e-12:   # every unit gives the same value (e.g. zero weights)
+    if hi - lo < 1e-12:  # every unit gives the same value (e.g. zero weights)
         lo, hi = lo - 0.5, hi + 0.5
     edges = np.linspace(lo, hi, bins + 1)
     for k, n in enumerate(names):
         v = samples[n][np.isfinite(samples[n])]
         counts, _ = np.histogram(v, edges)
-        if not counts.sum():   # overflowed, or entirely outside the common range
+        if not counts.sum():  # overflowed, or entirely outside the common range
             continue
         hist = counts / (counts.sum() * np.diff(edges))
         centers = (edges[:-1] + edges[1:]) / 2
-        ax.plot(centers, hist, color=cmap(k / max(len(names) - 1, 1)), lw=1.2,
-                label=f"layer {monitor.layers.index(n) + 1}")
+        ax.plot(
+            centers,
+            hist,
+            color=cmap(k / max(len(names) - 1, 1)),
+            lw=1.2,
+            label=f"layer {monitor.layers.index(n) + 1}",
+        )
     ax.set_xlabel("activation value")
     ax.set_ylabel("density")
     ax.set_title("Activation histograms per layer")
@@ -128,6 +162,7 @@ def plot_gradient_heatmap(monitor, ax=None, key="grad_ratio"):
     plt = _plt()
     from matplotlib.colors import LogNorm
     from matplotlib.ticker import MaxNLocator
+
     recs = monitor.to_records()
     if not recs:
         raise RuntimeError("plot_gradient_heatmap: nothing recorded yet")
@@ -142,12 +177,18 @@ def plot_gradient_heatmap(monitor, ax=None, key="grad_ratio"):
         _, ax = plt.subplots(figsize=(8, 4))
     finite = grid[np.isfinite(grid)]
     norm = None
-    if finite.size:   # centred on 1 so that blue means smaller, red larger
+    if finite.size:  # centred on 1 so that blue means smaller, red larger
         span = max(abs(np.log10(finite.min())), abs(np.log10(finite.max())), 1e-3)
-        norm = LogNorm(vmin=10 ** -span, vmax=10 ** span)
-    im = ax.imshow(grid, aspect="auto", origin="lower", cmap="coolwarm", norm=norm,
-                   interpolation="nearest",
-                   extent=(steps[0] - 0.5, steps[-1] + 0.5, 0.5, len(layers) + 0.5))
+        norm = LogNorm(vmin=10**-span, vmax=10**span)
+    im = ax.imshow(
+        grid,
+        aspect="auto",
+        origin="lower",
+        cmap="coolwarm",
+        norm=norm,
+        interpolation="nearest",
+        extent=(steps[0] - 0.5, steps[-1] + 0.5, 0.5, len(layers) + 0.5),
+    )
     ax.figure.colorbar(im, ax=ax, label=key.replace("_", " "))
     ax.set_xlabel("step")
     ax.set_ylabel("layer (input at the bottom)")

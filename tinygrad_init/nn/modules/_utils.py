@@ -14,8 +14,11 @@ def pair(value, name, layer):
     """``(v, v)`` for an int, the pair itself for a 2-sequence."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return (int(value), int(value))
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
         return (int(value[0]), int(value[1]))
     raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
 

@@ -7,8 +7,19 @@ from __future__ import annotations
 from ... import functional as F
 from .module import Module
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "ELU", "SELU", "Softplus",
-           "Softmax", "LogSoftmax"]
+__all__ = [
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "GELU",
+    "SiLU",
+    "ELU",
+    "SELU",
+    "Softplus",
+    "Softmax",
+    "LogSoftmax",
+]
 
 
 class _Inplace(Module):
@@ -53,8 +64,7 @@ class LeakyReLU(Module):
         return F.leaky_relu(input, self.negative_slope)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace
-                                                          else "")
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class ELU(Module):
@@ -92,8 +102,7 @@ class GELU(Module):
     def __init__(self, approximate="none"):
         super().__init__()
         if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got "
-                             f"{approximate!r}")
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
     def forward(self, input):
@@ -124,9 +133,11 @@ class _SoftmaxBase(Module):
 
     def _dim(self):
         if self.dim is None:
-            raise ValueError(f"{self._get_name()}(dim=None): pass the dimension to normalize "
-                             f"over, e.g. {self._get_name()}(dim=1) for (N, C) logits; the "
-                             f"implicit choice of PyTorch's legacy behaviour is not supported")
+            raise ValueError(
+                f"{self._get_name()}(dim=None): pass the dimension to normalize "
+                f"over, e.g. {self._get_name()}(dim=1) for (N, C) logits; the "
+                f"implicit choice of PyTorch's legacy behaviour is not supported"
+            )
         return self.dim
 
     def extra_repr(self):

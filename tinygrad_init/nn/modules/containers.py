@@ -16,8 +16,9 @@ def _index(idx, length, kind):
     try:
         idx = operator.index(idx)
     except TypeError:
-        raise TypeError(f"{kind} indices must be integers or slices, not "
-                        f"{type(idx).__name__}") from None
+        raise TypeError(
+            f"{kind} indices must be integers or slices, not {type(idx).__name__}"
+        ) from None
     if not -length <= idx < length:
         raise IndexError(f"index {idx} is out of range")
     return idx % length
@@ -81,8 +82,7 @@ class Sequential(Module):
     def insert(self, index, module):
         """Insert ``module`` before position ``index``; names are renumbered."""
         if not isinstance(module, Module):
-            raise AssertionError(f"module should be of type: Module, got "
-                                 f"{type(module).__name__}")
+            raise AssertionError(f"module should be of type: Module, got {type(module).__name__}")
         n = len(self._modules)
         if not -n <= index <= n:
             raise IndexError(f"Index out of range: {index}")
@@ -157,8 +157,10 @@ class ModuleList(Module):
 
     def extend(self, modules):
         if isinstance(modules, (Module, str)) or not hasattr(modules, "__iter__"):
-            raise TypeError(f"ModuleList.extend should be called with an iterable, but got "
-                            f"{type(modules).__name__}")
+            raise TypeError(
+                f"ModuleList.extend should be called with an iterable, but got "
+                f"{type(modules).__name__}"
+            )
         for m in modules:
             self.append(m)
         return self
@@ -247,6 +249,7 @@ class ModuleDict(Module):
             try:
                 key, module = item
             except (TypeError, ValueError):
-                raise ValueError(f"ModuleDict update sequence element #{j} should be a "
-                                 f"(key, module) pair") from None
+                raise ValueError(
+                    f"ModuleDict update sequence element #{j} should be a (key, module) pair"
+                ) from None
             self[key] = module

@@ -39,8 +39,17 @@ class Linear(Module):
     (the default generator, seeded by ``tg.manual_seed``, when None).
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=None, *, weight_init=None,
-                 bias_init=None, generator=None):
+    def __init__(
+        self,
+        in_features,
+        out_features,
+        bias=True,
+        dtype=None,
+        *,
+        weight_init=None,
+        bias_init=None,
+        generator=None,
+    ):
         super().__init__()
         self.in_features = check_positive_int(in_features, "in_features", "Linear")
         self.out_features = check_positive_int(out_features, "out_features", "Linear")
@@ -56,23 +65,34 @@ class Linear(Module):
     def reset_parameters(self):
         """Draw the weight and bias again (the default or the given initializers)."""
         initialize(self.weight, self.weight_init, _init.default_uniform_, self.generator)
-        initialize(self.bias, self.bias_init,
-                   partial(_init.default_uniform_, fan_in=self.in_features), self.generator)
+        initialize(
+            self.bias,
+            self.bias_init,
+            partial(_init.default_uniform_, fan_in=self.in_features),
+            self.generator,
+        )
 
     def forward(self, input):
         if not isinstance(input, Tensor):
-            raise TypeError(f"{self._get_name()}: expected a Tensor input, got "
-                            f"{type(input).__name__}")
+            raise TypeError(
+                f"{self._get_name()}: expected a Tensor input, got {type(input).__name__}"
+            )
         shape = input.data.shape
         if not shape or shape[-1] != self.in_features:
-            raise shape_error(self, f"input with last dimension {self.in_features}",
-                              input.shape, f"{self._get_name()}(in_features="
-                              f"{self.in_features}, out_features={self.out_features})")
+            raise shape_error(
+                self,
+                f"input with last dimension {self.in_features}",
+                input.shape,
+                f"{self._get_name()}(in_features="
+                f"{self.in_features}, out_features={self.out_features})",
+            )
         return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self):
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
 
 
 class Flatten(Module):

@@ -12,8 +12,15 @@ from ... import functional as F
 from ...tensor import Tensor
 from .module import Module
 
-__all__ = ["MSELoss", "L1Loss", "HuberLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss",
-           "BCEWithLogitsLoss"]
+__all__ = [
+    "MSELoss",
+    "L1Loss",
+    "HuberLoss",
+    "CrossEntropyLoss",
+    "NLLLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+]
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -22,8 +29,10 @@ class _Loss(Module):
     def __init__(self, reduction="mean"):
         super().__init__()
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"{type(self).__name__}: reduction must be one of "
-                             f"{', '.join(repr(r) for r in _REDUCTIONS)}, got {reduction!r}")
+            raise ValueError(
+                f"{type(self).__name__}: reduction must be one of "
+                f"{', '.join(repr(r) for r in _REDUCTIONS)}, got {reduction!r}"
+            )
         self.reduction = reduction
 
 
@@ -74,37 +83,57 @@ class CrossEntropyLoss(_WeightedLoss):
     (1 - ls) onehot(y) + ls / C); 'mean' divides by the summed weights of the targets that
     are not ``ignore_index``."""
 
-    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                 reduction="mean", label_smoothing=0.0):
+    def __init__(
+        self,
+        weight=None,
+        size_average=None,
+        ignore_index=-100,
+        reduce=None,
+        reduction="mean",
+        label_smoothing=0.0,
+    ):
         if size_average is not None or reduce is not None:
-            raise TypeError("CrossEntropyLoss: size_average and reduce are deprecated; use "
-                            "reduction=")
+            raise TypeError(
+                "CrossEntropyLoss: size_average and reduce are deprecated; use reduction="
+            )
         super().__init__(weight, reduction)
         if not isinstance(label_smoothing, numbers.Real) or not 0 <= label_smoothing <= 1:
-            raise ValueError(f"CrossEntropyLoss: label_smoothing must be in [0, 1], got "
-                             f"{label_smoothing!r}")
+            raise ValueError(
+                f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing!r}"
+            )
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input, target):
-        return F.cross_entropy(input, target, weight=self.weight,
-                               ignore_index=self.ignore_index, reduction=self.reduction,
-                               label_smoothing=self.label_smoothing)
+        return F.cross_entropy(
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+        )
 
 
 class NLLLoss(_WeightedLoss):
     """loss_n = -w[y_n] x[n, y_n] for log-probabilities x; 'mean' divides by the summed
     weights of the targets that are not ``ignore_index``."""
 
-    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                 reduction="mean"):
+    def __init__(
+        self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"
+    ):
         if size_average is not None or reduce is not None:
             raise TypeError("NLLLoss: size_average and reduce are deprecated; use reduction=")
         super().__init__(weight, reduction)
         self.ignore_index = ignore_index
 
     def forward(self, input, target):
-        return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
-                          reduction=self.reduction)
+        return F.nll_loss(
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+        )
 
 
 class BCELoss(_WeightedLoss):
@@ -117,24 +146,25 @@ class BCELoss(_WeightedLoss):
         super().__init__(weight, reduction)
 
     def forward(self, input, target):
-        return F.binary_cross_entropy(input, target, weight=self.weight,
-                                      reduction=self.reduction)
+        return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
     """loss_i = -w_i (p y_i log sigmoid(x_i) + (1 - y_i) log(1 - sigmoid(x_i))) for logits
     x, p = ``pos_weight``; computed stably from the logits."""
 
-    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean",
-                 pos_weight=None):
+    def __init__(
+        self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
+    ):
         if size_average is not None or reduce is not None:
-            raise TypeError("BCEWithLogitsLoss: size_average and reduce are deprecated; use "
-                            "reduction=")
+            raise TypeError(
+                "BCEWithLogitsLoss: size_average and reduce are deprecated; use reduction="
+            )
         super().__init__(reduction)
         self.register_buffer("weight", _as_buffer(weight))
         self.register_buffer("pos_weight", _as_buffer(pos_weight))
 
     def forward(self, input, target):
-        return F.binary_cross_entropy_with_logits(input, target, weight=self.weight,
-                                                  reduction=self.reduction,
-                                                  pos_weight=self.pos_weight)
+        return F.binary_cross_entropy_with_logits(
+            input, target, weight=self.weight, reduction=self.reduction, pos_weight=self.pos_weight
+        )

@@ -145,7 +145,7 @@ class _PackInputs(Function):
     def backward(ctx, grad):
         grads, start = [], 0
         for shape, dtype, n in ctx.shapes:
-            grads.append(grad[start:start + n].reshape(shape).to(dtype))
+            grads.append(grad[start : start + n].reshape(shape).to(dtype))
             start += n
         return tuple(grads)
 
@@ -166,8 +166,8 @@ class _BackwardHookState:
         self.hooks = hooks
         self.grad_outputs = []
         self.n_inputs = 0
-        self.slots = []          # per tensor input: (start, stop, shape, dtype) or None
-        self.arrived = []        # per tensor input that requires grad: reached by backward?
+        self.slots = []  # per tensor input: (start, stop, shape, dtype) or None
+        self.arrived = []  # per tensor input that requires grad: reached by backward?
 
     def setup_inputs(self, args):
         """Replace tensor inputs that require grad by views of one packed tensor."""
@@ -195,13 +195,15 @@ class _BackwardHookState:
     def _arrival(self, k):
         def mark(grad):
             self.arrived[k] = True
+
         return mark
 
     def setup_outputs(self, result):
         """Wrap the output tensors so that their gradients are seen (``grad_output``)."""
         single = isinstance(result, Tensor)
-        outputs = [result] if single else list(result) if isinstance(result, (tuple, list)) \
-            else None
+        outputs = (
+            [result] if single else list(result) if isinstance(result, (tuple, list)) else None
+        )
         if outputs is None:
             return result
         self.grad_outputs = [None] * sum(isinstance(o, Tensor) for o in outputs)
@@ -225,6 +227,7 @@ class _BackwardHookState:
                 # Nothing upstream inside the module needs a gradient: PyTorch calls the
                 # hooks with grad_input all None once grad_output is known.
                 self._call_hooks((None,) * self.n_inputs)
+
         return capture
 
     def _input_hook(self, grad):
@@ -248,9 +251,13 @@ class _BackwardHookState:
             if tuple(np.shape(new)) != tuple(shape):
                 raise RuntimeError(
                     f"backward hook of {self.module._get_name()} returned a grad_input entry "
-                    f"of shape {tuple(np.shape(new))} for an input of shape {tuple(shape)}")
-            pieces.append(new.reshape(-1).to(grad.dtype) if isinstance(new, Tensor)
-                          else Tensor(np.asarray(new, dtype=grad.dtype).reshape(-1)))
+                    f"of shape {tuple(np.shape(new))} for an input of shape {tuple(shape)}"
+                )
+            pieces.append(
+                new.reshape(-1).to(grad.dtype)
+                if isinstance(new, Tensor)
+                else Tensor(np.asarray(new, dtype=grad.dtype).reshape(-1))
+            )
         return _PackInputs.apply(*pieces)
 
     def _call_hooks(self, grad_input):
@@ -264,7 +271,8 @@ class _BackwardHookState:
             if len(out) != len(grad_input):
                 raise RuntimeError(
                     f"backward hook of {self.module._get_name()} returned {len(out)} "
-                    f"gradients, expected {len(grad_input)} (one per tensor input)")
+                    f"gradients, expected {len(grad_input)} (one per tensor input)"
+                )
             grad_input = out
             replaced = True
         return grad_input if replaced else None
@@ -297,25 +305,32 @@ class Module:
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(
-            f'Module [{type(self).__name__}] is missing the required "forward" function')
+            f'Module [{type(self).__name__}] is missing the required "forward" function'
+        )
 
     # -- registration ------------------------------------------------------------------
     def _require_init(self, what):
         if "_parameters" not in self.__dict__:
-            raise AttributeError(f"cannot assign {what} before Module.__init__() call "
-                                 f"(call super().__init__() first in "
-                                 f"{type(self).__name__}.__init__)")
+            raise AttributeError(
+                f"cannot assign {what} before Module.__init__() call "
+                f"(call super().__init__() first in "
+                f"{type(self).__name__}.__init__)"
+            )
 
     def register_parameter(self, name, param):
         """Register ``param`` (a Parameter or None) under ``name``."""
         self._require_init("parameter")
         _check_name("parameter", name, self, "_parameters")
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter "
-                            f"'{name}' (nn.Parameter or None required)")
+            raise TypeError(
+                f"cannot assign '{type(param).__name__}' object to parameter "
+                f"'{name}' (nn.Parameter or None required)"
+            )
         if param is not None and param.grad_fn is not None:
-            raise ValueError(f"Cannot assign non-leaf Tensor to parameter '{name}'. Model "
-                             f"parameters must be created explicitly; use .detach().")
+            raise ValueError(
+                f"Cannot assign non-leaf Tensor to parameter '{name}'. Model "
+                f"parameters must be created explicitly; use .detach()."
+            )
         self._parameters[name] = param
 
     def register_buffer(self, name, tensor, persistent=True):
@@ -326,8 +341,10 @@ class Module:
         self._require_init("buffer")
         _check_name("buffer", name, self, "_buffers")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer "
-                            f"'{name}' (Tensor or None required)")
+            raise TypeError(
+                f"cannot assign '{type(tensor).__name__}' object to buffer "
+                f"'{name}' (Tensor or None required)"
+            )
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -354,8 +371,10 @@ class Module:
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter "
-                                f"'{name}' (nn.Parameter or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as parameter "
+                    f"'{name}' (nn.Parameter or None expected)"
+                )
             params[name] = None
         elif isinstance(value, Module):
             self._require_init("module")
@@ -364,13 +383,17 @@ class Module:
             self._modules[name] = value
         elif d.get("_modules") is not None and name in d["_modules"]:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as child module "
-                                f"'{name}' (nn.Module or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as child module "
+                    f"'{name}' (nn.Module or None expected)"
+                )
             d["_modules"][name] = None
         elif d.get("_buffers") is not None and name in d["_buffers"]:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer "
-                                f"'{name}' (Tensor or None expected)")
+                raise TypeError(
+                    f"cannot assign '{type(value).__name__}' as buffer "
+                    f"'{name}' (Tensor or None expected)"
+                )
             d["_buffers"][name] = value
         else:
             object.__setattr__(self, name, value)
@@ -422,8 +445,11 @@ class Module:
                     continue
                 memo.add(id(module))
             yield name, module
-            children = [(name + ("." if name else "") + k, m)
-                        for k, m in module._modules.items() if m is not None]
+            children = [
+                (name + ("." if name else "") + k, m)
+                for k, m in module._modules.items()
+                if m is not None
+            ]
             stack.extend(reversed(children))
 
     def modules(self):
@@ -444,8 +470,11 @@ class Module:
 
     def _named_members(self, registry, prefix, recurse, remove_duplicate):
         seen = set()
-        modules = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
-                   if recurse else [(prefix, self)])
+        modules = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
+            else [(prefix, self)]
+        )
         for module_prefix, module in modules:
             for name, value in module.__dict__[registry].items():
                 if value is None:
@@ -551,8 +580,9 @@ class Module:
         except TypeError:
             raise TypeError(f"to(): expected a dtype or 'cpu', got {dtype!r}") from None
         if not np.issubdtype(dtype, np.floating):
-            raise DtypeError(f"nn.Module.to only accepts floating point dtypes, but got "
-                             f"desired dtype={dtype}")
+            raise DtypeError(
+                f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}"
+            )
         for m in self.modules():
             for registry in ("_parameters", "_buffers"):
                 for t in m.__dict__[registry].values():
@@ -580,8 +610,7 @@ class Module:
             for name, b in module._buffers.items():
                 if b is not None and name not in module._non_persistent_buffers_set:
                     yield prefix + name, b
-            children = [(prefix + k + ".", m) for k, m in module._modules.items()
-                        if m is not None]
+            children = [(prefix + k + ".", m) for k, m in module._modules.items() if m is not None]
             stack.extend(reversed(children))
 
     def state_dict(self, destination=None, prefix="", keep_vars=False):
@@ -607,8 +636,9 @@ class Module:
         ``(missing_keys, unexpected_keys)``.
         """
         if not isinstance(state_dict, Mapping):
-            raise TypeError(f"Expected state_dict to be dict-like, got "
-                            f"{type(state_dict).__name__}.")
+            raise TypeError(
+                f"Expected state_dict to be dict-like, got {type(state_dict).__name__}."
+            )
         if assign:
             raise NotImplementedError("load_state_dict(assign=True) is not supported")
         own = OrderedDict(self._state_items())
@@ -624,25 +654,35 @@ class Module:
                 if array.dtype == object or array.dtype.kind in "USV":
                     raise TypeError(f"expected numbers, got dtype {array.dtype}")
             except Exception as e:  # noqa: BLE001 - reported with the key below
-                errors.append(f'While copying the parameter named "{key}", an exception '
-                              f"occurred: {e}.")
+                errors.append(
+                    f'While copying the parameter named "{key}", an exception occurred: {e}.'
+                )
                 continue
             if array.shape != target.shape:
-                errors.append(f"size mismatch for {key}: copying a param with shape "
-                              f"{tuple(array.shape)} from checkpoint, the shape in current "
-                              f"model is {tuple(target.shape)}.")
+                errors.append(
+                    f"size mismatch for {key}: copying a param with shape "
+                    f"{tuple(array.shape)} from checkpoint, the shape in current "
+                    f"model is {tuple(target.shape)}."
+                )
                 continue
             staged.append((target, array))
         if strict:
             if unexpected:
-                errors.insert(0, "Unexpected key(s) in state_dict: "
-                              + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+                errors.insert(
+                    0,
+                    "Unexpected key(s) in state_dict: "
+                    + ", ".join(f'"{k}"' for k in unexpected)
+                    + ". ",
+                )
             if missing:
-                errors.insert(0, "Missing key(s) in state_dict: "
-                              + ", ".join(f'"{k}"' for k in missing) + ". ")
+                errors.insert(
+                    0,
+                    "Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ",
+                )
         if errors:
-            raise RuntimeError(f"Error(s) in loading state_dict for {self._get_name()}:\n\t"
-                               + "\n\t".join(errors))
+            raise RuntimeError(
+                f"Error(s) in loading state_dict for {self._get_name()}:\n\t" + "\n\t".join(errors)
+            )
         converted = [(t, np.asarray(a, dtype=t.dtype)) for t, a in staged]
         for target, array in converted:
             if target.data.flags.writeable:
@@ -697,8 +737,7 @@ class Module:
     # -- calling -----------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         d = self.__dict__
-        if not (d.get("_forward_pre_hooks", True) or d["_forward_hooks"]
-                or d["_backward_hooks"]):
+        if not (d.get("_forward_pre_hooks", True) or d["_forward_hooks"] or d["_backward_hooks"]):
             return self.forward(*args, **kwargs)  # no hooks: nothing else to do
         for hook in tuple(self._forward_pre_hooks.values()):
             new = hook(self, args)
@@ -728,8 +767,7 @@ class Module:
     def __repr__(self):
         extra = self.extra_repr()
         extra_lines = extra.split("\n") if extra else []
-        child_lines = [f"({key}): " + _addindent(repr(m), 2)
-                       for key, m in self._modules.items()]
+        child_lines = [f"({key}): " + _addindent(repr(m), 2) for key, m in self._modules.items()]
         lines = extra_lines + child_lines
         main = self._get_name() + "("
         if lines:

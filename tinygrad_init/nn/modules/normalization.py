@@ -33,14 +33,24 @@ class _BatchNorm(Module):
     _expected_dims: tuple = ()
     _layout = ""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, dtype=None, *, bias=True, weight_init=None,
-                 bias_init=None, generator=None):
+    def __init__(
+        self,
+        num_features,
+        eps=1e-5,
+        momentum=0.1,
+        affine=True,
+        track_running_stats=True,
+        dtype=None,
+        *,
+        bias=True,
+        weight_init=None,
+        bias_init=None,
+        generator=None,
+    ):
         super().__init__()
         name = type(self).__name__
         self.num_features = check_positive_int(num_features, "num_features", name)
-        if momentum is not None and not (isinstance(momentum, numbers.Real)
-                                         and 0 <= momentum <= 1):
+        if momentum is not None and not (isinstance(momentum, numbers.Real) and 0 <= momentum <= 1):
             raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum!r}")
         if not isinstance(eps, numbers.Real) or eps < 0:
             raise ValueError(f"{name}: eps must be a non-negative number, got {eps!r}")
@@ -84,8 +94,9 @@ class _BatchNorm(Module):
     def _check_input(self, input):
         c = self.num_features
         if input.ndim not in self._expected_dims or input.shape[1] != c:
-            raise shape_error(self, f"input with {c} features, of shape "
-                                    f"{self._layout.format(c=c)}", input.shape)
+            raise shape_error(
+                self, f"input with {c} features, of shape {self._layout.format(c=c)}", input.shape
+            )
 
     def forward(self, input):
         self._check_input(input)
@@ -93,34 +104,49 @@ class _BatchNorm(Module):
         if self.training and self.track_running_stats:
             count = input.data.size // self.num_features
             if count <= 1:
-                raise ValueError(f"{self._get_name()}: expected more than 1 value per "
-                                 f"channel when training, got input of shape "
-                                 f"{tuple(input.shape)}")
+                raise ValueError(
+                    f"{self._get_name()}: expected more than 1 value per "
+                    f"channel when training, got input of shape "
+                    f"{tuple(input.shape)}"
+                )
             self.num_batches_tracked.data += 1
             if self.momentum is None:
                 factor = 1.0 / float(self.num_batches_tracked.data)
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        return F.batch_norm(input, self.running_mean if track else None,
-                            self.running_var if track else None, self.weight, self.bias,
-                            use_batch_stats, factor, self.eps)
+        return F.batch_norm(
+            input,
+            self.running_mean if track else None,
+            self.running_var if track else None,
+            self.weight,
+            self.bias,
+            use_batch_stats,
+            factor,
+            self.eps,
+        )
 
     def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, bias={self.bias is not None}, "
-                f"track_running_stats={self.track_running_stats}")
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
 
 
 class BatchNorm1d(_BatchNorm):
-    __doc__ = ("Batch normalization of (N, C) or (N, C, L) inputs.\n\n    "
-               + _BatchNorm.__doc__.split("\n", 2)[2].lstrip())
+    __doc__ = (
+        "Batch normalization of (N, C) or (N, C, L) inputs.\n\n    "
+        + _BatchNorm.__doc__.split("\n", 2)[2].lstrip()
+    )
     _expected_dims = (2, 3)
     _layout = "(N, {c}) or (N, {c}, L)"
 
 
 class BatchNorm2d(_BatchNorm):
-    __doc__ = ("Batch normalization of (N, C, H, W) inputs.\n\n    "
-               + _BatchNorm.__doc__.split("\n", 2)[2].lstrip())
+    __doc__ = (
+        "Batch normalization of (N, C, H, W) inputs.\n\n    "
+        + _BatchNorm.__doc__.split("\n", 2)[2].lstrip()
+    )
     _expected_dims = (4,)
     _layout = "(N, {c}, H, W)"
 
@@ -132,15 +158,27 @@ class LayerNorm(Module):
     ``elementwise_affine``.  Ba et al. 2016; ``torch.nn.LayerNorm``.
     """
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
-                 dtype=None, *, weight_init=None, bias_init=None, generator=None):
+    def __init__(
+        self,
+        normalized_shape,
+        eps=1e-5,
+        elementwise_affine=True,
+        bias=True,
+        dtype=None,
+        *,
+        weight_init=None,
+        bias_init=None,
+        generator=None,
+    ):
         super().__init__()
         if isinstance(normalized_shape, numbers.Integral):
             normalized_shape = (int(normalized_shape),)
         self.normalized_shape = tuple(int(n) for n in normalized_shape)
         if not self.normalized_shape or min(self.normalized_shape) < 1:
-            raise ValueError(f"LayerNorm: normalized_shape must be non-empty with positive "
-                             f"sizes, got {normalized_shape!r}")
+            raise ValueError(
+                f"LayerNorm: normalized_shape must be non-empty with positive "
+                f"sizes, got {normalized_shape!r}"
+            )
         self.eps, self.elementwise_affine = eps, elementwise_affine
         self.weight_init, self.bias_init, self.generator = weight_init, bias_init, generator
         dtype = float_dtype(dtype, "LayerNorm")
@@ -162,11 +200,14 @@ class LayerNorm(Module):
 
     def forward(self, input):
         k = len(self.normalized_shape)
-        if input.ndim < k or tuple(input.shape[input.ndim - k:]) != self.normalized_shape:
-            raise shape_error(self, f"input whose last dimensions are "
-                                    f"{self.normalized_shape}", input.shape)
+        if input.ndim < k or tuple(input.shape[input.ndim - k :]) != self.normalized_shape:
+            raise shape_error(
+                self, f"input whose last dimensions are {self.normalized_shape}", input.shape
+            )
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
+        )

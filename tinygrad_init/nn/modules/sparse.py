@@ -22,19 +22,33 @@ class Embedding(Module):
     not supported.
     """
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
-                 norm_type=2.0, scale_grad_by_freq=False, sparse=False, dtype=None, *,
-                 weight_init=None, generator=None):
+    def __init__(
+        self,
+        num_embeddings,
+        embedding_dim,
+        padding_idx=None,
+        max_norm=None,
+        norm_type=2.0,
+        scale_grad_by_freq=False,
+        sparse=False,
+        dtype=None,
+        *,
+        weight_init=None,
+        generator=None,
+    ):
         super().__init__()
         self.num_embeddings = check_positive_int(num_embeddings, "num_embeddings", "Embedding")
         self.embedding_dim = check_positive_int(embedding_dim, "embedding_dim", "Embedding")
         if max_norm is not None or scale_grad_by_freq or sparse:
-            raise NotImplementedError("Embedding: max_norm, scale_grad_by_freq and sparse are "
-                                      "not supported")
+            raise NotImplementedError(
+                "Embedding: max_norm, scale_grad_by_freq and sparse are not supported"
+            )
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding: padding_idx must be within num_embeddings "
-                                 f"({num_embeddings}), got {padding_idx}")
+                raise ValueError(
+                    f"Embedding: padding_idx must be within num_embeddings "
+                    f"({num_embeddings}), got {padding_idx}"
+                )
             padding_idx = padding_idx % num_embeddings
         self.padding_idx = padding_idx
         self.weight_init, self.generator = weight_init, generator
@@ -56,8 +70,7 @@ class Embedding(Module):
         n = self.num_embeddings
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             bad = idx.max() if idx.max() >= n else idx.min()
-            raise IndexError(f"{name}: index {bad} is out of range (valid indices are "
-                             f"0..{n - 1})")
+            raise IndexError(f"{name}: index {bad} is out of range (valid indices are 0..{n - 1})")
         return F.embedding(idx, self.weight, self.padding_idx)
 
     def extra_repr(self):
