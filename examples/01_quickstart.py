@@ -21,18 +21,18 @@ print("dy/dw =", w.grad.numpy())
 
 # Check one entry with a central difference: (f(x + eps) - f(x - eps)) / (2 eps).
 def f(values):
-    return np.tanh(values * w.data).sum()
+    return np.tanh(values * w.detach().numpy()).sum()
 
 
 eps = 1e-3
-plus, minus = x.data.copy(), x.data.copy()
+plus, minus = x.detach().numpy().copy(), x.detach().numpy().copy()
 plus[0, 1] += eps
 minus[0, 1] -= eps
 print(
     "finite difference for dy/dx[0,1]:",
     (f(plus) - f(minus)) / (2 * eps),
     " autograd:",
-    x.grad.data[0, 1],
+    x.grad.detach().numpy()[0, 1],
 )
 
 # Gradients of gradients: create_graph=True records the backward pass itself.

@@ -39,7 +39,7 @@ def train(weight_init):
 
 def distinct_units(weight):
     """Number of distinct rows (hidden units) of a weight matrix, to 1e-6."""
-    return len(np.unique(np.round(weight.data, 6), axis=0))
+    return len(np.unique(np.round(weight.detach().numpy(), 6), axis=0))
 
 
 for name in ("zeros", "xavier_uniform"):

@@ -25,7 +25,7 @@ linears = [m for m in model if isinstance(m, nn.Linear)]
 def output_variances():
     outputs = []
     hooks = [
-        m.register_forward_hook(lambda mod, inp, out: outputs.append(out.data.var()))
+        m.register_forward_hook(lambda mod, inp, out: outputs.append(out.detach().numpy().var()))
         for m in linears
     ]
     with tg.no_grad():

@@ -15,15 +15,15 @@ def test_leaf_grad_accumulates_across_backward_calls():
     x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     (x * x).sum().backward()
     (x * 3).sum().backward()
-    np.testing.assert_allclose(x.grad.data, 2 * x.data + 3)
+    np.testing.assert_allclose(x.grad.detach().numpy(), 2 * x.detach().numpy() + 3)
 
 
 def test_accumulation_does_not_alias_between_leaves():
     a = tg.tensor([1.0, 2.0], requires_grad=True)
     b = tg.tensor([3.0, 4.0], requires_grad=True)
     (a + b).sum().backward()
-    a.grad.data *= 10  # an in-place change to one gradient must not reach the other
-    np.testing.assert_array_equal(b.grad.data, [1.0, 1.0])
+    a.grad.numpy()[...] *= 10  # an in-place change to one gradient must not reach the other
+    np.testing.assert_array_equal(b.grad.detach().numpy(), [1.0, 1.0])
 
 
 def test_non_leaf_grad_only_with_retain_grad():
@@ -33,7 +33,7 @@ def test_non_leaf_grad_only_with_retain_grad():
     kept.retain_grad()
     (h.sum() + kept.sum()).backward()
     assert h.grad is None
-    np.testing.assert_array_equal(kept.grad.data, [1.0, 1.0])
+    np.testing.assert_array_equal(kept.grad.detach().numpy(), [1.0, 1.0])
     assert h.is_leaf is False and x.is_leaf is True
 
 
@@ -54,7 +54,7 @@ def test_retain_graph_allows_second_backward():
     y = (x * x).sum()
     y.backward(retain_graph=True)
     y.backward()
-    np.testing.assert_allclose(x.grad.data, 4 * x.data)
+    np.testing.assert_allclose(x.grad.detach().numpy(), 4 * x.detach().numpy())
 
 
 def test_graph_releases_intermediate_arrays_after_backward():
@@ -83,14 +83,14 @@ def test_long_chain_backpropagates_without_recursion():
 def test_hook_can_replace_gradient_and_be_removed():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     seen = []
-    handle = x.register_hook(lambda g: seen.append(g.data.copy()) or g * 10)
+    handle = x.register_hook(lambda g: seen.append(g.detach().numpy().copy()) or g * 10)
     (x * 2).sum().backward()
     np.testing.assert_array_equal(seen[0], [2.0, 2.0])
-    np.testing.assert_array_equal(x.grad.data, [20.0, 20.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [20.0, 20.0])
     handle.remove()
     x.grad = None
     (x * 2).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [2.0, 2.0])
 
 
 def test_hook_on_intermediate_changes_upstream_gradient():
@@ -98,7 +98,7 @@ def test_hook_on_intermediate_changes_upstream_gradient():
     h = x * 3
     h.register_hook(lambda g: g * 0)
     (h * h).sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.0, 0.0])
 
 
 def test_hook_needs_requires_grad():
@@ -168,7 +168,7 @@ def test_backward_on_non_scalar_needs_gradient():
     with pytest.raises(RuntimeError, match=r"only for scalar outputs.*\(2,\)"):
         (x * 2).backward()
     (x * 2).backward(tg.tensor([1.0, 0.5]))
-    np.testing.assert_array_equal(x.grad.data, [2.0, 1.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [2.0, 1.0])
 
 
 def test_backward_on_tensor_without_grad_fn():
@@ -196,7 +196,7 @@ def test_grad_with_grad_outputs_and_no_accumulation():
     x = tg.tensor([1.0, 2.0], requires_grad=True)
     y = x * x
     (g,) = tg.grad(y, x, grad_outputs=tg.tensor([1.0, 10.0]))
-    np.testing.assert_array_equal(g.data, [2.0, 40.0])
+    np.testing.assert_array_equal(g.detach().numpy(), [2.0, 40.0])
     assert x.grad is None
 
 
@@ -214,7 +214,7 @@ def test_grad_of_intermediate_tensor():
     h = x * 3
     y = (h * h).sum()
     (gh,) = tg.grad(y, h)
-    np.testing.assert_allclose(gh.data, 2 * h.data)
+    np.testing.assert_allclose(gh.detach().numpy(), 2 * h.detach().numpy())
 
 
 @pytest.mark.parametrize(
@@ -231,7 +231,7 @@ def test_second_derivative_via_grad_of_grad(fn, second):
     x = tg.tensor([0.3, 0.7, 1.4], dtype=np.float64, requires_grad=True)
     (g,) = tg.grad(fn(x).sum(), x, create_graph=True)
     (gg,) = tg.grad(g.sum(), x)
-    np.testing.assert_allclose(gg.data, second(x.data), rtol=1e-10)
+    np.testing.assert_allclose(gg.detach().numpy(), second(x.detach().numpy()), rtol=1e-10)
 
 
 def test_second_derivative_of_matmul_and_softmax():
@@ -242,13 +242,13 @@ def test_second_derivative_of_matmul_and_softmax():
     (gb,) = tg.grad(ga.sum(), b)
     # ga = 2 (a b) b^T; its sum as a function of b, by central differences
     eps = 1e-6
-    numeric = np.zeros_like(b.data)
+    numeric = np.zeros_like(b.detach().numpy())
     for idx in np.ndindex(*b.shape):
         for sign in (1, -1):
-            bb = b.data.copy()
+            bb = b.detach().numpy().copy()
             bb[idx] += sign * eps
-            numeric[idx] += sign * (2 * (a.data @ bb) @ bb.T).sum() / (2 * eps)
-    np.testing.assert_allclose(gb.data, numeric, rtol=1e-6)
+            numeric[idx] += sign * (2 * (a.detach().numpy() @ bb) @ bb.T).sum() / (2 * eps)
+    np.testing.assert_allclose(gb.detach().numpy(), numeric, rtol=1e-6)
 
     x = tg.tensor(rng.standard_normal(5), requires_grad=True)
     w = rng.standard_normal(5)
@@ -262,12 +262,15 @@ def test_second_derivative_of_matmul_and_softmax():
 
     numeric = np.array(
         [
-            ((first(x.data + eps * e) ** 2).sum() - (first(x.data - eps * e) ** 2).sum())
+            (
+                (first(x.detach().numpy() + eps * e) ** 2).sum()
+                - (first(x.detach().numpy() - eps * e) ** 2).sum()
+            )
             / (2 * eps)
             for e in np.eye(5)
         ]
     )
-    np.testing.assert_allclose(gg.data, numeric, rtol=1e-5)
+    np.testing.assert_allclose(gg.detach().numpy(), numeric, rtol=1e-5)
 
 
 def test_custom_function_with_ctx():
@@ -287,7 +290,7 @@ def test_custom_function_with_ctx():
     y = Cube.apply(x, 2.0)
     assert y.grad_fn.name() == "CubeBackward"
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.data, 6 * x.data**2)
+    np.testing.assert_allclose(x.grad.detach().numpy(), 6 * x.detach().numpy() ** 2)
 
 
 def test_custom_function_needs_input_grad_and_wrong_gradient_count():
@@ -357,7 +360,7 @@ def test_record_gradients_leaves_results_unchanged():
             np.testing.assert_allclose(rec.grad(h), np.ones((4, 3)))
         else:
             loss.backward()
-        return x.grad.data
+        return x.grad.detach().numpy()
 
     np.testing.assert_array_equal(run(True), run(False))
 
@@ -365,12 +368,12 @@ def test_record_gradients_leaves_results_unchanged():
 def test_max_semantics_ties():
     x = tg.tensor([1.0, 3.0, 3.0], requires_grad=True)
     x.max().backward()
-    np.testing.assert_array_equal(x.grad.data, [0.0, 0.5, 0.5])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.0, 0.5, 0.5])
     y = tg.tensor([[1.0, 3.0, 3.0]], requires_grad=True)
     values, indices = y.max(dim=1)
     values.sum().backward()
     assert indices.tolist() == [1]
-    np.testing.assert_array_equal(y.grad.data, [[0.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(y.grad.detach().numpy(), [[0.0, 1.0, 0.0]])
     a = tg.tensor([2.0], requires_grad=True)
     b = tg.tensor([2.0], requires_grad=True)
     tg.maximum(a, b).sum().backward()
@@ -380,7 +383,7 @@ def test_max_semantics_ties():
 def test_repeated_integer_indices_accumulate():
     x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     x[[0, 0, 2]].sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [2.0, 0.0, 1.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [2.0, 0.0, 1.0])
 
 
 def test_comparisons_carry_no_gradient():
@@ -399,20 +402,20 @@ def test_same_seed_same_numbers():
     a = tg.randn(5)
     tg.manual_seed(7)
     b = tg.randn(5)
-    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
 
 
 def test_setitem_writes_data_and_refuses_recorded_tensors():
     x = tg.zeros(2, 3)
     x[0, 1:] = 5.0
     x[tg.tensor([1])] = tg.tensor([[1.0, 2.0, 3.0]])
-    np.testing.assert_array_equal(x.data, [[0, 5, 5], [1, 2, 3]])
+    np.testing.assert_array_equal(x.detach().numpy(), [[0, 5, 5], [1, 2, 3]])
     w = tg.zeros(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="leaf Variable that requires grad.*no_grad"):
         w[0] = 1.0
     with tg.no_grad():
         w[0] = 1.0
-    assert w.data.tolist() == [1.0, 0.0, 0.0]
+    assert w.detach().numpy().tolist() == [1.0, 0.0, 0.0]
     with pytest.raises(RuntimeError, match="produced by a recorded op"):
         (w * 2)[1] = 0.0
 

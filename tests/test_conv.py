@@ -132,7 +132,7 @@ def test_conv2d_matches_loop_reference(case):
     )
     ref = conv2d_ref(x, w, b, case["stride"], (ph, ph, pw, pw), case["dilation"], case["groups"])
     assert out.shape == ref.shape
-    np.testing.assert_allclose(out.data, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-12, atol=1e-12)
 
 
 @settings(max_examples=25, deadline=None)
@@ -165,7 +165,10 @@ def test_conv2d_same_padding_keeps_size_and_puts_odd_extra_bottom_right(kernel, 
     th, tw = dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1)
     pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
     np.testing.assert_allclose(
-        out.data, conv2d_ref(x, w, None, (1, 1), pads, dilation, 1), rtol=1e-12, atol=1e-12
+        out.detach().numpy(),
+        conv2d_ref(x, w, None, (1, 1), pads, dilation, 1),
+        rtol=1e-12,
+        atol=1e-12,
     )
     assert gradcheck(
         lambda x, w: F.conv2d(x, w, padding="same", dilation=dilation),
@@ -176,7 +179,9 @@ def test_conv2d_same_padding_keeps_size_and_puts_odd_extra_bottom_right(kernel, 
 def test_conv2d_valid_padding_is_zero_padding():
     rng = np.random.default_rng(1)
     x, w = t64(rng.standard_normal((1, 2, 5, 5)), False), t64(rng.standard_normal((3, 2, 3, 3)))
-    np.testing.assert_array_equal(F.conv2d(x, w, padding="valid").data, F.conv2d(x, w).data)
+    np.testing.assert_array_equal(
+        F.conv2d(x, w, padding="valid").detach().numpy(), F.conv2d(x, w).detach().numpy()
+    )
 
 
 def test_conv2d_unbatched_input_and_float32():
@@ -191,7 +196,7 @@ def test_conv2d_unbatched_input_and_float32():
     ref = conv2d_ref(
         x[None].astype(np.float64), w.astype(np.float64), None, (1, 1), (1, 1, 1, 1), (1, 1), 1
     )[0]
-    np.testing.assert_allclose(out.data, ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-4, atol=1e-4)
 
 
 def test_conv2d_weight_gradient_of_sum_is_window_sums():
@@ -200,7 +205,7 @@ def test_conv2d_weight_gradient_of_sum_is_window_sums():
     w = t64(np.zeros((1, 1, 2, 2)))
     F.conv2d(t64(x, False), w).sum().backward()
     expected = [[x[:, 0, i : i + 3, j : j + 3].sum() for j in range(2)] for i in range(2)]
-    np.testing.assert_allclose(w.grad.data[0, 0], expected)
+    np.testing.assert_allclose(w.grad.detach().numpy()[0, 0], expected)
 
 
 def test_conv2d_double_backward_is_refused_clearly():
@@ -315,7 +320,7 @@ def test_max_pool2d_matches_reference_and_finite_differences(case):
     )
     out = F.max_pool2d(t64(x, False), **kwargs)
     ref = pool_ref(x, kernel, stride, pads, dilation, lambda v, h, w: max(v), -np.inf)
-    np.testing.assert_array_equal(out.data, ref)
+    np.testing.assert_array_equal(out.detach().numpy(), ref)
     if np.isfinite(ref).all():  # a window lying wholly in the padding gives -inf
         assert gradcheck(lambda t: F.max_pool2d(t, **kwargs), (t64(x),))
 
@@ -346,7 +351,7 @@ def test_avg_pool2d_matches_reference_and_finite_differences(case, include_pad, 
         return sum(v) / count
 
     ref = pool_ref(x, kernel, stride, pads, (1, 1), average, 0.0)
-    np.testing.assert_allclose(out.data, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-12, atol=1e-12)
     assert gradcheck(lambda t: F.avg_pool2d(t, **kwargs), (t64(x),))
 
 
@@ -366,33 +371,35 @@ def test_max_pool2d_ties_send_the_gradient_to_the_first_maximum():
         )
     )
     out, idx = F.max_pool2d(x, 2, return_indices=True)
-    np.testing.assert_array_equal(out.data[0, 0], [[3, 3], [5, 7]])
-    np.testing.assert_array_equal(idx.data[0, 0], [[1, 2], [8, 10]])
+    np.testing.assert_array_equal(out.detach().numpy()[0, 0], [[3, 3], [5, 7]])
+    np.testing.assert_array_equal(idx.detach().numpy()[0, 0], [[1, 2], [8, 10]])
     out.sum().backward()
     expected = np.zeros((4, 4))
     expected[0, 1] = expected[0, 2] = expected[2, 0] = expected[2, 2] = 1
-    np.testing.assert_array_equal(x.grad.data[0, 0], expected)
+    np.testing.assert_array_equal(x.grad.detach().numpy()[0, 0], expected)
 
 
 def test_max_pool2d_overlapping_windows_accumulate_gradient():
     x = t64(np.array([[[[0.0, 9.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]]]))
     F.max_pool2d(x, 2, stride=1).sum().backward()
     # the 9 is the max of both top windows
-    assert x.grad.data[0, 0, 0, 1] == 2
-    assert x.grad.data.sum() == 4
+    assert x.grad.detach().numpy()[0, 0, 0, 1] == 2
+    assert x.grad.detach().numpy().sum() == 4
 
 
 def test_max_pool2d_indices_skip_padding():
     x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
     _, idx = F.max_pool2d(t64(x, False), 3, stride=2, padding=1, return_indices=True)
     # window maxima are bottom-right elements: flat index into the unpadded 4x4 plane
-    np.testing.assert_array_equal(idx.data[0, 0], [[5, 7], [13, 15]])
+    np.testing.assert_array_equal(idx.detach().numpy()[0, 0], [[5, 7], [13, 15]])
 
 
 def test_avg_pool2d_gradient_of_sum_counts_window_membership():
     x = t64(np.zeros((1, 1, 3, 3)))
     F.avg_pool2d(x, 2, stride=1).sum().backward()
-    np.testing.assert_allclose(x.grad.data[0, 0], np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4)
+    np.testing.assert_allclose(
+        x.grad.detach().numpy()[0, 0], np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 4
+    )
 
 
 def test_pool_errors():
@@ -474,11 +481,13 @@ def test_conv2d_matches_torch(kwargs):
     g = rng.standard_normal(F.conv2d(x, w, b, **kwargs).shape)
     out = F.conv2d(x, w, b, **kwargs)
     tout = torch.nn.functional.conv2d(tx, tw, tb, **kwargs)
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-10, atol=1e-10)
     out.backward(tg.tensor(g))
     tout.backward(torch.tensor(g))
     for ours, theirs in ((x, tx), (w, tw), (b, tb)):
-        np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(
+            ours.grad.detach().numpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-10
+        )
 
 
 @pytest.mark.parametrize(
@@ -496,12 +505,12 @@ def test_max_pool2d_matches_torch_with_ties(kwargs):
     x, tx = _torch_pair(a)
     out, idx = F.max_pool2d(x, return_indices=True, **kwargs)
     tout, tidx = torch.nn.functional.max_pool2d(tx, return_indices=True, **kwargs)
-    np.testing.assert_array_equal(out.data, tout.detach().numpy())
-    np.testing.assert_array_equal(idx.data, tidx.numpy())
+    np.testing.assert_array_equal(out.detach().numpy(), tout.detach().numpy())
+    np.testing.assert_array_equal(idx.detach().numpy(), tidx.numpy())
     g = rng.standard_normal(out.shape)
     out.backward(tg.tensor(g))
     tout.backward(torch.tensor(g))
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad.detach().numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -519,11 +528,11 @@ def test_avg_pool2d_matches_torch(kwargs):
     x, tx = _torch_pair(rng.standard_normal((2, 3, 7, 6)))
     out = F.avg_pool2d(x, **kwargs)
     tout = torch.nn.functional.avg_pool2d(tx, **kwargs)
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-12, atol=1e-12)
     g = rng.standard_normal(out.shape)
     out.backward(tg.tensor(g))
     tout.backward(torch.tensor(g))
-    np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad.detach().numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def test_he_init_with_relu_is_healthy_everywhere(seed):
 def test_monitoring_changes_no_gradient():
     m, x, y = _model(6, "tanh", "xavier_normal")
     models.mse(m(x), y).backward()
-    plain = [p.grad.data.copy() for p in m.parameters()]
+    plain = [p.grad.detach().numpy().copy() for p in m.parameters()]
     for p in m.parameters():
         p.grad = None
     with Monitor(m) as mon:
@@ -78,7 +78,7 @@ def test_monitoring_changes_no_gradient():
         models.mse(out, y).backward()
         mon.step()
     for p, g in zip(m.parameters(), plain):
-        np.testing.assert_array_equal(p.grad.data, g)
+        np.testing.assert_array_equal(p.grad.detach().numpy(), g)
 
 
 def test_close_removes_every_hook():
@@ -138,7 +138,7 @@ def test_saturation_and_dead_fractions():
     m, x, y = _model(3, "tanh", "normal")
     mon = _run(m, x, y)
     sat = mon.records[0]["saturated"]
-    act = m[1](m[0](x)).data
+    act = m[1](m[0](x)).detach().numpy()
     assert sat == pytest.approx(np.mean(np.abs(act) > 0.99))
     m, x, y = _model(3, "relu", "kaiming_normal")
     with Monitor(m) as mon:

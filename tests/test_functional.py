@@ -64,7 +64,7 @@ def test_activation_values_and_gradients(name, shape, seed):
     x = away_from_zero(np.random.default_rng(seed), shape) * 2
     if name == "softplus_beta":  # stay off the threshold switch at 2x = 3
         x = np.where(np.abs(2 * x - 3) < 0.1, x + 0.2, x)
-    np.testing.assert_allclose(fn(t64(x, False)).data, ref(x), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fn(t64(x, False)).detach().numpy(), ref(x), rtol=1e-12, atol=1e-14)
     assert gradcheck(fn, (t64(x),))
 
 
@@ -77,7 +77,7 @@ def test_smooth_activations_have_second_derivatives(name):
 
 def test_erf_is_accurate_over_the_whole_line():
     xs = np.concatenate([np.linspace(-7, 7, 20001), [0.0, 1e-300, 40.0, -40.0]])
-    got = F.erf(t64(xs, False)).data
+    got = F.erf(t64(xs, False)).detach().numpy()
     ref = np.array([math.erf(v) for v in xs])
     np.testing.assert_allclose(got, ref, rtol=0, atol=3e-15)
     assert F.erf(tg.tensor([np.inf, -np.inf])).tolist() == [1.0, -1.0]
@@ -88,7 +88,7 @@ def test_kinks_follow_pytorch():
     x = t64([0.0, 0.0, 0.0])
     (F.relu(x) + F.leaky_relu(x, 0.1) + F.elu(x, alpha=2.0)).sum().backward()
     # relu'(0) = 0, leaky_relu'(0) = slope, elu'(0) = alpha (PyTorch's choices)
-    np.testing.assert_allclose(x.grad.data, [0 + 0.1 + 2.0] * 3)
+    np.testing.assert_allclose(x.grad.detach().numpy(), [0 + 0.1 + 2.0] * 3)
 
 
 def test_activations_do_not_overflow_at_extremes():
@@ -96,9 +96,13 @@ def test_activations_do_not_overflow_at_extremes():
     for fn in (F.softplus, F.elu, F.selu, F.silu, F.gelu, F.sigmoid):
         y = fn(x)
         y.sum().backward()
-        assert np.isfinite(y.data).all() and np.isfinite(x.grad.data).all(), fn.__name__
+        assert (
+            np.isfinite(y.detach().numpy()).all() and np.isfinite(x.grad.detach().numpy()).all()
+        ), fn.__name__
         x.grad = None
-    np.testing.assert_allclose(F.softplus(x).data, [0.0, math.log1p(math.exp(-50)), 50, 1000])
+    np.testing.assert_allclose(
+        F.softplus(x).detach().numpy(), [0.0, math.log1p(math.exp(-50)), 50, 1000]
+    )
 
 
 def test_gelu_rejects_unknown_approximation():
@@ -113,10 +117,10 @@ def test_softmax_family(fn):
     e = np.exp(x - x.max(1, keepdims=True))
     p = e / e.sum(1, keepdims=True)
     expected = p if fn is F.softmax else np.log(p)
-    np.testing.assert_allclose(fn(t64(x, False), dim=1).data, expected, rtol=1e-12)
+    np.testing.assert_allclose(fn(t64(x, False), dim=1).detach().numpy(), expected, rtol=1e-12)
     assert gradcheck(lambda t: fn(t, dim=0), (t64(x),))
     with pytest.warns(UserWarning, match="implicit dimension choice"):
-        np.testing.assert_allclose(fn(t64(x, False)).data, expected, rtol=1e-12)
+        np.testing.assert_allclose(fn(t64(x, False)).detach().numpy(), expected, rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------------------
@@ -127,11 +131,11 @@ def test_dropout_is_inverted_and_reproducible():
     x = tg.ones(200, 500)
     gen = np.random.default_rng(0)
     y = F.dropout(x, p=0.3, generator=gen)
-    kept = y.data != 0
+    kept = y.detach().numpy() != 0
     assert abs(kept.mean() - 0.7) < 0.01
-    np.testing.assert_allclose(y.data[kept], 1 / 0.7, rtol=1e-6)
+    np.testing.assert_allclose(y.detach().numpy()[kept], 1 / 0.7, rtol=1e-6)
     y2 = F.dropout(x, p=0.3, generator=np.random.default_rng(0))
-    np.testing.assert_array_equal(y.data, y2.data)
+    np.testing.assert_array_equal(y.detach().numpy(), y2.detach().numpy())
     assert y.dtype == np.float32
 
 
@@ -139,14 +143,14 @@ def test_dropout_gradient_uses_the_same_mask():
     x = t64(np.ones((10, 10)))
     y = F.dropout(x, p=0.5, generator=np.random.default_rng(3))
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, y.data)
+    np.testing.assert_array_equal(x.grad.detach().numpy(), y.detach().numpy())
 
 
 def test_dropout_edge_cases_and_validation():
     x = tg.ones(3, 3)
     assert F.dropout(x, p=0.5, training=False) is x
     assert F.dropout(x, p=0.0) is x
-    np.testing.assert_array_equal(F.dropout(x, p=1.0).data, np.zeros((3, 3)))
+    np.testing.assert_array_equal(F.dropout(x, p=1.0).detach().numpy(), np.zeros((3, 3)))
     for p in (-0.1, 1.5, "0.5"):
         with pytest.raises(
             ValueError, match="dropout: probability has to be between 0 and 1, but got"
@@ -158,7 +162,9 @@ def test_linear_values_gradients_and_errors():
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((5, 4)), rng.standard_normal(5)
     np.testing.assert_allclose(
-        F.linear(t64(x, False), t64(w, False), t64(b, False)).data, x @ w.T + b, rtol=1e-12
+        F.linear(t64(x, False), t64(w, False), t64(b, False)).detach().numpy(),
+        x @ w.T + b,
+        rtol=1e-12,
     )
     assert gradcheck(F.linear, (t64(x), t64(w), t64(b)))
     assert gradcheck(lambda x, w: F.linear(x, w), (t64(x[0]), t64(w)))
@@ -176,9 +182,9 @@ def test_embedding_picks_rows_and_skips_padding_gradient():
     w = t64(np.arange(12.0).reshape(4, 3))
     idx = tg.tensor(np.array([[0, 2], [2, 3]]))
     out = F.embedding(idx, w, padding_idx=3)
-    np.testing.assert_array_equal(out.data, w.data[[[0, 2], [2, 3]]])
+    np.testing.assert_array_equal(out.detach().numpy(), w.detach().numpy()[[[0, 2], [2, 3]]])
     out.sum().backward()
-    np.testing.assert_array_equal(w.grad.data[:, 0], [1, 0, 2, 0])
+    np.testing.assert_array_equal(w.grad.detach().numpy()[:, 0], [1, 0, 2, 0])
     assert gradcheck(lambda w: F.embedding(np.array([1, 1, 0]), w), (t64(np.ones((2, 2))),))
     with pytest.raises(
         IndexError,
@@ -207,10 +213,10 @@ def test_batch_norm_training_normalises_and_updates_running_stats():
     expected = (x - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5) * w[
         :, None, None
     ] + b[:, None, None]
-    np.testing.assert_allclose(y.data, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y.detach().numpy(), expected, rtol=1e-10, atol=1e-12)
     n = x.size // 3
-    np.testing.assert_allclose(rm.data, 0.2 * mean, rtol=1e-12)
-    np.testing.assert_allclose(rv.data, 0.8 + 0.2 * var * n / (n - 1), rtol=1e-12)
+    np.testing.assert_allclose(rm.detach().numpy(), 0.2 * mean, rtol=1e-12)
+    np.testing.assert_allclose(rv.detach().numpy(), 0.8 + 0.2 * var * n / (n - 1), rtol=1e-12)
 
 
 def test_batch_norm_eval_uses_running_stats_and_gradients_check():
@@ -218,7 +224,7 @@ def test_batch_norm_eval_uses_running_stats_and_gradients_check():
     x = rng.standard_normal((4, 3))
     rm, rv = rng.standard_normal(3), rng.random(3) + 0.5
     y = F.batch_norm(t64(x, False), rm, rv, training=False)
-    np.testing.assert_allclose(y.data, (x - rm) / np.sqrt(rv + 1e-5), rtol=1e-12)
+    np.testing.assert_allclose(y.detach().numpy(), (x - rm) / np.sqrt(rv + 1e-5), rtol=1e-12)
     w, b = t64(rng.standard_normal(3)), t64(rng.standard_normal(3))
     assert gradcheck(
         lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), (t64(x), w, b)
@@ -234,7 +240,7 @@ def test_batch_norm_errors_leave_running_stats_untouched():
         r"input of shape \(4, 3\), got \(2,\)",
     ):
         F.batch_norm(tg.randn(4, 3), rm, rv, tg.ones(2), training=True)
-    assert rm.data.tolist() == [0, 0, 0] and rv.data.tolist() == [1, 1, 1]
+    assert rm.detach().numpy().tolist() == [0, 0, 0] and rv.detach().numpy().tolist() == [1, 1, 1]
     with pytest.raises(
         ValueError, match="batch_norm: expected more than 1 value per channel when training"
     ):
@@ -253,7 +259,7 @@ def test_layer_norm_values_gradients_and_errors():
     y = F.layer_norm(t64(x, False), (3, 4), t64(w, False), t64(b, False), eps=1e-5)
     m = x.mean(axis=(1, 2), keepdims=True)
     v = x.var(axis=(1, 2), keepdims=True)
-    np.testing.assert_allclose(y.data, (x - m) / np.sqrt(v + 1e-5) * w + b, rtol=1e-10)
+    np.testing.assert_allclose(y.detach().numpy(), (x - m) / np.sqrt(v + 1e-5) * w + b, rtol=1e-10)
     assert gradcheck(lambda x, w, b: F.layer_norm(x, 4, w, b), (t64(x), t64(w[0]), t64(b[0])))
     with pytest.raises(
         ValueError,
@@ -317,7 +323,10 @@ def test_regression_losses(name, reduction, shape, seed):
     x = t + d
     expected = {"mean": np.mean, "sum": np.sum, "none": lambda a: a}[reduction](elementwise(d))
     np.testing.assert_allclose(
-        fn(t64(x, False), t64(t, False), reduction=reduction).data, expected, rtol=1e-12, atol=1e-14
+        fn(t64(x, False), t64(t, False), reduction=reduction).detach().numpy(),
+        expected,
+        rtol=1e-12,
+        atol=1e-14,
     )
     assert gradcheck(lambda x, t: fn(x, t, reduction=reduction), (t64(x), t64(t)))
 
@@ -380,7 +389,10 @@ def test_cross_entropy_matches_reference_and_finite_differences(
     kwargs = dict(weight=weight, reduction=reduction, label_smoothing=ls)
     out = F.cross_entropy(t64(x, False), y, **kwargs)
     np.testing.assert_allclose(
-        out.data, _ce_reference(x, y, weight, -100, ls, reduction), rtol=1e-10, atol=1e-12
+        out.detach().numpy(),
+        _ce_reference(x, y, weight, -100, ls, reduction),
+        rtol=1e-10,
+        atol=1e-12,
     )
     assert gradcheck(lambda x: F.cross_entropy(x, y, **kwargs), (t64(x),))
 
@@ -390,8 +402,8 @@ def test_cross_entropy_backward_is_softmax_minus_onehot_over_n():
     x = t64(rng.standard_normal((4, 3)))
     y = np.array([0, 2, 1, 2])
     F.cross_entropy(x, y).backward()
-    p = np.exp(x.data) / np.exp(x.data).sum(1, keepdims=True)
-    np.testing.assert_allclose(x.grad.data, (p - np.eye(3)[y]) / 4, rtol=1e-12)
+    p = np.exp(x.detach().numpy()) / np.exp(x.detach().numpy()).sum(1, keepdims=True)
+    np.testing.assert_allclose(x.grad.detach().numpy(), (p - np.eye(3)[y]) / 4, rtol=1e-12)
     assert F.cross_entropy(x, y).grad_fn.op.name == "cross_entropy"
 
 
@@ -415,17 +427,19 @@ def test_cross_entropy_spatial_unbatched_and_probability_targets():
     out = F.cross_entropy(t64(x, False), y, reduction="none")
     assert out.shape == (2, 4, 5)
     np.testing.assert_allclose(
-        out.data.ravel(), _ce_reference(flat_x, y.ravel(), reduction="none"), rtol=1e-10
+        out.detach().numpy().ravel(), _ce_reference(flat_x, y.ravel(), reduction="none"), rtol=1e-10
     )
     assert gradcheck(lambda x: F.cross_entropy(x, y), (t64(x),))
     single = F.cross_entropy(t64(x[0, :, 0, 0], False), np.array(y[0, 0, 0]))
-    np.testing.assert_allclose(single.data, _ce_reference(flat_x[:1], y.ravel()[:1]))
+    np.testing.assert_allclose(single.detach().numpy(), _ce_reference(flat_x[:1], y.ravel()[:1]))
     probs = rng.random((4, 3))
     probs /= probs.sum(1, keepdims=True)
     logits = rng.standard_normal((4, 3))
     logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     np.testing.assert_allclose(
-        F.cross_entropy(t64(logits, False), probs).data, -(probs * logp).sum(1).mean(), rtol=1e-12
+        F.cross_entropy(t64(logits, False), probs).detach().numpy(),
+        -(probs * logp).sum(1).mean(),
+        rtol=1e-12,
     )
     assert gradcheck(
         lambda x, p: F.cross_entropy(x, p, label_smoothing=0.2), (t64(logits), t64(probs))
@@ -456,7 +470,7 @@ def test_nll_loss_matches_cross_entropy_on_log_softmax():
     for reduction in ("mean", "sum", "none"):
         a = F.nll_loss(F.log_softmax(t64(x, False), 1), y, weight=w, reduction=reduction)
         b = F.cross_entropy(t64(x, False), y, weight=w, reduction=reduction)
-        np.testing.assert_allclose(a.data, b.data, rtol=1e-12)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12)
     assert gradcheck(lambda lp: F.nll_loss(lp, y, weight=w), (t64(x),))
 
 
@@ -467,13 +481,13 @@ def test_binary_cross_entropy_values_gradients_and_clamp():
     w = rng.random((3, 4))
     expected = -(w * (t * np.log(p) + (1 - t) * np.log(1 - p)))
     np.testing.assert_allclose(
-        F.binary_cross_entropy(t64(p, False), t64(t, False), w, reduction="none").data,
+        F.binary_cross_entropy(t64(p, False), t64(t, False), w, reduction="none").detach().numpy(),
         expected,
         rtol=1e-12,
     )
     assert gradcheck(lambda p, t: F.binary_cross_entropy(p, t, w), (t64(p), t64(t)))
     edge = F.binary_cross_entropy(t64([0.0, 1.0]), t64([1.0, 0.0]), reduction="none")
-    np.testing.assert_allclose(edge.data, [100.0, 100.0])
+    np.testing.assert_allclose(edge.detach().numpy(), [100.0, 100.0])
     with pytest.raises(
         ValueError, match="binary_cross_entropy: all elements of input should be between 0 and 1"
     ):
@@ -490,15 +504,15 @@ def test_binary_cross_entropy_with_logits_is_stable_and_correct():
     out = F.binary_cross_entropy_with_logits(
         t64(x, False), t64(t, False), reduction="none", pos_weight=pw
     )
-    np.testing.assert_allclose(out.data, expected, rtol=1e-10)
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-10)
     assert gradcheck(
         lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=pw), (t64(x), t64(t))
     )
     big = t64([-1000.0, 0.0, 1000.0])
     loss = F.binary_cross_entropy_with_logits(big, t64([1.0, 1.0, 0.0], False), reduction="none")
-    np.testing.assert_allclose(loss.data, [1000.0, math.log(2), 1000.0])
+    np.testing.assert_allclose(loss.detach().numpy(), [1000.0, math.log(2), 1000.0])
     loss.sum().backward()
-    np.testing.assert_allclose(big.grad.data, [-1.0, -0.5, 1.0])
+    np.testing.assert_allclose(big.grad.detach().numpy(), [-1.0, -0.5, 1.0])
 
 
 def test_public_surface():
@@ -530,11 +544,17 @@ def test_cross_entropy_matches_torch():
         tk = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
         a = F.cross_entropy(ours, y, **kwargs)
         b = torch.nn.functional.cross_entropy(theirs, torch.tensor(y), **tk)
-        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, err_msg=str(kwargs))
+        np.testing.assert_allclose(
+            a.detach().numpy(), b.detach().numpy(), rtol=1e-10, err_msg=str(kwargs)
+        )
         a.sum().backward()
         b.sum().backward()
         np.testing.assert_allclose(
-            ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-14, err_msg=str(kwargs)
+            ours.grad.detach().numpy(),
+            theirs.grad.numpy(),
+            rtol=1e-10,
+            atol=1e-14,
+            err_msg=str(kwargs),
         )
 
 
@@ -546,10 +566,12 @@ def test_gelu_matches_torch(approximate):
     a = F.gelu(ours, approximate=approximate)
     b = torch.nn.functional.gelu(theirs, approximate=approximate)
     # 1 + erf(x) cancels for negative x: agreement is absolute, to a few ulps of 1
-    np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-12, atol=1e-14)
     a.sum().backward()
     b.sum().backward()
-    np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        ours.grad.detach().numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-14
+    )
 
 
 def test_batch_norm_matches_torch():
@@ -565,14 +587,14 @@ def test_batch_norm_matches_torch():
     t = torch.nn.functional.batch_norm(
         theirs[0], trm, trv, theirs[1], theirs[2], training=True, momentum=0.3
     )
-    np.testing.assert_allclose(a.data, t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.detach().numpy(), t.detach().numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(rm, trm.numpy(), rtol=1e-12)
     np.testing.assert_allclose(rv, trv.numpy(), rtol=1e-12)
     g = rng.standard_normal(x.shape)
     a.backward(tg.tensor(g))
     t.backward(torch.tensor(g))
     for o, th in zip(ours, theirs):
-        np.testing.assert_allclose(o.grad.data, th.grad.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(o.grad.detach().numpy(), th.grad.numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -602,7 +624,9 @@ def test_misc_functions_match_torch(name):
     targs = (torch.tensor(t),) if two else ()
     a = getattr(F, name)(ours, *args)
     b = getattr(torch.nn.functional, name)(theirs, *targs)
-    np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-10, atol=1e-12)
     a.sum().backward()
     b.sum().backward()
-    np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        ours.grad.detach().numpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-12
+    )

@@ -28,7 +28,7 @@ def rng(seed=SEED):
 
 
 def values(t):
-    return np.asarray(t.data, dtype=np.float64)
+    return np.asarray(t.detach().numpy(), dtype=np.float64)
 
 
 def phi(x):
@@ -138,7 +138,7 @@ def test_gain_empirical_tensor_function():
     def tensor_only(t):
         if not isinstance(t, Tensor):
             raise TypeError("Tensor expected")
-        return Tensor(np.tanh(t.data))
+        return Tensor(np.tanh(t.detach().numpy()))
 
     assert init.calculate_gain(tensor_only) == pytest.approx(init.calculate_gain(np.tanh), 1e-6)
     # A function that returns a Tensor for a numpy input is unwrapped.
@@ -273,26 +273,28 @@ def test_trunc_normal_moments(mean, std, a, b):
 def test_trunc_normal_respects_bounds(mean, std, lo, width, dtype):
     a, b = mean + lo * std, mean + (lo + width) * std
     t = init.trunc_normal_(empty(300, dtype=dtype), mean, std, a, b, generator=rng())
-    x = t.data
+    x = t.detach().numpy()
     assert np.all(x >= np.asarray(a, dtype=x.dtype)) and np.all(x <= np.asarray(b, dtype=x.dtype))
 
 
 def test_trunc_normal_zero_std_is_clipped_mean():
-    assert np.all(init.trunc_normal_(empty(3, 4), 5.0, 0.0, -1.0, 2.0).data == 2.0)
+    assert np.all(init.trunc_normal_(empty(3, 4), 5.0, 0.0, -1.0, 2.0).detach().numpy() == 2.0)
 
 
 def test_constant_ones_zeros():
     t = empty(3, 4)
-    assert np.all(init.constant_(t, 0.25).data == 0.25)
-    assert np.all(init.ones_(t).data == 1.0)
-    assert np.all(init.zeros_(t).data == 0.0)
+    assert np.all(init.constant_(t, 0.25).detach().numpy() == 0.25)
+    assert np.all(init.ones_(t).detach().numpy() == 1.0)
+    assert np.all(init.zeros_(t).detach().numpy() == 0.0)
     ints = Tensor(np.full((2, 2), 7, dtype=np.int64))
-    assert np.all(init.zeros_(ints).data == 0) and ints.data.dtype == np.int64
+    assert (
+        np.all(init.zeros_(ints).detach().numpy() == 0) and ints.detach().numpy().dtype == np.int64
+    )
 
 
 def test_eye_rectangular():
-    assert np.array_equal(init.eye_(empty(3, 5)).data, np.eye(3, 5))
-    assert np.array_equal(init.eye_(empty(4, 2)).data, np.eye(4, 2))
+    assert np.array_equal(init.eye_(empty(3, 5)).detach().numpy(), np.eye(3, 5))
+    assert np.array_equal(init.eye_(empty(4, 2)).detach().numpy(), np.eye(4, 2))
 
 
 def test_eye_needs_2d():
@@ -377,8 +379,8 @@ def test_presets_match_their_formula(fn, kwargs, std, kind):
 
 def test_kaiming_sqrt5_is_pytorch_default():
     # PyTorch's Linear default, kaiming_uniform_(a=sqrt(5)), is U(-1/sqrt(fan_in), ...).
-    a = init.kaiming_uniform_(empty(*SHAPE), a=math.sqrt(5), generator=rng()).data
-    b = init.default_uniform_(empty(*SHAPE), generator=rng()).data
+    a = init.kaiming_uniform_(empty(*SHAPE), a=math.sqrt(5), generator=rng()).detach().numpy()
+    b = init.default_uniform_(empty(*SHAPE), generator=rng()).detach().numpy()
     np.testing.assert_allclose(a, b, rtol=1e-12)
     assert np.abs(b).max() <= 1 / math.sqrt(500)
 
@@ -408,8 +410,12 @@ def test_default_uniform_bias_with_given_fan_in():
     ],
 )
 def test_presets_are_variance_scaling(fn, kwargs, scale, mode, distribution):
-    a = fn(empty(16, 8, 3, 3), generator=rng(), **kwargs).data
-    b = init.variance_scaling_(empty(16, 8, 3, 3), scale, mode, distribution, rng()).data
+    a = fn(empty(16, 8, 3, 3), generator=rng(), **kwargs).detach().numpy()
+    b = (
+        init.variance_scaling_(empty(16, 8, 3, 3), scale, mode, distribution, rng())
+        .detach()
+        .numpy()
+    )
     np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
@@ -440,7 +446,9 @@ def test_orthogonal_sign_correction_makes_it_unbiased():
     # Without multiplying Q by sign(diag(R)), LAPACK's Householder QR gives Q[0, 0] < 0
     # nearly always; with it, Q's first column is a uniformly random direction.
     g = rng()
-    firsts = np.array([init.orthogonal_(empty(4, 4), generator=g).data[0, 0] for _ in range(2000)])
+    firsts = np.array(
+        [init.orthogonal_(empty(4, 4), generator=g).detach().numpy()[0, 0] for _ in range(2000)]
+    )
     assert 0.45 < np.mean(firsts > 0) < 0.55
 
 
@@ -549,50 +557,52 @@ def _shape_for(name):
 def test_same_seed_bit_identical_and_in_place(name):
     fn = init.get_initializer(name)
     t1, t2 = empty(*_shape_for(name), dtype=np.float32), empty(*_shape_for(name), dtype=np.float32)
-    buffer = t1.data
+    buffer = t1.detach().numpy()
     out = fn(t1, generator=rng(7))
     fn(t2, generator=rng(7))
-    assert out is t1 and t1.data is buffer
-    assert t1.data.dtype == np.float32
-    assert np.array_equal(t1.data, t2.data)
-    assert np.all(np.isfinite(t1.data)) and np.any(t1.data != 0) == (name != "zeros")
+    assert out is t1 and t1.detach().numpy() is buffer
+    assert t1.detach().numpy().dtype == np.float32
+    assert np.array_equal(t1.detach().numpy(), t2.detach().numpy())
+    assert np.all(np.isfinite(t1.detach().numpy())) and np.any(t1.detach().numpy() != 0) == (
+        name != "zeros"
+    )
 
 
 @pytest.mark.parametrize("name", RANDOM)
 def test_different_seeds_differ(name):
     fn = init.get_initializer(name)
-    a = fn(empty(*_shape_for(name)), generator=rng(1)).data
-    b = fn(empty(*_shape_for(name)), generator=rng(2)).data
+    a = fn(empty(*_shape_for(name)), generator=rng(1)).detach().numpy()
+    b = fn(empty(*_shape_for(name)), generator=rng(2)).detach().numpy()
     assert not np.array_equal(a, b)
 
 
 def test_init_is_not_recorded_in_the_graph():
     w = Tensor(np.zeros((4, 3)), requires_grad=True)
     init.kaiming_uniform_(w, generator=rng())
-    assert w.is_leaf and w.grad_fn is None and w.requires_grad and np.any(w.data != 0)
+    assert w.is_leaf and w.grad_fn is None and w.requires_grad and np.any(w.detach().numpy() != 0)
 
 
 def test_manual_seed_makes_default_draws_reproducible():
     tg.manual_seed(3)
-    a = init.orthogonal_(empty(5, 7)).data.copy()
+    a = init.orthogonal_(empty(5, 7)).detach().numpy().copy()
     tg.manual_seed(3)
-    assert np.array_equal(a, init.orthogonal_(empty(5, 7)).data)
+    assert np.array_equal(a, init.orthogonal_(empty(5, 7)).detach().numpy())
 
 
 def test_default_generator_is_used_when_none_given():
     snapshot = copy.deepcopy(default_generator())
-    a = init.xavier_uniform_(empty(20, 30)).data
-    b = init.xavier_uniform_(empty(20, 30), generator=snapshot).data
+    a = init.xavier_uniform_(empty(20, 30)).detach().numpy()
+    b = init.xavier_uniform_(empty(20, 30), generator=snapshot).detach().numpy()
     assert np.array_equal(a, b)
-    c = init.xavier_uniform_(empty(20, 30)).data  # the default generator moved on
+    c = init.xavier_uniform_(empty(20, 30)).detach().numpy()  # the default generator moved on
     assert not np.array_equal(a, c)
 
 
 def test_float64_dtype_preserved():
     t = Tensor(np.zeros((40, 30), dtype=np.float64))
-    dtype = t.data.dtype
+    dtype = t.detach().numpy().dtype
     init.kaiming_normal_(t, generator=rng())
-    assert t.data.dtype == dtype and np.any(t.data != 0)
+    assert t.detach().numpy().dtype == dtype and np.any(t.detach().numpy() != 0)
 
 
 @pytest.mark.parametrize(
@@ -647,13 +657,13 @@ def test_bad_arguments_raise_and_leave_tensor_unchanged(call, message):
     t = Tensor(np.full((6, 5), 3.0))
     with pytest.raises(ValueError, match=re.escape(message) if "\\" not in message else message):
         call(t)
-    assert np.all(t.data == 3.0)
+    assert np.all(t.detach().numpy() == 3.0)
 
 
 def test_zero_element_tensor_is_left_alone():
     t = empty(0, 5)
-    assert init.kaiming_uniform_(t) is t and t.data.shape == (0, 5)
-    assert init.orthogonal_(empty(3, 0)).data.shape == (3, 0)
+    assert init.kaiming_uniform_(t) is t and t.detach().numpy().shape == (0, 5)
+    assert init.orthogonal_(empty(3, 0)).detach().numpy().shape == (3, 0)
 
 
 # ------------------------------------------------------------------------- registry
@@ -738,12 +748,14 @@ class _Linear(_Module):
         self.bias = Tensor(np.zeros(n_out))
 
     def forward(self, x):
-        return Tensor(x.data @ self.weight.data.T + self.bias.data)
+        return Tensor(
+            x.detach().numpy() @ self.weight.detach().numpy().T + self.bias.detach().numpy()
+        )
 
 
 class _ReLU(_Module):
     def forward(self, x):
-        return Tensor(np.maximum(x.data, 0))
+        return Tensor(np.maximum(x.detach().numpy(), 0))
 
 
 class _Net(_Module):
@@ -763,7 +775,9 @@ class _Net(_Module):
 def _layer_variances(net, data):
     outs = {}
     handles = [
-        m.register_forward_hook(lambda mod, i, o: outs.setdefault(id(mod), np.var(o.data)))
+        m.register_forward_hook(
+            lambda mod, i, o: outs.setdefault(id(mod), np.var(o.detach().numpy()))
+        )
         for m in (net.a, net.b, net.c)
     ]
     net(data)
@@ -780,7 +794,7 @@ def test_lsuv_gives_unit_variance_in_forward_order():
     for var in _layer_variances(net, data):
         assert abs(var - 1.0) < 0.05
     for m in (net.a, net.b, net.c):  # still orthogonal up to the scale LSUV chose
-        w = m.weight.data
+        w = m.weight.detach().numpy()
         gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
         np.testing.assert_allclose(gram, gram[0, 0] * np.eye(len(gram)), atol=1e-10)
         assert not m.hooks  # every hook removed

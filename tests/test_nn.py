@@ -352,7 +352,7 @@ def test_softmax_requires_dim():
     with pytest.raises(ValueError, match=r"LogSoftmax\(dim=None\)"):
         nn.LogSoftmax()(tg.ones(2, 3))
     out = nn.Softmax(dim=1)(rand(2, 3))
-    np.testing.assert_allclose(out.data.sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(out.detach().numpy().sum(1), 1.0, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------
@@ -362,18 +362,18 @@ def test_softmax_requires_dim():
 def test_dropout_train_and_eval():
     drop = nn.Dropout(0.5, generator=np.random.default_rng(0))
     x = tg.ones(200, 100)
-    y = drop(x).data
+    y = drop(x).detach().numpy()
     zeros = (y == 0).mean()
     assert 0.47 < zeros < 0.53
     assert set(np.unique(y)) <= {0.0, 2.0}
     drop.eval()
-    assert drop(x) is x or np.array_equal(drop(x).data, x.data)
-    assert nn.Dropout(0.0)(x).data.min() == 1.0
+    assert drop(x) is x or np.array_equal(drop(x).detach().numpy(), x.detach().numpy())
+    assert nn.Dropout(0.0)(x).detach().numpy().min() == 1.0
 
 
 def test_dropout_generator_reproducible():
-    a = nn.Dropout(0.3, generator=np.random.default_rng(5))(tg.ones(50)).data
-    b = nn.Dropout(0.3, generator=np.random.default_rng(5))(tg.ones(50)).data
+    a = nn.Dropout(0.3, generator=np.random.default_rng(5))(tg.ones(50)).detach().numpy()
+    b = nn.Dropout(0.3, generator=np.random.default_rng(5))(tg.ones(50)).detach().numpy()
     np.testing.assert_array_equal(a, b)
 
 
@@ -382,7 +382,7 @@ def test_batchnorm_running_stats_update_and_eval():
     rng = np.random.default_rng(0)
     x1 = rng.standard_normal((16, 3)) * 2 + 1
     x2 = rng.standard_normal((16, 3)) * 3 - 2
-    y1 = bn(tg.tensor(x1)).data
+    y1 = bn(tg.tensor(x1)).detach().numpy()
     # training output uses batch statistics with the biased variance
     np.testing.assert_allclose(
         y1, (x1 - x1.mean(0)) / np.sqrt(x1.var(0) + 1e-5), rtol=1e-5, atol=1e-6
@@ -390,15 +390,15 @@ def test_batchnorm_running_stats_update_and_eval():
     bn(tg.tensor(x2))
     rm = 0.9 * (0.9 * 0 + 0.1 * x1.mean(0)) + 0.1 * x2.mean(0)
     rv = 0.9 * (0.9 * 1 + 0.1 * x1.var(0, ddof=1)) + 0.1 * x2.var(0, ddof=1)
-    np.testing.assert_allclose(bn.running_mean.data, rm, rtol=1e-5)
-    np.testing.assert_allclose(bn.running_var.data, rv, rtol=1e-5)
+    np.testing.assert_allclose(bn.running_mean.detach().numpy(), rm, rtol=1e-5)
+    np.testing.assert_allclose(bn.running_var.detach().numpy(), rv, rtol=1e-5)
     assert int(bn.num_batches_tracked.item()) == 2
     bn.eval()
     x3 = rng.standard_normal((4, 3))
-    y3 = bn(tg.tensor(x3)).data
+    y3 = bn(tg.tensor(x3)).detach().numpy()
     np.testing.assert_allclose(y3, (x3 - rm) / np.sqrt(rv + 1e-5), rtol=1e-5, atol=1e-6)
     assert int(bn.num_batches_tracked.item()) == 2
-    np.testing.assert_allclose(bn.running_mean.data, rm, rtol=1e-5)
+    np.testing.assert_allclose(bn.running_mean.detach().numpy(), rm, rtol=1e-5)
 
 
 def test_batchnorm_cumulative_average_and_no_tracking():
@@ -408,13 +408,13 @@ def test_batchnorm_cumulative_average_and_no_tracking():
     for x in xs:
         bn(tg.tensor(x))
     means = [x.mean((0, 2, 3)) for x in xs]
-    np.testing.assert_allclose(bn.running_mean.data, np.mean(means, 0), rtol=1e-5)
+    np.testing.assert_allclose(bn.running_mean.detach().numpy(), np.mean(means, 0), rtol=1e-5)
     free = nn.BatchNorm1d(2, track_running_stats=False)
     assert list(free.state_dict()) == ["weight", "bias"]
     free.eval()
     x = rng.standard_normal((5, 2))
     np.testing.assert_allclose(
-        free(tg.tensor(x)).data, (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5), rtol=1e-5
+        free(tg.tensor(x)).detach().numpy(), (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5), rtol=1e-5
     )
 
 
@@ -422,7 +422,9 @@ def test_batchnorm_reset_running_stats():
     bn = nn.BatchNorm1d(2)
     bn(rand(4, 2))
     bn.reset_running_stats()
-    assert (bn.running_mean.data == 0).all() and (bn.running_var.data == 1).all()
+    assert (bn.running_mean.detach().numpy() == 0).all() and (
+        bn.running_var.detach().numpy() == 1
+    ).all()
     assert bn.num_batches_tracked.item() == 0
 
 
@@ -441,13 +443,13 @@ def test_default_init_is_uniform_one_over_sqrt_fan_in(make, fan_in):
     tg.manual_seed(0)
     layer = make()
     bound = 1 / math.sqrt(fan_in)
-    w = layer.weight.data.astype(np.float64).ravel()
+    w = layer.weight.detach().numpy().astype(np.float64).ravel()
     assert np.abs(w).max() <= bound
     assert np.abs(w).max() > 0.99 * bound
     # U(-b, b): mean 0, variance b^2 / 3; n >= 9216 samples give a tight tolerance
     assert abs(w.mean()) < 4 * bound / math.sqrt(3 * w.size)
     np.testing.assert_allclose(w.var(), bound**2 / 3, rtol=0.05)
-    b = layer.bias.data
+    b = layer.bias.detach().numpy()
     assert np.abs(b).max() <= bound and np.abs(b).max() > 0.5 * bound
 
 
@@ -455,7 +457,7 @@ def test_default_init_matches_torch_statistics():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     theirs = torch.nn.Linear(300, 200).weight.detach().numpy()
-    ours = nn.Linear(300, 200).weight.data
+    ours = nn.Linear(300, 200).weight.detach().numpy()
     assert np.abs(ours).max() <= 1 / math.sqrt(300)
     np.testing.assert_allclose(ours.var(), theirs.var(), rtol=0.05)
 
@@ -468,8 +470,8 @@ def test_weight_init_by_name_and_function_and_generator():
         bias_init="zeros",
         generator=np.random.default_rng(0),
     )
-    np.testing.assert_allclose(layer.weight.data.std(), math.sqrt(2 / 500), rtol=0.03)
-    assert (layer.bias.data == 0).all()
+    np.testing.assert_allclose(layer.weight.detach().numpy().std(), math.sqrt(2 / 500), rtol=0.03)
+    assert (layer.bias.detach().numpy() == 0).all()
     same = nn.Linear(
         500,
         400,
@@ -477,7 +479,7 @@ def test_weight_init_by_name_and_function_and_generator():
         bias_init="zeros",
         generator=np.random.default_rng(0),
     )
-    np.testing.assert_array_equal(layer.weight.data, same.weight.data)
+    np.testing.assert_array_equal(layer.weight.detach().numpy(), same.weight.detach().numpy())
 
     calls = []
 
@@ -490,10 +492,10 @@ def test_weight_init_by_name_and_function_and_generator():
         2, 3, 3, weight_init=const, bias_init=functools.partial(nn.init.constant_, val=-1.0)
     )
     assert calls == [(3, 2, 3, 3)]
-    assert (conv.weight.data == 0.25).all() and (conv.bias.data == -1).all()
+    assert (conv.weight.detach().numpy() == 0.25).all() and (conv.bias.detach().numpy() == -1).all()
     conv.weight.data[...] = 0
     conv.reset_parameters()
-    assert (conv.weight.data == 0.25).all()
+    assert (conv.weight.detach().numpy() == 0.25).all()
 
 
 def test_unknown_initializer_name_lists_names():
@@ -503,29 +505,29 @@ def test_unknown_initializer_name_lists_names():
 
 def test_manual_seed_reproducible_layers():
     tg.manual_seed(3)
-    a = nn.Linear(5, 4).weight.data.copy()
+    a = nn.Linear(5, 4).weight.detach().numpy().copy()
     tg.manual_seed(3)
-    np.testing.assert_array_equal(a, nn.Linear(5, 4).weight.data)
+    np.testing.assert_array_equal(a, nn.Linear(5, 4).weight.detach().numpy())
 
 
 def test_embedding_init_and_padding():
     tg.manual_seed(0)
     emb = nn.Embedding(2000, 16, padding_idx=0)
-    w = emb.weight.data[1:]
+    w = emb.weight.detach().numpy()[1:]
     np.testing.assert_allclose(w.std(), 1.0, rtol=0.02)
     assert abs(w.mean()) < 0.02
-    assert (emb.weight.data[0] == 0).all()
+    assert (emb.weight.detach().numpy()[0] == 0).all()
     out = emb(tg.tensor([[0, 3], [3, 5]]))
     assert out.shape == (2, 2, 16)
     out.sum().backward()
-    assert (emb.weight.grad.data[0] == 0).all()
-    np.testing.assert_allclose(emb.weight.grad.data[3], 2.0)
+    assert (emb.weight.grad.detach().numpy()[0] == 0).all()
+    np.testing.assert_allclose(emb.weight.grad.detach().numpy()[3], 2.0)
 
 
 def test_normalization_init_and_to_double():
     bn = nn.BatchNorm2d(3, dtype=np.float64)
     assert bn.weight.dtype == np.float64 and bn.running_var.dtype == np.float64
-    assert (bn.weight.data == 1).all() and (bn.bias.data == 0).all()
+    assert (bn.weight.detach().numpy() == 1).all() and (bn.bias.detach().numpy() == 0).all()
     ln = nn.LayerNorm((2, 3)).double()
     assert ln.weight.shape == (2, 3) and ln.weight.dtype == np.float64
     assert nn.Linear(2, 2).double().weight.dtype == np.float64
@@ -579,7 +581,7 @@ def test_layer_gradients_match_finite_differences(name, make, shape):
     x = rand(*shape, seed=len(name), requires_grad=True)
     if name in ("relu", "leaky_relu", "elu", "selu"):
         # stay away from the kink at 0
-        x.data[np.abs(x.data) < 0.05] += 0.2
+        x.detach().numpy()[np.abs(x.detach().numpy()) < 0.05] += 0.2
     _check_module(make(), x)
 
 
@@ -651,7 +653,7 @@ def test_loss_gradients_match_finite_differences(name, make, kind):
 
 def _copy_to_torch(torch, ours, theirs):
     theirs.load_state_dict(
-        {k: torch.from_numpy(np.array(v.data)) for k, v in ours.state_dict().items()}
+        {k: torch.from_numpy(np.array(v.detach().numpy())) for k, v in ours.state_dict().items()}
     )
 
 
@@ -691,15 +693,17 @@ def test_layer_values_and_gradients_match_torch(expr, shape):
     xt = torch.tensor(x, requires_grad=True)
     xo = tg.tensor(x, requires_grad=True)
     yt, yo = theirs(xt), ours(xo)
-    np.testing.assert_allclose(yo.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(yo.detach().numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
     g = np.random.default_rng(8).standard_normal(yo.shape)
     yt.backward(torch.tensor(g))
     yo.backward(tg.tensor(g))
-    np.testing.assert_allclose(xo.grad.data, xt.grad.numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(xo.grad.detach().numpy(), xt.grad.numpy(), rtol=1e-8, atol=1e-10)
     for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
-        np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-8, atol=1e-10, err_msg=name)
+        np.testing.assert_allclose(
+            p.grad.detach().numpy(), q.grad.numpy(), rtol=1e-8, atol=1e-10, err_msg=name
+        )
     for (name, b), (_, c) in zip(ours.named_buffers(), theirs.named_buffers()):
-        np.testing.assert_allclose(b.data, c.numpy(), rtol=1e-10, err_msg=name)
+        np.testing.assert_allclose(b.detach().numpy(), c.numpy(), rtol=1e-10, err_msg=name)
 
 
 def test_batchnorm_eval_matches_torch_after_training_steps():
@@ -714,7 +718,7 @@ def test_batchnorm_eval_matches_torch_after_training_steps():
     theirs.eval()
     x = rng.standard_normal((2, 3, 2, 2))
     np.testing.assert_allclose(
-        ours(tg.tensor(x)).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10
+        ours(tg.tensor(x)).detach().numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10
     )
 
 
@@ -725,10 +729,10 @@ def test_embedding_matches_torch():
     _copy_to_torch(torch, ours, theirs)
     idx = np.array([[0, 2, 5], [2, 2, 1]])
     yo, yt = ours(tg.tensor(idx)), theirs(torch.tensor(idx))
-    np.testing.assert_allclose(yo.data, yt.detach().numpy())
+    np.testing.assert_allclose(yo.detach().numpy(), yt.detach().numpy())
     yo.sum().backward()
     yt.sum().backward()
-    np.testing.assert_allclose(ours.weight.grad.data, theirs.weight.grad.numpy())
+    np.testing.assert_allclose(ours.weight.grad.detach().numpy(), theirs.weight.grad.numpy())
 
 
 TORCH_LOSSES = [
@@ -757,10 +761,10 @@ def test_loss_values_and_gradients_match_torch(expr, kind):
     xo = tg.tensor(x, requires_grad=True)
     yt = theirs(xt, torch.tensor(t))
     yo = ours(xo, tg.tensor(t))
-    np.testing.assert_allclose(yo.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(yo.detach().numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
     yt.sum().backward()
     yo.sum().backward()
-    np.testing.assert_allclose(xo.grad.data, xt.grad.numpy(), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(xo.grad.detach().numpy(), xt.grad.numpy(), rtol=1e-8, atol=1e-12)
 
 
 def test_load_torch_convnet_state_dict_and_match_outputs():
@@ -792,5 +796,8 @@ def test_load_torch_convnet_state_dict_and_match_outputs():
     ours.eval()
     x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(
-        ours(tg.tensor(x)).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5
+        ours(tg.tensor(x)).detach().numpy(),
+        theirs(torch.from_numpy(x)).detach().numpy(),
+        rtol=1e-4,
+        atol=1e-5,
     )

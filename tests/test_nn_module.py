@@ -105,7 +105,7 @@ def test_parameter_requires_grad_and_shares_data():
     p = nn.Parameter(a)
     assert p.requires_grad and p.is_leaf and isinstance(p, tg.Tensor)
     a[0] = 7
-    assert p.data[0] == 7
+    assert p.detach().numpy()[0] == 7
     assert not nn.Parameter(tg.ones(2), requires_grad=False).requires_grad
     assert nn.Parameter().shape == (0,)
 
@@ -157,7 +157,7 @@ def test_state_dict_values_are_detached_views():
     sd = net.state_dict()
     assert not sd["weight"].requires_grad and type(sd["weight"]) is tg.Tensor
     net.weight.data[0, 0] = 42.0
-    assert sd["weight"].data[0, 0] == 42.0
+    assert sd["weight"].detach().numpy()[0, 0] == 42.0
     assert net.state_dict(keep_vars=True)["weight"] is net.weight
 
 
@@ -349,7 +349,7 @@ def test_zero_grad_set_to_none_and_zeros():
     assert net.weight.grad is not None
     buffer = net.weight.grad
     net.zero_grad(set_to_none=False)
-    assert net.weight.grad is buffer and not buffer.data.any()
+    assert net.weight.grad is buffer and not buffer.detach().numpy().any()
     net(tg.ones(4, 3)).sum().backward()
     net.zero_grad()
     assert net.weight.grad is None and net.bias.grad is None
@@ -370,7 +370,7 @@ def test_apply_can_reinitialize():
             m.weight.data[...] = 0.5
 
     net.apply(fill)
-    assert all((m.weight.data == 0.5).all() for m in net)
+    assert all((m.weight.detach().numpy() == 0.5).all() for m in net)
 
 
 def test_to_double_and_float_cast_in_place():
@@ -402,17 +402,20 @@ def test_load_state_dict_round_trip_with_numpy_and_tensors():
     a, b = Net(), Net()
     for p in b.parameters():
         p.data[...] = 0
-    src = {k: (v.data.copy() if i % 2 else v) for i, (k, v) in enumerate(a.state_dict().items())}
+    src = {
+        k: (v.detach().numpy().copy() if i % 2 else v)
+        for i, (k, v) in enumerate(a.state_dict().items())
+    }
     result = b.load_state_dict(src)
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert repr(result) == "<All keys matched successfully>"
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb
-        np.testing.assert_array_equal(va.data, vb.data)
+        np.testing.assert_array_equal(va.detach().numpy(), vb.detach().numpy())
     # values are copied into the existing parameters, not shared
     ids = [id(p) for p in b.parameters()]
     a.fc1.weight.data[...] = 9
-    assert not (b.fc1.weight.data == 9).any()
+    assert not (b.fc1.weight.detach().numpy() == 9).any()
     assert ids == [id(p) for p in b.parameters()]
 
 
@@ -420,13 +423,13 @@ def test_load_state_dict_casts_to_parameter_dtype():
     m = Affine(2, 2)
     m.load_state_dict({"weight": np.ones((2, 2), np.float64), "bias": [1, 2]})
     assert m.weight.dtype == np.float32
-    np.testing.assert_array_equal(m.bias.data, [1.0, 2.0])
+    np.testing.assert_array_equal(m.bias.detach().numpy(), [1.0, 2.0])
 
 
 def test_load_state_dict_reports_everything_and_changes_nothing():
     net = Net()
-    before = {k: v.data.copy() for k, v in net.state_dict().items()}
-    bad = {k: v.data + 1 for k, v in net.state_dict().items()}
+    before = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+    bad = {k: v.detach().numpy() + 1 for k, v in net.state_dict().items()}
     del bad["fc1.bias"], bad["block.2.count"]
     bad["fc1.weight"] = np.zeros((5, 4))
     bad["heads.1.weight"] = np.zeros((2, 1))
@@ -445,23 +448,23 @@ def test_load_state_dict_reports_everything_and_changes_nothing():
         "checkpoint, the shape in current model is (1, 2)."
     )
     for k, v in net.state_dict().items():
-        np.testing.assert_array_equal(v.data, before[k])
+        np.testing.assert_array_equal(v.detach().numpy(), before[k])
 
 
 def test_load_state_dict_non_strict():
     net = Affine(2, 2)
     result = net.load_state_dict({"weight": np.ones((2, 2)), "junk": np.ones(1)}, strict=False)
     assert result.missing_keys == ["bias"] and result.unexpected_keys == ["junk"]
-    assert (net.weight.data == 1).all()
+    assert (net.weight.detach().numpy() == 1).all()
     assert tuple(result) == (["bias"], ["junk"])
 
 
 def test_load_state_dict_non_strict_still_rejects_shapes_atomically():
     net = Affine(2, 2)
-    w = net.weight.data.copy()
+    w = net.weight.detach().numpy().copy()
     with pytest.raises(RuntimeError, match="size mismatch for bias"):
         net.load_state_dict({"weight": np.ones((2, 2)), "bias": np.ones(3)}, strict=False)
-    np.testing.assert_array_equal(net.weight.data, w)
+    np.testing.assert_array_equal(net.weight.detach().numpy(), w)
 
 
 def test_load_state_dict_rejects_non_mapping_and_bad_values():
@@ -479,7 +482,10 @@ def test_load_state_dict_from_torch():
     ours.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
     np.testing.assert_allclose(
-        ours(tg.tensor(x)).data, t(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6
+        ours(tg.tensor(x)).detach().numpy(),
+        t(torch.from_numpy(x)).detach().numpy(),
+        rtol=1e-5,
+        atol=1e-6,
     )
 
 
@@ -496,20 +502,24 @@ def test_forward_pre_hook_and_forward_hook_order_and_replacement():
         return args[0] * 0  # non-tuple: wrapped into a 1-tuple
 
     def post(module, args, output):
-        calls.append(("post", args[0].data.sum(), output.shape))
+        calls.append(("post", args[0].detach().numpy().sum(), output.shape))
         return output + 1
 
     h1 = m.register_forward_pre_hook(pre)
     h2 = m.register_forward_hook(post)
     out = m(tg.ones(3, 2))
     assert calls == [("pre", m, 1), ("post", 0.0, (3, 2))]
-    np.testing.assert_allclose(out.data, 1 + m.bias.data[None, :].repeat(3, 0))
+    np.testing.assert_allclose(
+        out.detach().numpy(), 1 + m.bias.detach().numpy()[None, :].repeat(3, 0)
+    )
     h1.remove()
     h2.remove()
     calls.clear()
     out = m(tg.ones(3, 2))
     assert calls == []
-    np.testing.assert_allclose(out.data, (tg.ones(3, 2) @ m.weight.T + m.bias).data)
+    np.testing.assert_allclose(
+        out.detach().numpy(), (tg.ones(3, 2) @ m.weight.T + m.bias).detach().numpy()
+    )
 
 
 def test_forward_hook_prepend_and_context_manager():
@@ -568,9 +578,9 @@ def test_full_backward_hook_values_single_input():
     y.backward(tg.tensor(g))
     ((mod, grad_input, grad_output),) = seen
     assert mod is m and len(grad_input) == 1 and len(grad_output) == 1
-    np.testing.assert_allclose(grad_output[0].data, g)
-    np.testing.assert_allclose(grad_input[0].data, g @ m.weight.data)
-    np.testing.assert_allclose(x.grad.data, g @ m.weight.data)
+    np.testing.assert_allclose(grad_output[0].detach().numpy(), g)
+    np.testing.assert_allclose(grad_input[0].detach().numpy(), g @ m.weight.detach().numpy())
+    np.testing.assert_allclose(x.grad.detach().numpy(), g @ m.weight.detach().numpy())
 
 
 def test_full_backward_hook_grad_input_is_through_the_module_only():
@@ -578,10 +588,10 @@ def test_full_backward_hook_grad_input_is_through_the_module_only():
     m.double()
     x = tg.tensor(np.ones((2, 3)), requires_grad=True)
     seen = []
-    m.register_full_backward_hook(lambda mod, gi, go: seen.append(gi[0].data.copy()))
+    m.register_full_backward_hook(lambda mod, gi, go: seen.append(gi[0].detach().numpy().copy()))
     (m(x).sum() + (x * 5).sum()).backward()
-    np.testing.assert_allclose(seen[0], np.ones((2, 3)) @ m.weight.data)
-    np.testing.assert_allclose(x.grad.data, seen[0] + 5)
+    np.testing.assert_allclose(seen[0], np.ones((2, 3)) @ m.weight.detach().numpy())
+    np.testing.assert_allclose(x.grad.detach().numpy(), seen[0] + 5)
 
 
 def test_full_backward_hook_two_inputs_one_call_and_replacement():
@@ -600,16 +610,18 @@ def test_full_backward_hook_two_inputs_one_call_and_replacement():
     y.sum().backward()
     assert len(calls) == 1
     gi, go = calls[0]
-    w = m.weight.data
-    expected_x = (z.data * 3.0) @ w
-    expected_z = x.data @ w.T * 3.0
-    np.testing.assert_allclose(gi[0].data, expected_x)
-    np.testing.assert_allclose(gi[1].data, expected_z)
-    np.testing.assert_allclose(go[0].data, np.ones((4, 2)))
-    np.testing.assert_allclose(x.grad.data, 2 * expected_x)
-    np.testing.assert_allclose(z.grad.data, 0.0)
+    w = m.weight.detach().numpy()
+    expected_x = (z.detach().numpy() * 3.0) @ w
+    expected_z = x.detach().numpy() @ w.T * 3.0
+    np.testing.assert_allclose(gi[0].detach().numpy(), expected_x)
+    np.testing.assert_allclose(gi[1].detach().numpy(), expected_z)
+    np.testing.assert_allclose(go[0].detach().numpy(), np.ones((4, 2)))
+    np.testing.assert_allclose(x.grad.detach().numpy(), 2 * expected_x)
+    np.testing.assert_allclose(z.grad.detach().numpy(), 0.0)
     # the parameter gradient is unaffected by the replacement
-    np.testing.assert_allclose(m.weight.grad.data, (z.data * 3.0).T @ x.data)
+    np.testing.assert_allclose(
+        m.weight.grad.detach().numpy(), (z.detach().numpy() * 3.0).T @ x.detach().numpy()
+    )
 
 
 def test_full_backward_hook_input_without_grad_is_none():
@@ -681,7 +693,7 @@ def test_full_backward_hook_matches_torch():
     (t(tx) ** 2).sum().backward()
     (ours(tg.tensor(x, requires_grad=True)) ** 2).sum().backward()
     for a, b in zip(got[0], want[0]):
-        np.testing.assert_allclose(a.data, b.detach().numpy(), rtol=1e-10)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def check(fn, *arrays_, reference=None, gradgrad=False):
         expected = reference(*arrays_)
         assert out.shape == np.shape(expected)
         assert out.dtype == np.float64
-        np.testing.assert_allclose(out.data, expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
     assert gradcheck(fn, inputs)
     if gradgrad:
         assert gradgradcheck(fn, inputs)
@@ -239,7 +239,9 @@ def test_max_min_along_dim(which, data, keepdim):
     dim = data.draw(dims(a.ndim))
     result = getattr(leaf(a), which)(dim, keepdim)
     pick = np.argmax if which == "max" else np.argmin
-    np.testing.assert_array_equal(result.indices.data, pick(a, axis=dim, keepdims=keepdim))
+    np.testing.assert_array_equal(
+        result.indices.detach().numpy(), pick(a, axis=dim, keepdims=keepdim)
+    )
     assert result.indices.requires_grad is False
     check(
         lambda x: getattr(x, which)(dim, keepdim).values,
@@ -402,7 +404,7 @@ def test_index_boolean_mask(data):
 def test_repeated_integer_indices_accumulate():
     x = leaf([1.0, 2.0, 3.0])
     x[np.array([0, 0, 2, 0])].sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [3.0, 0.0, 1.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [3.0, 0.0, 1.0])
 
 
 # ----------------------------------------------------------------------------------------
@@ -441,13 +443,13 @@ def test_to_dtype_gradient_and_values():
     x = tg.tensor(np.array([0.5, -1.25, 2.0]), requires_grad=True)
     y = x.to(np.float32)
     assert y.dtype == np.float32
-    np.testing.assert_array_equal(y.data, x.data.astype(np.float32))
+    np.testing.assert_array_equal(y.detach().numpy(), x.detach().numpy().astype(np.float32))
     # float32 in the middle: a larger step keeps finite differences meaningful
     assert gradcheck(lambda x: x.to(np.float32).to(np.float64) * 3.0, x, eps=1e-3, atol=1e-4)
     g = tg.tensor(np.array([1.0, 2.0, 3.0], dtype=np.float32))
     y.backward(g)
     assert x.grad.dtype == np.float64
-    np.testing.assert_array_equal(x.grad.data, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [1.0, 2.0, 3.0])
     assert x.double() is x
 
 
@@ -532,7 +534,7 @@ def test_second_derivative_of_max_along_dim_and_where():
 def grad_of(fn, values):
     x = leaf(values)
     fn(x).backward()
-    return x.grad.data
+    return x.grad.detach().numpy()
 
 
 def test_full_max_min_ties_split_evenly():
@@ -553,7 +555,7 @@ def test_max_min_along_dim_ties_go_to_the_selected_index():
         grad_of(lambda x: x.min(0).values.sum(), [[1.0, 0.0], [1.0, 0.0]]), [[1.0, 1.0], [0.0, 0.0]]
     )
     result = leaf(x).max(1)
-    np.testing.assert_array_equal(result.indices.data, [1, 0])
+    np.testing.assert_array_equal(result.indices.detach().numpy(), [1, 0])
 
 
 def test_maximum_minimum_ties_share_half_each():
@@ -561,11 +563,11 @@ def test_maximum_minimum_ties_share_half_each():
         a, b = leaf([1.0, 2.0, 5.0]), leaf([1.0, 3.0, 4.0])
         op(a, b).sum().backward()
         if op is tg.maximum:
-            np.testing.assert_array_equal(a.grad.data, [0.5, 0.0, 1.0])
-            np.testing.assert_array_equal(b.grad.data, [0.5, 1.0, 0.0])
+            np.testing.assert_array_equal(a.grad.detach().numpy(), [0.5, 0.0, 1.0])
+            np.testing.assert_array_equal(b.grad.detach().numpy(), [0.5, 1.0, 0.0])
         else:
-            np.testing.assert_array_equal(a.grad.data, [0.5, 1.0, 0.0])
-            np.testing.assert_array_equal(b.grad.data, [0.5, 0.0, 1.0])
+            np.testing.assert_array_equal(a.grad.detach().numpy(), [0.5, 1.0, 0.0])
+            np.testing.assert_array_equal(b.grad.detach().numpy(), [0.5, 0.0, 1.0])
 
 
 def test_gradients_at_kinks():
@@ -635,5 +637,7 @@ def test_comparisons_have_no_gradient(op):
         result = getattr(x, op)(other)
         assert result.dtype == np.bool_
         assert result.requires_grad is False and result.grad_fn is None
-        expected = getattr(x.data, op)(other.data if isinstance(other, tg.Tensor) else other)
-        np.testing.assert_array_equal(result.data, expected)
+        expected = getattr(x.detach().numpy(), op)(
+            other.detach().numpy() if isinstance(other, tg.Tensor) else other
+        )
+        np.testing.assert_array_equal(result.detach().numpy(), expected)

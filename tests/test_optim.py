@@ -31,7 +31,7 @@ def run(cls, grads=GRADS, **kwargs):
     for g in grads:
         p.grad = Tensor(g)
         opt.step()
-        out.append(p.data.copy())
+        out.append(p.detach().numpy().copy())
     return out
 
 
@@ -339,15 +339,15 @@ ids = [c.__name__ for c, _ in ALL]
 @pytest.mark.parametrize("cls, kwargs", ALL, ids=ids)
 def test_updates_in_place_in_float32_without_touching_grad_or_graph(cls, kwargs):
     p = param()
-    data = p.data
+    data = p.detach().numpy()
     opt = cls([p], **kwargs)
     g = GRADS[0].copy()
     p.grad = Tensor(g)
     opt.step()
     opt.step()
-    assert p.data is data and p.data.dtype == np.float32
-    assert not np.array_equal(p.data, W0)
-    np.testing.assert_array_equal(p.grad.data, GRADS[0])
+    assert p.detach().numpy() is data and p.detach().numpy().dtype == np.float32
+    assert not np.array_equal(p.detach().numpy(), W0)
+    np.testing.assert_array_equal(p.grad.detach().numpy(), GRADS[0])
     assert p.is_leaf and p.grad_fn is None
     for value in opt.state[p].values():
         if isinstance(value, Tensor):
@@ -361,7 +361,7 @@ def test_float64_hyperparameters_do_not_upcast(cls, kwargs):
     opt = cls([p], **kwargs)
     p.grad = Tensor(GRADS[0])
     opt.step()
-    assert p.data.dtype == np.float32
+    assert p.detach().numpy().dtype == np.float32
 
 
 @pytest.mark.parametrize("cls, kwargs", ALL, ids=ids)
@@ -370,7 +370,7 @@ def test_parameters_without_grad_are_skipped(cls, kwargs):
     opt = cls([a, b], **kwargs)
     a.grad = Tensor(GRADS[0])
     opt.step()
-    np.testing.assert_array_equal(b.data, W0)
+    np.testing.assert_array_equal(b.detach().numpy(), W0)
     assert b not in opt.state
 
 
@@ -387,7 +387,7 @@ def test_parameters_of_different_shapes_share_scratch_safely(cls, kwargs):
         lone_p.grad = Tensor(g)
         opt.step()
         lone.step()
-    np.testing.assert_array_equal(small.data, lone_p.data)
+    np.testing.assert_array_equal(small.detach().numpy(), lone_p.detach().numpy())
 
 
 def test_step_with_closure_returns_its_loss():
@@ -405,7 +405,7 @@ def test_step_with_closure_returns_its_loss():
     loss = opt.step(closure)
     assert calls == [1]
     assert loss.item() == pytest.approx(float((W0.astype(np.float64) ** 2).sum()), rel=1e-6)
-    close(p.data, W0 - 0.1 * 2 * W0)
+    close(p.detach().numpy(), W0 - 0.1 * 2 * W0)
     assert opt.step() is None
 
 
@@ -416,7 +416,7 @@ def test_zero_grad():
     buf = p.grad
     opt.zero_grad(set_to_none=False)
     assert p.grad is buf
-    np.testing.assert_array_equal(p.grad.data, 0)
+    np.testing.assert_array_equal(p.grad.detach().numpy(), 0)
     opt.zero_grad()
     assert p.grad is None
     opt.zero_grad(set_to_none=False)  # no grad: nothing to do
@@ -441,7 +441,7 @@ def test_trains_a_linear_regression_through_autograd():
             loss = ((xt @ w - y) ** 2).mean()
             loss.backward()
             opt.step()
-        np.testing.assert_allclose(w.data, true_w, atol=2e-2, err_msg=cls.__name__)
+        np.testing.assert_allclose(w.detach().numpy(), true_w, atol=2e-2, err_msg=cls.__name__)
 
 
 # ----------------------------------------------------------------------------------------
@@ -457,8 +457,8 @@ def test_param_groups_take_their_own_hyperparameters():
     a.grad = Tensor(GRADS[0])
     b.grad = Tensor(GRADS[0])
     opt.step()
-    close(a.data, W0 - 0.1 * GRADS[0])
-    close(b.data, W0 - 1.0 * GRADS[0])
+    close(a.detach().numpy(), W0 - 0.1 * GRADS[0])
+    close(b.detach().numpy(), W0 - 1.0 * GRADS[0])
 
 
 def test_add_param_group():
@@ -518,7 +518,7 @@ def test_state_dict_layout_refers_to_parameters_by_index():
     assert [g["params"] for g in sd["param_groups"]] == [[0, 1], [2]]
     assert sd["param_groups"][1]["lr"] == 0.5 and sd["param_groups"][0]["momentum"] == 0.9
     assert set(sd["state"]) == {0, 2}
-    np.testing.assert_array_equal(sd["state"][0]["momentum_buffer"].data, GRADS[0])
+    np.testing.assert_array_equal(sd["state"][0]["momentum_buffer"].detach().numpy(), GRADS[0])
 
 
 @pytest.mark.parametrize("cls, kwargs", ALL, ids=ids)
@@ -529,7 +529,7 @@ def test_resuming_from_a_state_dict_gives_identical_steps(cls, kwargs):
         p.grad = Tensor(g)
         opt.step()
     saved = copy.deepcopy(opt.state_dict())
-    q = Tensor(p.data.copy(), requires_grad=True)
+    q = Tensor(p.detach().numpy().copy(), requires_grad=True)
     resumed = cls([q], lr=123.0)  # hyperparameters come from the state dict
     resumed.load_state_dict(saved)
     assert resumed.param_groups[0]["lr"] == kwargs["lr"]
@@ -538,7 +538,7 @@ def test_resuming_from_a_state_dict_gives_identical_steps(cls, kwargs):
         q.grad = Tensor(g)
         opt.step()
         resumed.step()
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
     # the loaded buffers are copies: the saved dict did not move with training
     assert saved["state"][0] is not resumed.state_dict()["state"][0]
 
@@ -568,7 +568,8 @@ def test_load_state_dict_validates_before_changing_anything():
         opt.load_state_dict(wrong_shape)
     assert opt.param_groups[0]["lr"] == 0.1
     np.testing.assert_array_equal(
-        opt.state[p]["momentum_buffer"].data, before["state"][0]["momentum_buffer"].data
+        opt.state[p]["momentum_buffer"].detach().numpy(),
+        before["state"][0]["momentum_buffer"].detach().numpy(),
     )
 
     with pytest.raises(ValueError, match="Invalid learning rate: -1"):
@@ -693,22 +694,22 @@ def test_five_steps_match_pytorch(name, kwargs):
     for _ in range(5):
         # gradient of 0.5 * ||a @ w + b||^2 (depends on the weights, so errors compound)
         for ps, wrap in ((ours, Tensor), (theirs, torch.tensor)):
-            w = ps[0].data if ps is ours else ps[0].detach().numpy()
-            b = ps[1].data if ps is ours else ps[1].detach().numpy()
+            w = ps[0].detach().numpy() if ps is ours else ps[0].detach().numpy()
+            b = ps[1].detach().numpy() if ps is ours else ps[1].detach().numpy()
             r = a @ w + b
             ps[0].grad = wrap(a.T @ r)
             ps[1].grad = wrap(r.sum(0))
         opt.step()
         topt.step()
     for p, tp in zip(ours, theirs):
-        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-5, atol=1e-6)
     # and the state buffers agree too
     for k, v in opt.state[ours[0]].items():
         tv = topt.state[theirs[0]][k]
         if k == "step":
             assert v == int(tv)
         else:
-            np.testing.assert_allclose(v.data, tv.numpy(), rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(v.detach().numpy(), tv.numpy(), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize(
@@ -756,4 +757,4 @@ def test_a_pytorch_optimizer_state_dict_loads_and_continues_identically(name, kw
         p.grad = Tensor(g)
         topt.step()
         opt.step()
-    np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -152,7 +152,7 @@ class record_gradients:
 
     def _record(self, t, g):
         key = id(t)
-        g = g.data if isinstance(g, _tensor.Tensor) else g
+        g = g._array if isinstance(g, _tensor.Tensor) else g
         self._tensors[key] = t
         self._grads[key] = g if key not in self._grads else self._grads[key] + g
 
@@ -213,7 +213,7 @@ class Node:
         self.arrays = (
             arrays
             if arrays is not None
-            else [a.data if isinstance(a, _tensor.Tensor) else a for a in inputs]
+            else [a._array if isinstance(a, _tensor.Tensor) else a for a in inputs]
         )
         self.needs = (
             needs
@@ -318,10 +318,10 @@ def _store_grad(t, g, create_graph, stored):
         t.grad = g if t.grad is None else t.grad + g
     elif t.grad is None:
         t.grad = Tensor._make(_owned(g, stored))
-    elif t.grad.data.shape == g.shape and t.grad.data.flags.writeable:
-        t.grad.data += g
+    elif t.grad._array.shape == g.shape and t.grad._array.flags.writeable:
+        t.grad._array += g
     else:
-        t.grad = Tensor._make(t.grad.data + g)
+        t.grad = Tensor._make(t.grad._array + g)
 
 
 def _run_hooks(t, g, create_graph):
@@ -329,7 +329,7 @@ def _run_hooks(t, g, create_graph):
     for hook in tuple(t._hooks.values()):
         replaced = hook(g if create_graph else Tensor._make(g))
         if replaced is not None:
-            g = replaced if create_graph else replaced.data
+            g = replaced if create_graph else replaced._array
     return g
 
 
@@ -391,17 +391,17 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
             if create_graph:
                 input_grads = node.op.vjp(xp, g, t, inputs_, node.params, needs)
             else:
-                input_grads = node.op.vjp(xp, g, t.data, node.arrays, node.params, needs)
+                input_grads = node.op.vjp(xp, g, t._array, node.arrays, node.params, needs)
             for i, ga in enumerate(input_grads):
                 if ga is None:
                     continue
                 a = inputs_[i]
                 if create_graph:
-                    shape = a.data.shape
+                    shape = a._array.shape
                 else:
                     if type(ga) is not ndarray:
                         ga = np.asarray(ga)
-                    data = a.data
+                    data = a._array
                     if ga.dtype is not data.dtype and ga.dtype != data.dtype:
                         ga = ga.astype(data.dtype)
                     shape = data.shape
@@ -410,7 +410,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
                 if anomaly:
                     check_finite(
                         node.name(),
-                        ga if not create_graph else ga.data,
+                        ga if not create_graph else ga._array,
                         f"gradient for input {i}",
                         node.site,
                     )
@@ -453,16 +453,16 @@ def _root_gradients(outputs, grad_outputs, create_graph):
                 f"element {k} of tensors does not require grad and does not have a grad_fn"
             )
         if g is None:
-            if t.data.size != 1:
+            if t._array.size != 1:
                 raise RuntimeError(
                     f"grad can be implicitly created only for scalar outputs; this output "
                     f"has shape {tuple(t.shape)}: pass gradient= (a tensor of that shape)"
                 )
-            g = np.ones(t.data.shape, dtype=t.data.dtype)
+            g = np.ones(t._array.shape, dtype=t._array.dtype)
             roots.append(Tensor._make(g) if create_graph else g)
             continue
-        g_data = g.data if isinstance(g, Tensor) else np.asarray(g, dtype=t.dtype)
-        if g_data.shape != t.data.shape:
+        g_data = g._array if isinstance(g, Tensor) else np.asarray(g, dtype=t.dtype)
+        if g_data.shape != t._array.shape:
             raise RuntimeError(
                 f"Mismatch in shape: gradient has shape {tuple(g_data.shape)} "
                 f"but the output has shape {tuple(t.shape)}"
@@ -555,7 +555,7 @@ class _FunctionOp:
         args = [Tensor._make(a) if isinstance(a, np.ndarray) else a for a in arrays_and_ctx[:-1]]
         with no_grad():
             out = self.function.forward(FunctionCtx((False,) * len(args)), *args)
-        return out.data
+        return out._array
 
     def vjp(self, xp, g, out, inputs, params, needs):
         Tensor = _tensor.Tensor
@@ -576,7 +576,7 @@ class _FunctionOp:
             elif create_graph:
                 result.append(gr if isinstance(gr, Tensor) else Tensor._make(np.asarray(gr)))
             else:
-                result.append(gr.data if isinstance(gr, Tensor) else np.asarray(gr))
+                result.append(gr._array if isinstance(gr, Tensor) else np.asarray(gr))
         return result
 
 
@@ -620,11 +620,11 @@ class Function:
                 f"{cls.__name__}.forward must return a Tensor, got {type(out).__name__}"
             )
         if not (_state.grad_enabled and any(needs)):
-            return Tensor._make(out.data)
+            return Tensor._make(out._array)
         site = creation_site() if _state.anomaly else None
         if _state.anomaly:
-            check_finite(cls.__name__, out.data, "output", site)
-        return Tensor._make(out.data, Node(_FunctionOp(cls), args, (ctx,), site))
+            check_finite(cls.__name__, out._array, "output", site)
+        return Tensor._make(out._array, Node(_FunctionOp(cls), args, (ctx,), site))
 
 
 # The core pair refer to each other; importing last lets either module load first.

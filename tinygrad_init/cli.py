@@ -266,7 +266,7 @@ def _loss(output, y):
         y = Tensor(rng.standard_normal(output.shape).astype(output.dtype))
     if np.issubdtype(y.dtype, np.integer) and output.ndim == 2 and y.ndim == 1:
         logp = output.log_softmax(1)
-        return -(logp[np.arange(len(y.data)), y.data]).mean()
+        return -(logp[np.arange(len(y._array)), y._array]).mean()
     if tuple(y.shape) != tuple(output.shape):
         raise UsageError(
             f"the example batch's target has shape {tuple(y.shape)} but the "
@@ -433,7 +433,7 @@ def _run_stats(args):
             mon.step()
             for p in params:
                 if p.grad is not None:
-                    p.data -= args.lr * p.grad.data
+                    p._array -= args.lr * p.grad._array
     print(f"{desc}\n")
     print(mon.summary())
     print()

@@ -394,10 +394,10 @@ class Monitor:
             if name not in self._pending and name not in self._order:
                 self._order.append(name)
                 self._layers = None
-            entry = {"module": module, "out": self._activation_stats(module, out.data)}
+            entry = {"module": module, "out": self._activation_stats(module, out._array)}
             x = _first_tensor(args)
             if x is not None:
-                xd = np.asarray(x.data, dtype=np.float64)
+                xd = np.asarray(x._array, dtype=np.float64)
                 entry["in_ms"] = float(np.mean(xd * xd)) if xd.size else 0.0
             if out.requires_grad:
                 self._tensor_handles.append(out.register_hook(self._grad_hook(entry)))
@@ -408,7 +408,7 @@ class Monitor:
 
     def _grad_hook(self, entry):
         def hook(grad):
-            g = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+            g = grad._array if isinstance(grad, Tensor) else np.asarray(grad)
             entry["grad"] = {
                 "norm": _norm(g),
                 "std": float(np.std(g)),
@@ -513,7 +513,7 @@ class Monitor:
         if w is not None:
             fan_in, fan_out = _calculate_fan_in_and_fan_out(w.shape)
         b = layer.head._parameters.get("bias") if w is not None else None
-        wd = np.asarray(w.data, dtype=np.float64) if w is not None else None
+        wd = np.asarray(w._array, dtype=np.float64) if w is not None else None
         rec.update(
             fan_in=fan_in,
             fan_out=fan_out,
@@ -521,14 +521,14 @@ class Monitor:
             weight_norm=_norm(wd) if wd is not None else None,
             weight_var=float(np.mean(wd * wd)) if wd is not None else None,
             bias_ms=(
-                float(np.mean(np.asarray(b.data, dtype=np.float64) ** 2))
-                if isinstance(b, Tensor) and b.data.size
+                float(np.mean(np.asarray(b._array, dtype=np.float64) ** 2))
+                if isinstance(b, Tensor) and b._array.size
                 else 0.0
             ),
         )
         rec["gain"] = math.sqrt(fan_in * rec["weight_var"]) if w is not None else None
         g = w.grad if w is not None else None
-        gd = np.asarray(g.data, dtype=np.float64) if g is not None else None
+        gd = np.asarray(g._array, dtype=np.float64) if g is not None else None
         rec["weight_grad_norm"] = _norm(gd) if gd is not None else None
         rec["weight_grad_rms"] = _rms(gd) if gd is not None else None
         rec["weight_grad_finite"] = _finite(gd) if gd is not None else True

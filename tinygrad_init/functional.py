@@ -72,7 +72,7 @@ def _as_tensor(x, fn, what="input"):
 
 
 def _data(x):
-    return x.data if isinstance(x, Tensor) else x
+    return x._array if isinstance(x, Tensor) else x
 
 
 def _check_reduction(reduction, fn, size_average=None, reduce=None):
@@ -164,7 +164,7 @@ def relu(input, inplace=False):
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x if x > 0 else negative_slope * x."""
     input = _as_tensor(input, "leaky_relu")
-    return where(input.data > 0, input, input * negative_slope)
+    return where(input._array > 0, input, input * negative_slope)
 
 
 def sigmoid(input):
@@ -207,7 +207,7 @@ def elu(input, alpha=1.0, inplace=False):
     """x if x > 0 else alpha * (exp(x) - 1) (Clevert et al. 2015)."""
     input = _as_tensor(input, "elu")
     negative = alpha * (input.clamp(max=0).exp() - 1)
-    return where(input.data > 0, input, negative)
+    return where(input._array > 0, input, negative)
 
 
 def selu(input, inplace=False):
@@ -223,7 +223,7 @@ def softplus(input, beta=1.0, threshold=20.0):
     smooth = apply(ops.softplus, scaled)
     if beta != 1:
         smooth = smooth / beta
-    return where(scaled.data > threshold, input, smooth)
+    return where(scaled._array > threshold, input, smooth)
 
 
 def _softmax_dim(input, dim, fn):
@@ -275,7 +275,7 @@ def linear(input, weight, bias=None):
     """y = x W^T + b with W of shape (out_features, in_features)."""
     input = _as_tensor(input, "linear")
     weight = _as_tensor(weight, "linear", "weight")
-    x, w = input.data, weight.data
+    x, w = input._array, weight._array
     if (
         w.ndim != 2
         or x.ndim < 1
@@ -394,7 +394,7 @@ def max_pool2d(
         out = out.squeeze(0)
     if not return_indices:
         return out
-    k = ops._max_pool2d_scan(input.data, kernel, stride, pads, dilation, True)[1]
+    k = ops._max_pool2d_scan(input._array, kernel, stride, pads, dilation, True)[1]
     oh, ow = k.shape[2:]
     rows = (np.arange(oh) * stride[0])[:, None] + (k // kernel[1]) * dilation[0] - pads[0]
     cols = (np.arange(ow) * stride[1])[None, :] + (k % kernel[1]) * dilation[1] - pads[2]
@@ -470,7 +470,7 @@ def batch_norm(
             )
     axes = (0,) + tuple(range(2, input.ndim))
     if training:
-        count = input.data.size // c
+        count = input._array.size // c
         if count <= 1:
             raise ValueError(
                 f"{fn}: expected more than 1 value per channel when training, "
@@ -484,11 +484,11 @@ def batch_norm(
         if running_mean is not None:
             rm = _data(running_mean)
             rm *= 1 - momentum
-            rm += momentum * mean.data.reshape(c).astype(rm.dtype)
+            rm += momentum * mean._array.reshape(c).astype(rm.dtype)
         if running_var is not None:
             rv = _data(running_var)
             rv *= 1 - momentum
-            rv += momentum * (var.data.reshape(c) * (count / (count - 1))).astype(rv.dtype)
+            rv += momentum * (var._array.reshape(c) * (count / (count - 1))).astype(rv.dtype)
         out = centered / (var + eps).sqrt()
     else:
         if running_mean is None or running_var is None:
@@ -596,7 +596,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
         raise ValueError(f"huber_loss: delta must be positive, got {delta!r}")
     d = input - target
     a = d.abs()
-    loss = where(a.data < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+    loss = where(a._array < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
     return _reduce(loss, reduction)
 
 
@@ -609,7 +609,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     a = d.abs()
     if beta == 0:
         return _reduce(a, reduction)
-    loss = where(a.data < beta, (0.5 / beta) * d * d, a - 0.5 * beta)
+    loss = where(a._array < beta, (0.5 / beta) * d * d, a - 0.5 * beta)
     return _reduce(loss, reduction)
 
 
@@ -670,7 +670,7 @@ def cross_entropy(
         raise ValueError(
             f"{fn}: label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}"
         )
-    shape = input.data.shape
+    shape = input._array.shape
     ndim = len(shape)
     if ndim == 0:
         raise ValueError(f"{fn}: expected input of shape (C,) or (N, C, ...), got a scalar")
@@ -769,7 +769,7 @@ def nll_loss(
 
 def _log_clamped(x):
     """max(log(x), -100) with a zero gradient (not NaN) where x == 0."""
-    positive = x.data > 0
+    positive = x._array > 0
     safe = where(positive, x, np.ones((), dtype=x.dtype))
     return where(positive, safe.log(), np.full((), -100, dtype=x.dtype)).clamp(min=-100)
 
@@ -793,7 +793,7 @@ def binary_cross_entropy(
     """-w (y log(x) + (1 - y) log(1 - x)), each log clamped to >= -100 as PyTorch does."""
     fn = "binary_cross_entropy"
     input, target = _binary_loss_inputs(fn, input, target, reduction, size_average, reduce)
-    if input.data.size and (input.data.min() < 0 or input.data.max() > 1):
+    if input._array.size and (input._array.min() < 0 or input._array.max() > 1):
         raise ValueError(f"{fn}: all elements of input should be between 0 and 1")
     loss = -(target * _log_clamped(input) + (1 - target) * _log_clamped(1 - input))
     if weight is not None:

@@ -163,19 +163,19 @@ def _output_positions(outputs):
 def _evaluate(fn, inputs, out_pos):
     """Run ``fn`` and return its checked outputs as float64 arrays."""
     outputs = _as_tuple(fn(*inputs))
-    return [np.array(outputs[o].data, dtype=np.float64) for o in out_pos]
+    return [np.array(outputs[o]._array, dtype=np.float64) for o in out_pos]
 
 
 @contextlib.contextmanager
 def _writable(t):
     """Let the data of ``t`` be perturbed in place; the original array is restored after."""
-    original = t.data
+    original = t._array
     if not original.flags.writeable:
-        t.data = original.copy()
+        t._array = original.copy()
     try:
-        yield t.data
+        yield t._array
     finally:
-        t.data = original
+        t._array = original
 
 
 def _tolerance(numerical, atol, rtol):
@@ -195,7 +195,7 @@ def _analytic_jacobians(outputs, out_pos, inputs, in_pos):
     """{(o, i): J} with J[j, k] = d outputs[o].flat[j] / d inputs[i].flat[k], one VJP a row."""
     xs = [inputs[i] for i in in_pos]
     jac = {
-        (o, i): np.zeros((outputs[o].data.size, inputs[i].data.size))
+        (o, i): np.zeros((outputs[o]._array.size, inputs[i]._array.size))
         for o in out_pos
         for i in in_pos
     }
@@ -203,13 +203,13 @@ def _analytic_jacobians(outputs, out_pos, inputs, in_pos):
         y = outputs[o]
         if not y.requires_grad:
             continue  # independent of every input: a zero Jacobian
-        for j in range(y.data.size):
+        for j in range(y._array.size):
             seed = np.zeros(y.shape, dtype=y.dtype)
             seed.reshape(-1)[j] = 1
             grads = _grad([y], xs, [seed], retain_graph=True, allow_unused=True)
             for i, g in zip(in_pos, grads):
                 if g is not None:
-                    jac[(o, i)][j] = np.ravel(g.data)
+                    jac[(o, i)][j] = np.ravel(g._array)
     return jac
 
 
@@ -221,7 +221,7 @@ def _numerical_jacobians(fn, inputs, in_pos, out_pos, base, eps):
     result = {}
     for i in in_pos:
         t = inputs[i]
-        n = t.data.size
+        n = t._array.size
         cols = {o: [np.empty((base[k].size, n)) for _ in range(3)] for k, o in enumerate(out_pos)}
         with _writable(t) as data:
             for flat in range(n):
@@ -333,7 +333,7 @@ def _indent(text, n):
 def _full_check(fn, inputs, in_pos, eps, atol, rtol, nondet_tol):
     outputs = _as_tuple(fn(*inputs))
     out_pos = _output_positions(outputs)
-    base = [np.array(outputs[o].data, dtype=np.float64) for o in out_pos]
+    base = [np.array(outputs[o]._array, dtype=np.float64) for o in out_pos]
     analytic = _analytic_jacobians(outputs, out_pos, inputs, in_pos)
     numerical = _numerical_jacobians(fn, inputs, in_pos, out_pos, base, eps)
     failures = []
@@ -404,7 +404,7 @@ def _vjp_dots(outputs, out_pos, inputs, in_pos, u, only=None):
     seeds = [g.astype(y.dtype) for y, g in pairs]
     grads = _grad(ys, [inputs[i] for i in in_pos], seeds, retain_graph=True, allow_unused=True)
     return {
-        i: (np.zeros(inputs[i].shape) if g is None else np.array(g.data, np.float64))
+        i: (np.zeros(inputs[i].shape) if g is None else np.array(g._array, np.float64))
         for i, g in zip(in_pos, grads)
     }
 
@@ -429,7 +429,7 @@ def _directional(fn, inputs, move, out_pos, v, eps):
 def _fast_check(fn, inputs, in_pos, eps, atol, rtol, nondet_tol):
     outputs = _as_tuple(fn(*inputs))
     out_pos = _output_positions(outputs)
-    base = [np.array(outputs[o].data, dtype=np.float64) for o in out_pos]
+    base = [np.array(outputs[o]._array, dtype=np.float64) for o in out_pos]
     rng = np.random.default_rng(_SEED)
     for probe in range(_PROBES):
         u = _unit_vectors(rng, [b.shape for b in base])
@@ -746,7 +746,7 @@ def _node_forward(node, inputs, needs):
             args = [Tensor._make(x) if isinstance(a, Tensor) else x for x, a in zip(arrays, inputs)]
             with no_grad():
                 out = op.function.forward(ctx, *args)
-            return np.asarray(out.data), (ctx,)
+            return np.asarray(out._array), (ctx,)
 
         return run
     params = tuple(node.params)
@@ -771,7 +771,7 @@ def _node_vjp(node, run, arrays, needs, g):
         if ga is None:
             result[k] = np.zeros(shape)
             continue
-        ga = np.asarray(ga.data if isinstance(ga, Tensor) else ga, dtype=np.float64)
+        ga = np.asarray(ga._array if isinstance(ga, Tensor) else ga, dtype=np.float64)
         if ga.shape != shape:
             try:
                 ga = ops.unbroadcast(ops.NUMPY, ga, shape)
@@ -791,7 +791,7 @@ def _check_node(position, tensor, eps, atol, rtol, fast_mode, rng):
     for a in inputs:
         if isinstance(a, Tensor):
             floating = np.issubdtype(a.dtype, np.floating)
-            arrays.append(a.data.astype(np.float64) if floating else a.data.copy())
+            arrays.append(a._array.astype(np.float64) if floating else a._array.copy())
         else:
             arrays.append(a)
     needs = [

@@ -2,7 +2,7 @@
 
 Every initializer fills a tensor in place, returns it, and takes ``generator=`` (a
 ``np.random.Generator``; by default the one ``tg.manual_seed`` seeds). Nothing here is
-recorded in the autograd graph: the functions write into ``tensor.data`` directly.
+recorded in the autograd graph: the functions write into the tensor's storage directly.
 
 One mechanism, :func:`variance_scaling_`, draws every fan-based scheme::
 
@@ -96,9 +96,9 @@ _QUAD_POINTS = 200
 
 def _data(tensor, fn: str, *, floating: bool = True) -> np.ndarray:
     """The numpy array behind ``tensor``, after checking its type and dtype."""
-    data = getattr(tensor, "data", None)
-    if not isinstance(data, np.ndarray):
+    if not isinstance(tensor, Tensor):
         raise TypeError(f"{fn}: expected a Tensor, got {type(tensor).__name__}")
+    data = tensor._array
     if floating and not np.issubdtype(data.dtype, np.floating):
         raise TypeError(
             f"{fn}: needs a floating-point tensor, got dtype {data.dtype} "
@@ -240,7 +240,7 @@ def _evaluate_activation(fn: Callable, x: np.ndarray) -> np.ndarray:
                 f"({numpy_error!r}) and on a Tensor ({tensor_error!r})"
             ) from tensor_error
     if isinstance(y, Tensor):
-        y = y.data
+        y = y._array
     y = np.asarray(y, dtype=np.float64)
     if y.shape != x.shape:
         raise ValueError(
@@ -646,8 +646,7 @@ def _weighted_layers(model) -> list:
     layers, seen = [], set()
     for m in modules():
         w = getattr(m, "weight", None)
-        data = getattr(w, "data", None)
-        if isinstance(data, np.ndarray) and data.ndim >= 2 and id(m) not in seen:
+        if isinstance(w, Tensor) and w.ndim >= 2 and id(m) not in seen:
             seen.add(id(m))
             layers.append(m)
     return layers
@@ -710,11 +709,11 @@ def lsuv_(model, data, tol: float = 0.1, max_iter: int = 10, generator=None):
 
         def capture(module, inputs, output, seen=seen) -> None:
             if len(seen) == 0:
-                out = getattr(output, "data", output)
+                out = output._array if isinstance(output, Tensor) else output
                 seen.append(float(np.var(np.asarray(out, dtype=np.float64))))
 
         handle = layer.register_forward_hook(capture)
-        weight = layer.weight.data
+        weight = layer.weight._array
 
         def measure(seen=seen) -> float:
             seen.clear()

@@ -103,7 +103,7 @@ def _to_arrays(state_dict):
                 "save: '__metadata__' is reserved by the safetensors format; pass metadata= instead"
             )
         if isinstance(value, Tensor):
-            array = value.data
+            array = value._array
         elif isinstance(value, (np.ndarray, np.generic)):
             array = np.asarray(value)
         elif isinstance(value, Mapping):

@@ -169,7 +169,7 @@ def load_data(config):
 
 
 def _distinct_rows(weight):
-    return int(len(np.unique(np.round(weight.data.astype(np.float64), 6), axis=0)))
+    return int(len(np.unique(np.round(weight._array.astype(np.float64), 6), axis=0)))
 
 
 def _mean_of(records, key):
@@ -228,7 +228,7 @@ def run_one(x, y, classes, activation, scheme, config, clip=None, depth=None):
         )
         monitor, losses, initial_samples = _train(model, x, y, config, clip)
         with no_grad():
-            accuracy = float((model(x).argmax(1).data == y.data).mean())
+            accuracy = float((model(x).argmax(1)._array == y._array).mean())
     verdict = monitor.verdict(step=0)
     at_init = [r for r in monitor.records if r["step"] == 0]
     hidden = [m.weight for m in model if isinstance(m, nn.Linear)][:-1]

@@ -100,7 +100,7 @@ def apply(op, *args, params=()):
     arrays, needs = [], []  # one plain loop: cheaper than two comprehensions for 1-3 args
     for a in args:
         if isinstance(a, Tensor):
-            arrays.append(a.data)
+            arrays.append(a._array)
             needs.append(a.requires_grad)
         else:
             arrays.append(a)
@@ -123,7 +123,7 @@ def apply(op, *args, params=()):
 
 
 def _data(x):
-    return x.data if isinstance(x, Tensor) else x
+    return x._array if isinstance(x, Tensor) else x
 
 
 def _shape_args(shape):
@@ -170,13 +170,15 @@ ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
 class Tensor:
     """An n-dimensional array that records the operations applied to it.
 
-    ``data`` is the numpy array; ``grad`` the accumulated gradient (a Tensor or None);
+    ``data`` is a detached Tensor sharing this one's storage (as in PyTorch) and
+    ``numpy()`` the numpy array; ``grad`` the accumulated gradient (a Tensor or None);
     ``requires_grad`` whether operations on it are recorded; ``grad_fn`` the node that
-    produced it (None for leaves).
+    produced it (None for leaves).  The array itself lives in ``_array``, which the engine
+    reads on its hot path.
     """
 
     __slots__ = (
-        "data",
+        "_array",
         "grad",
         "requires_grad",
         "_node",
@@ -196,7 +198,7 @@ class Tensor:
 
     def _init_fields(self, data, node=None):
         """Set every slot: the one place that lists a new tensor's state (subclasses too)."""
-        self.data = data
+        self._array = data
         self.grad = None
         self.requires_grad = node is not None
         self._node = node
@@ -213,16 +215,38 @@ class Tensor:
 
     # -- attributes -------------------------------------------------------------------
     @property
+    def data(self):
+        """A Tensor that shares this tensor's storage but not its graph (``torch``'s ``.data``).
+
+        Writes through it (``p.data += ...``, ``p.data.copy_(...)``) change this tensor and
+        are not recorded; ``p.data.std()`` is a Tensor method like any other.
+
+            >>> p = tg.ones(3, requires_grad=True)
+            >>> p.data.mul_(2); p
+            tensor([2., 2., 2.], requires_grad=True)
+        """
+        return Tensor._make(self._array)
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, Tensor):
+            raise TypeError(
+                f"assigned data must be a Tensor, got {type(value).__name__} "
+                "(wrap an array with tg.from_numpy or tg.tensor)"
+            )
+        self._array = value._array
+
+    @property
     def shape(self):
-        return self.data.shape
+        return self._array.shape
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._array.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._array.dtype
 
     @property
     def is_leaf(self):
@@ -237,26 +261,28 @@ class Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def size(self, dim=None):
-        return self.data.shape if dim is None else self.data.shape[_dim(dim, self.ndim, "size")]
+        return self._array.shape if dim is None else self._array.shape[_dim(dim, self.ndim, "size")]
 
     def dim(self):
-        return self.data.ndim
+        return self._array.ndim
 
     def numel(self):
-        return self.data.size
+        return self._array.size
 
     def __len__(self):
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._array.shape[0]
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
-        if self.data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with {self.data.size} values is ambiguous")
-        return bool(self.data)
+        if self._array.size != 1:
+            raise RuntimeError(
+                f"Boolean value of Tensor with {self._array.size} values is ambiguous"
+            )
+        return bool(self._array)
 
     def __float__(self):
         return float(self.item())
@@ -265,13 +291,13 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        return self._array if dtype is None else self._array.astype(dtype)
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(self._array, separator=", ", prefix="tensor(")
         extras = []
-        if self.data.dtype not in (_default_dtype, np.int64, np.bool_):
-            extras.append(f"dtype={self.data.dtype}")
+        if self._array.dtype not in (_default_dtype, np.int64, np.bool_):
+            extras.append(f"dtype={self._array.dtype}")
         if self._node is not None:
             extras.append(f"grad_fn={self._node!r}")
         elif self.requires_grad:
@@ -293,17 +319,17 @@ class Tensor:
                 "you can only change requires_grad flags of leaf variables; "
                 "use detach() to get a tensor that does not require grad"
             )
-        if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
+        if requires_grad and not np.issubdtype(self._array.dtype, np.floating):
             raise DtypeError(
                 f"only tensors of floating point dtype can require gradients; "
-                f"this one is {self.data.dtype} (convert it with .float())"
+                f"this one is {self._array.dtype} (convert it with .float())"
             )
         self.requires_grad = bool(requires_grad)
         return self
 
     def detach(self):
         """A tensor sharing this data, cut from the graph."""
-        return Tensor._make(self.data)
+        return Tensor._make(self._array)
 
     def retain_grad(self):
         """Keep ``.grad`` for this non-leaf tensor after backward."""
@@ -330,21 +356,21 @@ class Tensor:
                 "Can't call numpy() on Tensor that requires grad. "
                 "Use tensor.detach().numpy() instead."
             )
-        return self.data
+        return self._array
 
     def item(self):
-        if self.data.size != 1:
+        if self._array.size != 1:
             raise RuntimeError(
-                f"a Tensor with {self.data.size} elements cannot be converted to a Python scalar"
+                f"a Tensor with {self._array.size} elements cannot be converted to a Python scalar"
             )
-        return self.data.item()
+        return self._array.item()
 
     def tolist(self):
-        return self.data.tolist()
+        return self._array.tolist()
 
     def to(self, dtype):
         dtype = np.dtype(dtype)
-        return self if dtype == self.data.dtype else apply(ops.astype, self, params=(dtype,))
+        return self if dtype == self._array.dtype else apply(ops.astype, self, params=(dtype,))
 
     def float(self):
         return self.to(np.float32)
@@ -360,15 +386,15 @@ class Tensor:
 
     # -- in-place (on data, never recorded) ----------------------------------------------
     def zero_(self):
-        self.data[...] = 0
+        self._array[...] = 0
         return self
 
     def fill_(self, value):
-        self.data[...] = value
+        self._array[...] = value
         return self
 
     def copy_(self, src):
-        self.data[...] = _data(src)
+        self._array[...] = _data(src)
         return self
 
     # -- arithmetic ----------------------------------------------------------------------
@@ -416,31 +442,31 @@ class Tensor:
 
     # comparisons give tensors without gradient
     def __lt__(self, other):
-        return Tensor._make(self.data < _data(other))
+        return Tensor._make(self._array < _data(other))
 
     def __le__(self, other):
-        return Tensor._make(self.data <= _data(other))
+        return Tensor._make(self._array <= _data(other))
 
     def __gt__(self, other):
-        return Tensor._make(self.data > _data(other))
+        return Tensor._make(self._array > _data(other))
 
     def __ge__(self, other):
-        return Tensor._make(self.data >= _data(other))
+        return Tensor._make(self._array >= _data(other))
 
     def __eq__(self, other):
-        return Tensor._make(self.data == _data(other))
+        return Tensor._make(self._array == _data(other))
 
     def __ne__(self, other):
-        return Tensor._make(self.data != _data(other))
+        return Tensor._make(self._array != _data(other))
 
     def __and__(self, other):
-        return Tensor._make(self.data & _data(other))
+        return Tensor._make(self._array & _data(other))
 
     def __or__(self, other):
-        return Tensor._make(self.data | _data(other))
+        return Tensor._make(self._array | _data(other))
 
     def __invert__(self):
-        return Tensor._make(~self.data)
+        return Tensor._make(~self._array)
 
     def add(self, other):
         return self + other
@@ -495,7 +521,7 @@ class Tensor:
         return self * self
 
     def sign(self):
-        return Tensor._make(np.sign(self.data))
+        return Tensor._make(np.sign(self._array))
 
     def clamp(self, min=None, max=None):
         """Limit values to [min, max]; the gradient passes where min <= x <= max."""
@@ -511,14 +537,14 @@ class Tensor:
 
     def mean(self, dim=None, keepdim=False):
         axes = _axes(dim, self.ndim, "mean")
-        count = self.data.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
+        count = self._array.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
         return apply(ops.sum, self, params=(axes, keepdim)) / count
 
     def var(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
         """sum((x - mean)^2) / (N - correction); correction 1 (Bessel) unless unbiased=False."""
         correction = int(unbiased) if correction is None else correction
         axes = _axes(dim, self.ndim, "var")
-        count = self.data.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
+        count = self._array.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
         centered = self - self.mean(axes, keepdim=True)
         return (centered * centered).sum(axes, keepdim) / builtins.max(count - correction, 0)
 
@@ -530,7 +556,7 @@ class Tensor:
             return apply(full_op, self)
         axis = _dim(dim, self.ndim, name)
         values = apply(dim_op, self, params=(axis, keepdim))
-        indices = Tensor._make(np.asarray(pick(self.data, axis=axis, keepdims=keepdim)))
+        indices = Tensor._make(np.asarray(pick(self._array, axis=axis, keepdims=keepdim)))
         return ValuesIndices(values, indices)
 
     def max(self, dim=None, keepdim=False):
@@ -543,15 +569,15 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
-            return Tensor._make(np.asarray(np.argmax(self.data)))
+            return Tensor._make(np.asarray(np.argmax(self._array)))
         axis = _dim(dim, self.ndim, "argmax")
-        return Tensor._make(np.argmax(self.data, axis=axis, keepdims=keepdim))
+        return Tensor._make(np.argmax(self._array, axis=axis, keepdims=keepdim))
 
     def argmin(self, dim=None, keepdim=False):
         if dim is None:
-            return Tensor._make(np.asarray(np.argmin(self.data)))
+            return Tensor._make(np.asarray(np.argmin(self._array)))
         axis = _dim(dim, self.ndim, "argmin")
-        return Tensor._make(np.argmin(self.data, axis=axis, keepdims=keepdim))
+        return Tensor._make(np.argmin(self._array, axis=axis, keepdims=keepdim))
 
     def logsumexp(self, dim=None, keepdim=False):
         """log(sum(exp(x))) along ``dim``, computed stably (shifted by the max)."""
@@ -568,7 +594,7 @@ class Tensor:
     # -- shapes ------------------------------------------------------------------------
     def reshape(self, *shape):
         shape = _shape_args(shape)
-        if shape == self.data.shape:
+        if shape == self._array.shape:
             return self
         return apply(ops.reshape, self, params=(shape,))
 
@@ -645,7 +671,7 @@ class Tensor:
                 "under tg.no_grad(), or build a new tensor (tg.where, "
                 "tg.cat)"
             )
-        self.data[_index(index)] = _data(value)
+        self._array[_index(index)] = _data(value)
 
 
 class _HookHandle:
@@ -668,7 +694,7 @@ def _index(index):
     if isinstance(index, tuple):
         return tuple(_index(i) for i in index)
     if isinstance(index, Tensor):
-        return index.data
+        return index._array
     if isinstance(index, list):
         return np.asarray(index)
     return index
@@ -677,7 +703,7 @@ def _index(index):
 def _to_array(data, dtype):
     """numpy array for the Tensor constructor (always a copy, as torch.tensor)."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._array
     if dtype is not None:
         return np.array(data, dtype=np.dtype(dtype))
     from_numpy = isinstance(data, (np.ndarray, np.generic))

@@ -49,7 +49,7 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     ``total = ||(||t_1||_p, ..., ||t_n||_p)||_p``; ``norm_type`` may be ``inf``.  ``foreach``
     is accepted for PyTorch compatibility and ignored.
     """
-    tensors = [t.data if isinstance(t, Tensor) else np.asarray(t) for t in _as_list(tensors)]
+    tensors = [t._array if isinstance(t, Tensor) else np.asarray(t) for t in _as_list(tensors)]
     norm_type = float(norm_type)
     if not tensors:
         return Tensor._make(np.asarray(0.0, dtype=np.float32))
@@ -73,12 +73,12 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
     touched when that factor is 1.
     """
     params = _grads(parameters)
-    total = total_norm.data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
+    total = total_norm._array if isinstance(total_norm, Tensor) else np.asarray(total_norm)
     coef = float(max_norm) / (total + total.dtype.type(1e-6))
     if coef >= 1.0:  # also False for NaN, which then spreads to the grads as in PyTorch
         return
     for p in params:
-        g = p.grad.data
+        g = p.grad._array
         if g.flags.writeable:
             g *= coef.astype(g.dtype)
         else:
@@ -110,7 +110,7 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     """
     clip_value = float(clip_value)
     for p in _grads(parameters):
-        g = p.grad.data
+        g = p.grad._array
         if g.flags.writeable:
             np.clip(g, -clip_value, clip_value, out=g)
         else:

@@ -1,7 +1,7 @@
 """Optimizers and learning-rate schedules (``torch.optim``).
 
-Every optimizer updates ``p.data`` in place from ``p.grad``, outside the autograd graph;
-the docstring of each class states its update rule.
+Every optimizer updates each parameter's storage in place from ``p.grad``, outside the
+autograd graph; the docstring of each class states its update rule.
 """
 
 from . import lr_scheduler

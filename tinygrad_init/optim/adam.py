@@ -70,8 +70,8 @@ class Adam(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                w = p.data
-                g = p.grad.data
+                w = p._array
+                g = p.grad._array
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
@@ -86,8 +86,8 @@ class Adam(Optimizer):
                     g = self._direction(w, g, maximize, wd)
                 state["step"] += 1
                 t = state["step"]
-                m = state["exp_avg"].data
-                v = state["exp_avg_sq"].data
+                m = state["exp_avg"]._array
+                v = state["exp_avg_sq"]._array
                 s = self._scratch(w, 1)
                 # m += (1 - beta1) * (g - m), i.e. m = beta1 * m + (1 - beta1) * g
                 np.subtract(g, m, out=s)
@@ -100,7 +100,7 @@ class Adam(Optimizer):
                 if amsgrad:
                     if "max_exp_avg_sq" not in state:
                         state["max_exp_avg_sq"] = self._zeros_state(p)
-                    v_max = state["max_exp_avg_sq"].data
+                    v_max = state["max_exp_avg_sq"]._array
                     np.maximum(v_max, v, out=v_max)
                     v = v_max
                 step_size = lr / (1.0 - beta1**t)

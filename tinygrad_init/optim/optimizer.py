@@ -6,7 +6,7 @@ keyed by the parameter Tensor.  ``state_dict()`` refers to parameters by their i
 the order the groups list them, so a state dict can be loaded into a fresh optimizer
 built over the same parameters (and moved to or from PyTorch with the same layout).
 
-Updates are applied in place to ``p.data`` with numpy, outside the autograd graph.  State
+Updates are applied in place to ``p._array`` with numpy, outside the autograd graph.  State
 buffers take the parameter's dtype (float32 stays float32), and each step reuses a small
 pool of scratch arrays instead of allocating temporaries.
 """
@@ -44,7 +44,7 @@ class Optimizer:
             hyperparameters that should differ from ``defaults`` for that group.
         defaults: the hyperparameters used where a group does not give its own.
 
-    Subclasses implement ``step``; they read ``p.grad`` and update ``p.data`` in place.
+    Subclasses implement ``step``; they read ``p.grad`` and update ``p._array`` in place.
     """
 
     def __init__(self, params, defaults):
@@ -160,11 +160,11 @@ class Optimizer:
                     continue
                 if set_to_none:
                     p.grad = None
-                elif g._node is None and g.data.flags.writeable:
+                elif g._node is None and g._array.flags.writeable:
                     g.requires_grad = False
-                    g.data.fill(0)
+                    g._array.fill(0)
                 else:
-                    p.grad = Tensor._make(np.zeros_like(g.data))
+                    p.grad = Tensor._make(np.zeros_like(g._array))
 
     def step(self, closure=None):
         """Perform one update of every parameter that has a gradient.
@@ -246,12 +246,12 @@ class Optimizer:
     @staticmethod
     def _zeros_state(p):
         """A zero buffer shaped and typed like parameter ``p``."""
-        return Tensor._make(np.zeros(p.data.shape, dtype=p.data.dtype))
+        return Tensor._make(np.zeros(p._array.shape, dtype=p._array.dtype))
 
     @staticmethod
     def _state_copy(p, values):
         """A buffer holding a copy of ``values``, in the dtype of parameter ``p``."""
-        return Tensor._make(np.array(values, dtype=p.data.dtype, order="C"))
+        return Tensor._make(np.array(values, dtype=p._array.dtype, order="C"))
 
     # -- state dict -----------------------------------------------------------------------
     def state_dict(self):
@@ -337,17 +337,17 @@ def _load_state_value(name, value, p, key):
     """Copy one saved buffer, cast to the parameter's dtype and checked against its shape."""
     if name == "step":
         if isinstance(value, Tensor):
-            value = value.data
+            value = value._array
         return int(np.asarray(value).item())
     if not isinstance(value, (Tensor, np.ndarray)) and hasattr(value, "__array__"):
         value = np.asarray(value)  # e.g. a buffer from a PyTorch optimizer's state dict
     if isinstance(value, (Tensor, np.ndarray)):
-        arr = value.data if isinstance(value, Tensor) else value
-        if arr.shape != p.data.shape:
+        arr = value._array if isinstance(value, Tensor) else value
+        if arr.shape != p._array.shape:
             raise ValueError(
                 f"load_state_dict: state '{name}' of parameter {key} has shape "
-                f"{arr.shape}, but the parameter has shape {p.data.shape}"
+                f"{arr.shape}, but the parameter has shape {p._array.shape}"
             )
-        dtype = p.data.dtype if np.issubdtype(arr.dtype, np.floating) else arr.dtype
+        dtype = p._array.dtype if np.issubdtype(arr.dtype, np.floating) else arr.dtype
         return Tensor._make(np.array(arr, dtype=dtype, order="C"))
     return copy.deepcopy(value)

@@ -67,8 +67,8 @@ class RMSprop(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                w = p.data
-                g = p.grad.data
+                w = p._array
+                g = p.grad._array
                 state = self.state[p]
                 if not state:
                     state["step"] = 0
@@ -79,7 +79,7 @@ class RMSprop(Optimizer):
                         state["grad_avg"] = self._zeros_state(p)
                 g = self._direction(w, g, maximize, wd)
                 state["step"] += 1
-                sq = state["square_avg"].data
+                sq = state["square_avg"]._array
                 s = self._scratch(w, 1)
                 sq *= alpha
                 np.multiply(g, g, out=s)
@@ -88,7 +88,7 @@ class RMSprop(Optimizer):
                 if centered:
                     if "grad_avg" not in state:
                         state["grad_avg"] = self._zeros_state(p)
-                    ga = state["grad_avg"].data
+                    ga = state["grad_avg"]._array
                     # ga += (1 - alpha) * (g - ga), i.e. ga = alpha * ga + (1 - alpha) * g
                     np.subtract(g, ga, out=s)
                     s *= 1.0 - alpha
@@ -103,7 +103,7 @@ class RMSprop(Optimizer):
                 if mu > 0:
                     if "momentum_buffer" not in state:
                         state["momentum_buffer"] = self._zeros_state(p)
-                    buf = state["momentum_buffer"].data
+                    buf = state["momentum_buffer"]._array
                     buf *= mu
                     buf += s
                     np.multiply(buf, lr, out=s)

@@ -73,8 +73,8 @@ class SGD(Optimizer):
                 grad = p.grad
                 if grad is None:
                     continue
-                w = p.data
-                g = grad.data if plain else self._direction(w, grad.data, maximize, wd)
+                w = p._array
+                g = grad._array if plain else self._direction(w, grad._array, maximize, wd)
                 if mu != 0:
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
@@ -82,7 +82,7 @@ class SGD(Optimizer):
                         buf = self._state_copy(p, g)
                         state["momentum_buffer"] = buf
                     else:
-                        b = buf.data
+                        b = buf._array
                         b *= mu
                         if damp == 0:
                             b += g
@@ -90,7 +90,7 @@ class SGD(Optimizer):
                             s = self._scratch(w, 1)
                             np.multiply(g, 1.0 - damp, out=s)
                             b += s
-                    b = buf.data
+                    b = buf._array
                     if nesterov:
                         s = self._scratch(w, 1)
                         np.multiply(b, mu, out=s)

@@ -48,7 +48,7 @@ def _run_once(model, inputs, target, loss_fn, thresholds):
         with Monitor(model, thresholds=thresholds) as mon:
             args = inputs if isinstance(inputs, tuple) else (inputs,)
             loss = _loss(model(*args), target, loss_fn)
-            if not isinstance(loss, Tensor) or loss.data.size != 1:
+            if not isinstance(loss, Tensor) or loss._array.size != 1:
                 raise ValueError("gradient_flow: the loss must be a scalar Tensor")
             loss.backward()
             mon.step()

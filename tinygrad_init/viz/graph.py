@@ -180,7 +180,7 @@ def _run_backward(output, tensors):
     if not output.requires_grad:
         return None
     leaves = [t for t in tensors if t._node is None and t.requires_grad]
-    gradient = None if output.data.size == 1 else Tensor(np.ones_like(output.data))
+    gradient = None if output._array.size == 1 else Tensor(np.ones_like(output._array))
     rec = record_gradients()
     with rec:
         if leaves:
@@ -270,8 +270,8 @@ def draw_graph(
     for t in tensors:
         g = grads.grad(t) if grads is not None else None
         finite = bool(np.isfinite(g).all()) if g is not None else True
-        if np.issubdtype(t.data.dtype, np.floating):
-            finite = finite and bool(np.isfinite(t.data).all())  # NaN values count too
+        if np.issubdtype(t._array.dtype, np.floating):
+            finite = finite and bool(np.isfinite(t._array).all())  # NaN values count too
         info[id(t)] = None if g is None else (measure(g), _rms(g), finite)
     is_param = {id(t): t._node is None and (t.requires_grad or id(t) in names) for t in tensors}
 
@@ -282,7 +282,7 @@ def draw_graph(
         ref_t = modules.outputs.get("")
     if ref_t is None or id(ref_t) not in info:
         ops_ = sorted(
-            (t for t in tensors if t._node is not None and t.data.size > 1 and info.get(id(t))),
+            (t for t in tensors if t._node is not None and t._array.size > 1 and info.get(id(t))),
             key=lambda t: dist.get(id(t), 0),
         )
         ref_t = ops_[0] if ops_ else None

@@ -77,7 +77,7 @@ class Linear(Module):
             raise TypeError(
                 f"{self._get_name()}: expected a Tensor input, got {type(input).__name__}"
             )
-        shape = input.data.shape
+        shape = input._array.shape
         if not shape or shape[-1] != self.in_features:
             raise shape_error(
                 self,

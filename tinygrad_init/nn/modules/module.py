@@ -43,11 +43,11 @@ class Parameter(Tensor):
         if data is None:
             array = np.empty((0,), dtype=get_default_dtype())
         elif isinstance(data, Tensor):
-            array = data.data
+            array = data._array
         elif isinstance(data, np.ndarray):
             array = data
         else:
-            array = Tensor(data).data
+            array = Tensor(data)._array
         self._init_fields(array)
         if requires_grad:
             self.requires_grad_(True)
@@ -126,7 +126,7 @@ class _BackwardHookFunction(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return Tensor._make(x.data)
+        return Tensor._make(x._array)
 
     @staticmethod
     def backward(ctx, grad):
@@ -139,7 +139,7 @@ class _PackInputs(Function):
     @staticmethod
     def forward(ctx, *xs):
         ctx.shapes = [(x.shape, x.dtype, x.numel()) for x in xs]
-        return Tensor._make(np.concatenate([x.data.reshape(-1) for x in xs]))
+        return Tensor._make(np.concatenate([x._array.reshape(-1) for x in xs]))
 
     @staticmethod
     def backward(ctx, grad):
@@ -546,10 +546,10 @@ class Module:
                 p.grad = None
             else:
                 g = p.grad
-                if g.grad_fn is not None or not g.data.flags.writeable:
-                    p.grad = Tensor._make(np.zeros_like(g.data))
+                if g.grad_fn is not None or not g._array.flags.writeable:
+                    p.grad = Tensor._make(np.zeros_like(g._array))
                 else:
-                    g.data[...] = 0
+                    g._array[...] = 0
 
     def apply(self, fn):
         """Call ``fn(module)`` on every submodule (children first), then on this one."""
@@ -587,9 +587,9 @@ class Module:
             for registry in ("_parameters", "_buffers"):
                 for t in m.__dict__[registry].values():
                     if t is not None and np.issubdtype(t.dtype, np.floating):
-                        t.data = t.data.astype(dtype)
+                        t._array = t._array.astype(dtype)
                         if t.grad is not None:
-                            t.grad = Tensor._make(t.grad.data.astype(dtype))
+                            t.grad = Tensor._make(t.grad._array.astype(dtype))
         return self
 
     def float(self):
@@ -650,7 +650,7 @@ class Module:
                 continue
             value = state_dict[key]
             try:
-                array = value.data if isinstance(value, Tensor) else np.asarray(value)
+                array = value._array if isinstance(value, Tensor) else np.asarray(value)
                 if array.dtype == object or array.dtype.kind in "USV":
                     raise TypeError(f"expected numbers, got dtype {array.dtype}")
             except Exception as e:  # noqa: BLE001 - reported with the key below
@@ -685,10 +685,10 @@ class Module:
             )
         converted = [(t, np.asarray(a, dtype=t.dtype)) for t, a in staged]
         for target, array in converted:
-            if target.data.flags.writeable:
-                target.data[...] = array
+            if target._array.flags.writeable:
+                target._array[...] = array
             else:
-                target.data = array.copy()
+                target._array = array.copy()
         return _IncompatibleKeys(missing, unexpected)
 
     # -- hooks -------------------------------------------------------------------------

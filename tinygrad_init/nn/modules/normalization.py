@@ -81,9 +81,9 @@ class _BatchNorm(Module):
     def reset_running_stats(self):
         """running_mean = 0, running_var = 1, num_batches_tracked = 0."""
         if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
+            self.running_mean._array[...] = 0
+            self.running_var._array[...] = 1
+            self.num_batches_tracked._array[...] = 0
 
     def reset_parameters(self):
         """Reset the running statistics; weight = 1 and bias = 0 unless initializers given."""
@@ -102,16 +102,16 @@ class _BatchNorm(Module):
         self._check_input(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            count = input.data.size // self.num_features
+            count = input._array.size // self.num_features
             if count <= 1:
                 raise ValueError(
                     f"{self._get_name()}: expected more than 1 value per "
                     f"channel when training, got input of shape "
                     f"{tuple(input.shape)}"
                 )
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked._array += 1
             if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked.data)
+                factor = 1.0 / float(self.num_batches_tracked._array)
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
         return F.batch_norm(

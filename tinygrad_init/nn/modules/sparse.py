@@ -60,10 +60,10 @@ class Embedding(Module):
         """weight ~ N(0, 1) (or ``weight_init``); the padding row is set to zero."""
         initialize(self.weight, self.weight_init, _init.normal_, self.generator)
         if self.padding_idx is not None:
-            self.weight.data[self.padding_idx] = 0
+            self.weight._array[self.padding_idx] = 0
 
     def forward(self, input):
-        idx = np.asarray(input.data if isinstance(input, Tensor) else input)
+        idx = np.asarray(input._array if isinstance(input, Tensor) else input)
         name = f"{self._get_name()}({self.extra_repr()})"
         if not np.issubdtype(idx.dtype, np.integer):
             raise TypeError(f"{name}: expected integer indices, got dtype {idx.dtype}")
