@@ -200,12 +200,14 @@ class Node:
     ``needs`` which of them required grad when the op was recorded (the engine's per-node
     bookkeeping, kept so that backward does not recompute it).  All four become None when
     the graph is freed after backward.  ``site`` is where the op was created (recorded in
-    anomaly mode).
+    anomaly mode).  ``versions`` holds the version of each input Tensor when the op was
+    recorded (None for constants) and, last, that of the output: the rules' saved values
+    are checked against them before use.
     """
 
-    __slots__ = ("op", "inputs", "params", "site", "arrays", "needs")
+    __slots__ = ("op", "inputs", "params", "site", "arrays", "needs", "versions")
 
-    def __init__(self, op, inputs, params, site=None, arrays=None, needs=None):
+    def __init__(self, op, inputs, params, site=None, arrays=None, needs=None, versions=None):
         self.op = op
         self.inputs = inputs
         self.params = params
@@ -220,6 +222,7 @@ class Node:
             if needs is not None
             else [isinstance(a, _tensor.Tensor) and a.requires_grad for a in inputs]
         )
+        self.versions = versions if versions is not None else versions_of(inputs)
 
     def name(self):
         """PyTorch-style name, e.g. ``MulBackward``."""
@@ -234,10 +237,49 @@ class Node:
 
     def free(self):
         """Drop the saved inputs (after backward without ``retain_graph``)."""
-        self.inputs = self.params = self.arrays = self.needs = None
+        self.inputs = self.params = self.arrays = self.needs = self.versions = None
 
     def __repr__(self):
         return f"<{self.name()}>"
+
+
+def versions_of(inputs):
+    """The versions of ``inputs`` (None for constants), then 0 for the new output."""
+    Tensor = _tensor.Tensor
+    out = []
+    for a in inputs:
+        if isinstance(a, Tensor):
+            vc = a._vc
+            out.append(0 if vc is None else vc[0])
+        else:
+            out.append(None)
+    out.append(0)
+    return out
+
+
+def _check_saved(node, t, saves, needs):
+    """Raise if a tensor that a needed rule reads was modified in place since recording
+    (PyTorch's saved-variable version check)."""
+    if node.op.variadic:
+        saves = saves * len(needs)
+    versions = node.versions
+    for reads, need in zip(saves, needs):
+        if not need:
+            continue
+        for i in reads:
+            if i == "out":
+                a, expected, what = t, versions[-1], "the output"
+            else:
+                a, expected, what = node.inputs[i], versions[i], f"input {i}"
+            vc = None if expected is None else a._vc
+            if vc is not None and vc[0] != expected:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: {what} of op '{node.op.name}' ({node.name()}), "
+                    f"a tensor of shape {tuple(a.shape)} and dtype {a.dtype}, is at version "
+                    f"{vc[0]}; expected version {expected} instead. Clone it before the "
+                    "in-place op, or do the op out of place."
+                )
 
 
 def check_finite(op_name, array, what, site):
@@ -324,12 +366,36 @@ def _store_grad(t, g, create_graph, stored):
         t.grad = Tensor._make(t.grad._array + g)
 
 
-def _run_hooks(t, g, create_graph):
+def _run_hooks(t, g, create_graph, exposed):
+    """Call ``t``'s hooks on its gradient; a returned tensor replaces it.
+
+    A hook may keep what it sees or returns, so those arrays are added to ``exposed``: they
+    are never stored as a ``.grad`` that a later backward accumulates into in place.  A
+    replacement of another shape or dtype raises (as in PyTorch)."""
     Tensor = _tensor.Tensor
     for hook in tuple(t._hooks.values()):
+        if not create_graph:
+            exposed.add(id(g))
         replaced = hook(g if create_graph else Tensor._make(g))
-        if replaced is not None:
-            g = replaced if create_graph else replaced._array
+        if replaced is None:
+            continue
+        new = replaced._array if isinstance(replaced, Tensor) else None
+        name = getattr(hook, "__name__", type(hook).__name__)
+        old = g._array if create_graph else g
+        if new is None:
+            raise TypeError(f"hook '{name}' must return a Tensor or None, got {type(replaced)}")
+        if new.shape != old.shape:
+            raise RuntimeError(
+                f"hook '{name}' has changed the size of value: it returned shape "
+                f"{tuple(new.shape)} for a gradient of shape {tuple(old.shape)}"
+            )
+        if new.dtype != old.dtype:
+            raise RuntimeError(
+                f"hook '{name}' has changed the type of value (was {old.dtype} got {new.dtype})"
+            )
+        g = replaced if create_graph else new
+    if not create_graph:
+        exposed.add(id(g))
     return g
 
 
@@ -369,9 +435,11 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
             if g is None:
                 continue
             if t._hooks:
-                g = _run_hooks(t, g, create_graph)
+                g = _run_hooks(t, g, create_graph, stored)
             if recorder is not None:
                 recorder._record(t, g)
+                if not create_graph:
+                    stored.add(id(g))  # the recorder keeps g: never accumulate into it
             node = t._node
             if captured is not None:
                 if t in captured:
@@ -388,6 +456,9 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
             needs = node.needs
             if needed is not None:
                 needs = [n and a in needed for n, a in zip(needs, inputs_)]
+            saves = node.op.saves
+            if saves is not None:
+                _check_saved(node, t, saves, needs)
             if create_graph:
                 input_grads = node.op.vjp(xp, g, t, inputs_, node.params, needs)
             else:
@@ -533,17 +604,35 @@ class FunctionCtx:
 
     def __init__(self, needs_input_grad):
         self.needs_input_grad = needs_input_grad
-        self.saved_tensors = ()
+        self._saved = ()
+        self._saved_versions = ()
 
     def save_for_backward(self, *tensors):
         """Keep tensors for backward; they come back as ``ctx.saved_tensors``."""
-        self.saved_tensors = tensors
+        Tensor = _tensor.Tensor
+        self._saved = tensors
+        self._saved_versions = tuple(t._version if isinstance(t, Tensor) else None for t in tensors)
+
+    @property
+    def saved_tensors(self):
+        """The saved tensors; raises if one was modified in place since it was saved."""
+        for k, (t, v) in enumerate(zip(self._saved, self._saved_versions)):
+            if v is not None and t._version != v:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified "
+                    f"by an inplace operation: saved tensor {k} (shape {tuple(t.shape)}) is "
+                    f"at version {t._version}; expected version {v} instead."
+                )
+        return self._saved
 
 
 class _FunctionOp:
     """Adapts a ``Function`` subclass to the primitive interface the engine calls."""
 
     __slots__ = ("function", "name")
+    saves = None  # saved tensors are checked by ctx.saved_tensors
+    view = False
+    variadic = False
 
     def __init__(self, function):
         self.function = function

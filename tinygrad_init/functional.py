@@ -550,7 +550,7 @@ def embedding(input, weight, padding_idx=None):
             f"shape {tuple(weight.shape)}"
         )
     n = weight.shape[0]
-    if idx.size and (idx.min() < -n or idx.max() >= n):
+    if idx.size and (idx.min() < 0 or idx.max() >= n):  # no negative indices, as PyTorch
         bad = idx.max() if idx.max() >= n else idx.min()
         raise IndexError(
             f"{fn}: index {bad} is out of range for weight of shape {tuple(weight.shape)}"
@@ -764,7 +764,10 @@ def nll_loss(
         return loss.reshape(()) if input.ndim == 1 else loss
     if reduction == "sum":
         return loss.sum()
-    return loss.sum() / np.asarray(wy.sum(), dtype=input.dtype)
+    total = wy.sum()
+    if total == 0:  # every target ignored: NaN with a zero gradient, as PyTorch
+        return where(np.asarray(True), np.asarray(np.nan, dtype=input.dtype), loss.sum())
+    return loss.sum() / np.asarray(total, dtype=input.dtype)
 
 
 def _log_clamped(x):
@@ -793,7 +796,8 @@ def binary_cross_entropy(
     """-w (y log(x) + (1 - y) log(1 - x)), each log clamped to >= -100 as PyTorch does."""
     fn = "binary_cross_entropy"
     input, target = _binary_loss_inputs(fn, input, target, reduction, size_average, reduce)
-    if input._array.size and (input._array.min() < 0 or input._array.max() > 1):
+    x = input._array
+    if not ((x >= 0) & (x <= 1)).all():  # NaN fails both comparisons, as in PyTorch
         raise ValueError(f"{fn}: all elements of input should be between 0 and 1")
     loss = -(target * _log_clamped(input) + (1 - target) * _log_clamped(1 - input))
     if weight is not None:

@@ -95,7 +95,8 @@ _QUAD_POINTS = 200
 
 
 def _data(tensor, fn: str, *, floating: bool = True) -> np.ndarray:
-    """The numpy array behind ``tensor``, after checking its type and dtype."""
+    """The numpy array behind ``tensor``, to be written in place, after checking its type
+    and dtype."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{fn}: expected a Tensor, got {type(tensor).__name__}")
     data = tensor._array
@@ -104,6 +105,7 @@ def _data(tensor, fn: str, *, floating: bool = True) -> np.ndarray:
             f"{fn}: needs a floating-point tensor, got dtype {data.dtype} "
             f"(shape {data.shape}); create the tensor with a float dtype such as float32"
         )
+    tensor._bump_version()  # the caller writes into it in place
     return data
 
 

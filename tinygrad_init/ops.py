@@ -18,8 +18,17 @@ each operand's shape in one place (``unbroadcast``).
 
 Kinks are decided here, once: relu'(0) = 0; abs'(0) = 0; clamp passes the gradient on its
 closed interval [min, max]; ties in ``maximum``/``minimum`` share the gradient equally; ties
-in a full max/min reduction share it equally; max/min along a dim give it to the selected
-(first) index.  Composite operations (sub, mean, var, softmax, ...) are built from these in
+in a full max/min reduction share it equally (NaN entries are the extreme when there is
+one, as in PyTorch); max/min along a dim give it to the selected (first) index.  Masks are
+applied by select (``where``), never by multiplying: a gradient that is infinite where the
+mask is 0 gives 0, not NaN (``relu(x).sqrt()`` at 0).  Special points, also as PyTorch:
+d(a ** b)/da = 0 where b == 0 (``x ** 0`` at x = 0); d(a ** b)/db = 0 where a == 0 and
+b >= 0; std's square root passes 0 where std == 0 (constant data).
+
+Each primitive also declares what its rules read (``saves``): the inputs, by position, and
+"out".  The engine checks, before a rule runs, that none of those tensors was modified in
+place since the op was recorded (their version counters), as PyTorch does for the tensors
+it saves for backward.  Composite operations (sub, mean, var, softmax, ...) are built from these in
 ``tensor.py`` and get their gradients for free.
 """
 
@@ -40,15 +49,26 @@ class Primitive:
 
     ``variadic`` primitives (``cat``) take any number of inputs and one rule that receives
     the input's position first: ``rule(i, xp, g, out, inputs, *params)``.
+
+    ``saves`` has one entry per rule: what that rule reads, as input positions and "out"
+    (default: every input and the output).  ``view`` marks ops whose output shares its
+    input's storage (reshape, permute, expand, basic indexing), as PyTorch's views do.
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic")
+    __slots__ = ("name", "forward", "vjps", "variadic", "saves", "view")
 
-    def __init__(self, name, forward, *vjps, variadic=False):
+    def __init__(self, name, forward, *vjps, variadic=False, saves=None, view=False):
         self.name = name
         self.forward = forward
         self.vjps = vjps
         self.variadic = variadic
+        if saves is None:
+            saves = (tuple(range(len(vjps))) + ("out",),) * len(vjps)
+        if len(saves) != len(vjps):
+            raise ValueError(f"primitive {name}: {len(vjps)} rules but {len(saves)} saves")
+        # None when no rule reads anything, so the engine skips the version check at once
+        self.saves = saves if builtins.any(saves) else None
+        self.view = view
 
     def vjp(self, xp, g, out, inputs, params, needs):
         """Gradients for the inputs flagged in ``needs`` (None elsewhere)."""
@@ -124,37 +144,74 @@ def _sigmoid(a):
 
 def _logsumexp(a, axis, keepdims):
     """log(sum(exp(a))) along ``axis``, shifted by the max for stability."""
-    m = np.max(a, axis=axis, keepdims=True)
+    m = np.max(a, axis=axis, keepdims=True, initial=-np.inf)  # -inf over an empty dim
     m = np.where(np.isfinite(m), m, 0)
-    out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+    with np.errstate(divide="ignore"):  # log(0) = -inf: the sum over an empty dim
+        out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
     return out if keepdims else np.squeeze(out, axis)
 
 
-def _share_ties(a, b, dtype):
-    """1 where a > b, 1/2 where a == b, 0 elsewhere: the gradient share of ``a``."""
-    return ((a > b) + 0.5 * (a == b)).astype(dtype)
+def _tie_share(xp, g, a, b):
+    """The gradient share of ``a`` in max(a, b): g where a > b, g / 2 where a == b, else 0."""
+    a, b = xp.raw(a), xp.raw(b)
+    return xp.where(a > b, g, xp.where(a == b, g * 0.5, 0))
 
 
-def _full_extreme_share(a, out):
-    """Equal shares among the entries equal to the reduced extreme."""
-    mask = (a == out).astype(a.dtype)
-    return mask / mask.sum()
+def _full_extreme_grad(xp, g, out, a):
+    """Equal shares of ``g`` among the entries equal to the reduced extreme (or NaN when the
+    extreme is NaN, as PyTorch's evenly_distribute_backward), 0 elsewhere."""
+    a, o = xp.raw(a), xp.raw(out)
+    mask = a == o
+    if o != o:  # NaN propagated: the NaN entries are the extreme
+        mask = np.isnan(a)
+    return xp.where(mask, g / np.asarray(mask.sum(), dtype=a.dtype), 0)
 
 
-def _selected_onehot(a, axis, pick):
-    """One-hot mask (keepdims layout) of the index that ``pick`` (argmax/argmin) selects."""
+def _selected_grad(xp, g, a, axis, keepdims, pick):
+    """``g`` at the index that ``pick`` (argmax/argmin) selects along ``axis``, 0 elsewhere."""
+    a = xp.raw(a)
     idx = np.expand_dims(pick(a, axis=axis), axis)
     positions = np.arange(a.shape[axis]).reshape((-1,) + (1,) * (a.ndim - axis - 1))
-    return (positions == idx).astype(a.dtype)
+    return xp.where(positions == idx, _expand_reduced(xp, g, (axis,), keepdims), 0)
 
 
 def _clamp_mask(a, lo, hi):
+    """Where the gradient passes: lo <= a <= hi."""
     mask = np.ones(a.shape, dtype=bool)
     if lo is not None:
         mask &= a >= lo
     if hi is not None:
         mask &= a <= hi
     return mask
+
+
+def _pow_grad_base(xp, g, out, a, b):
+    """d(a ** b)/da = b * a ** (b - 1), and 0 where b == 0 and a == 0, where the formula
+    gives 0 * inf = NaN (PyTorch's pow_backward gives 0 wherever b == 0; elsewhere the
+    formula is 0 there too, and stays differentiable in b)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        full = g * b * a ** (b - 1)
+    special = (xp.raw(b) == 0) & (xp.raw(a) == 0)
+    return xp.where(special, 0, full) if np.any(special) else full
+
+
+def _pow_grad_exponent(xp, g, out, a, b):
+    """d(a ** b)/db = a ** b * log(a), and 0 where a == 0 and b >= 0 (PyTorch's
+    pow_backward_exponent: the formula gives 0 * -inf = NaN there)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        full = g * out * xp.log(a)
+    special = (xp.raw(a) == 0) & (xp.raw(b) >= 0)
+    return xp.where(special, 0, full) if np.any(special) else full
+
+
+def _std_grad(xp, g, out, var):
+    """d sqrt(var) = g / (2 std), and 0 where std == 0: there the data is constant, every
+    centred value is 0 and so is the gradient of var, so the product is decided as 0
+    rather than 0 * inf = NaN (PyTorch's std_backward masks result == 0 the same way)."""
+    zero = xp.raw(out) == 0
+    with np.errstate(divide="ignore"):
+        full = g * 0.5 / out
+    return xp.where(zero, 0, full) if np.any(zero) else full
 
 
 def _matmul_rules():
@@ -212,51 +269,76 @@ def _linear_forward(x, w, b):
 # The table.  name = Primitive(name, forward, rule for input 0, rule for input 1, ...)
 
 # arithmetic
-add = Primitive("add", np.add, lambda xp, g, out, a, b: g, lambda xp, g, out, a, b: g)
-sub = Primitive("sub", np.subtract, lambda xp, g, out, a, b: g, lambda xp, g, out, a, b: -g)
-mul = Primitive("mul", np.multiply, lambda xp, g, out, a, b: g * b, lambda xp, g, out, a, b: g * a)
+# saves: per rule, what it reads (input positions, "out"); NONE1/NONE2 for rules that read
+# nothing but shapes.
+NONE1, NONE2 = ((),), ((), ())
+
+# arithmetic
+add = Primitive("add", np.add, lambda xp, g, out, a, b: g, lambda xp, g, out, a, b: g, saves=NONE2)
+sub = Primitive(
+    "sub", np.subtract, lambda xp, g, out, a, b: g, lambda xp, g, out, a, b: -g, saves=NONE2
+)
+mul = Primitive(
+    "mul",
+    np.multiply,
+    lambda xp, g, out, a, b: g * b,
+    lambda xp, g, out, a, b: g * a,
+    saves=((1,), (0,)),
+)
 div = Primitive(
-    "div", np.divide, lambda xp, g, out, a, b: g / b, lambda xp, g, out, a, b: -g * out / b
+    "div",
+    np.divide,
+    lambda xp, g, out, a, b: g / b,
+    lambda xp, g, out, a, b: -g * out / b,
+    saves=((1,), (1, "out")),
 )
-pow = Primitive(
-    "pow",
-    np.power,
-    lambda xp, g, out, a, b: g * b * a ** (b - 1),
-    lambda xp, g, out, a, b: g * out * xp.log(a),
-)
-neg = Primitive("neg", np.negative, lambda xp, g, out, a: -g)
-matmul = Primitive("matmul", np.matmul, *_matmul_rules())
+pow = Primitive("pow", np.power, _pow_grad_base, _pow_grad_exponent, saves=((0, 1), (0, 1, "out")))
+neg = Primitive("neg", np.negative, lambda xp, g, out, a: -g, saves=NONE1)
+matmul = Primitive("matmul", np.matmul, *_matmul_rules(), saves=((1,), (0,)))
 
 # elementwise functions
-exp = Primitive("exp", np.exp, lambda xp, g, out, a: g * out)
-log = Primitive("log", np.log, lambda xp, g, out, a: g / a)
-sqrt = Primitive("sqrt", np.sqrt, lambda xp, g, out, a: g * 0.5 / out)
-abs = Primitive("abs", np.abs, lambda xp, g, out, a: g * np.sign(xp.raw(a)))
-sin = Primitive("sin", np.sin, lambda xp, g, out, a: g * xp.cos(a))
-cos = Primitive("cos", np.cos, lambda xp, g, out, a: -g * xp.sin(a))
-tanh = Primitive("tanh", np.tanh, lambda xp, g, out, a: g * (1 - out * out))
-sigmoid = Primitive("sigmoid", _sigmoid, lambda xp, g, out, a: g * out * (1 - out))
-relu = Primitive("relu", lambda a: np.maximum(a, 0), lambda xp, g, out, a: g * (xp.raw(a) > 0))
+OUT, IN0 = (("out",),), ((0,),)
+exp = Primitive("exp", np.exp, lambda xp, g, out, a: g * out, saves=OUT)
+log = Primitive("log", np.log, lambda xp, g, out, a: g / a, saves=IN0)
+sqrt = Primitive("sqrt", np.sqrt, lambda xp, g, out, a: g * 0.5 / out, saves=OUT)
+std = Primitive("std", np.sqrt, _std_grad, saves=OUT)  # sqrt of a variance: see _std_grad
+abs = Primitive("abs", np.abs, lambda xp, g, out, a: g * np.sign(xp.raw(a)), saves=IN0)
+sin = Primitive("sin", np.sin, lambda xp, g, out, a: g * xp.cos(a), saves=IN0)
+cos = Primitive("cos", np.cos, lambda xp, g, out, a: -g * xp.sin(a), saves=IN0)
+tanh = Primitive("tanh", np.tanh, lambda xp, g, out, a: g * (1 - out * out), saves=OUT)
+sigmoid = Primitive("sigmoid", _sigmoid, lambda xp, g, out, a: g * out * (1 - out), saves=OUT)
+relu = Primitive(
+    "relu",
+    lambda a: np.maximum(a, 0),
+    lambda xp, g, out, a: xp.where(xp.raw(a) > 0, g, 0),
+    saves=IN0,
+)
 clamp = Primitive(
-    "clamp", np.clip, lambda xp, g, out, a, lo, hi: g * _clamp_mask(xp.raw(a), lo, hi)
+    "clamp",
+    np.clip,
+    lambda xp, g, out, a, lo, hi: xp.where(_clamp_mask(xp.raw(a), lo, hi), g, 0),
+    saves=IN0,
 )
 maximum = Primitive(
     "maximum",
     np.maximum,
-    lambda xp, g, out, a, b: g * _share_ties(xp.raw(a), xp.raw(b), g.dtype),
-    lambda xp, g, out, a, b: g * _share_ties(xp.raw(b), xp.raw(a), g.dtype),
+    lambda xp, g, out, a, b: _tie_share(xp, g, a, b),
+    lambda xp, g, out, a, b: _tie_share(xp, g, b, a),
+    saves=((0, 1), (0, 1)),
 )
 minimum = Primitive(
     "minimum",
     np.minimum,
-    lambda xp, g, out, a, b: g * _share_ties(xp.raw(b), xp.raw(a), g.dtype),
-    lambda xp, g, out, a, b: g * _share_ties(xp.raw(a), xp.raw(b), g.dtype),
+    lambda xp, g, out, a, b: _tie_share(xp, g, b, a),
+    lambda xp, g, out, a, b: _tie_share(xp, g, a, b),
+    saves=((0, 1), (0, 1)),
 )
 where = Primitive(
     "where",
     lambda a, b, cond: np.where(cond, a, b),
     lambda xp, g, out, a, b, cond: xp.where(cond, g, 0),
     lambda xp, g, out, a, b, cond: xp.where(cond, 0, g),
+    saves=NONE2,
 )
 
 # reductions (axis is None or a tuple of non-negative ints; max/min along one int axis)
@@ -266,30 +348,21 @@ sum = Primitive(
     lambda xp, g, out, a, axis, keepdims: xp.broadcast_to(
         _expand_reduced(xp, g, axis, keepdims), a.shape
     ),
+    saves=NONE1,
 )
-amax = Primitive(
-    "max",
-    lambda a: np.max(a),
-    lambda xp, g, out, a: g * _full_extreme_share(xp.raw(a), xp.raw(out)),
-)
-amin = Primitive(
-    "min",
-    lambda a: np.min(a),
-    lambda xp, g, out, a: g * _full_extreme_share(xp.raw(a), xp.raw(out)),
-)
+amax = Primitive("max", lambda a: np.max(a), _full_extreme_grad, saves=((0, "out"),))
+amin = Primitive("min", lambda a: np.min(a), _full_extreme_grad, saves=((0, "out"),))
 max_dim = Primitive(
     "max",
     lambda a, axis, keepdims: np.max(a, axis=axis, keepdims=keepdims),
-    lambda xp, g, out, a, axis, keepdims: (
-        _expand_reduced(xp, g, (axis,), keepdims) * _selected_onehot(xp.raw(a), axis, np.argmax)
-    ),
+    lambda xp, g, out, a, axis, keepdims: _selected_grad(xp, g, a, axis, keepdims, np.argmax),
+    saves=IN0,
 )
 min_dim = Primitive(
     "min",
     lambda a, axis, keepdims: np.min(a, axis=axis, keepdims=keepdims),
-    lambda xp, g, out, a, axis, keepdims: (
-        _expand_reduced(xp, g, (axis,), keepdims) * _selected_onehot(xp.raw(a), axis, np.argmin)
-    ),
+    lambda xp, g, out, a, axis, keepdims: _selected_grad(xp, g, a, axis, keepdims, np.argmin),
+    saves=IN0,
 )
 logsumexp = Primitive(
     "logsumexp",
@@ -298,29 +371,50 @@ logsumexp = Primitive(
         _expand_reduced(xp, g, axis, keepdims)
         * xp.exp(a - _expand_reduced(xp, out, axis, keepdims))
     ),
+    saves=((0, "out"),),
 )
 
 # copies and casts
-clone = Primitive("clone", np.copy, lambda xp, g, out, a: g)
+clone = Primitive("clone", np.copy, lambda xp, g, out, a: g, saves=NONE1)
 astype = Primitive(
-    "to", lambda a, dtype: a.astype(dtype), lambda xp, g, out, a, dtype: xp.astype(g, a.dtype)
+    "to",
+    lambda a, dtype: a.astype(dtype),
+    lambda xp, g, out, a, dtype: xp.astype(g, a.dtype),
+    saves=NONE1,
 )
 
-# shapes
-reshape = Primitive("reshape", np.reshape, lambda xp, g, out, a, shape: xp.reshape(g, a.shape))
+# shapes (views of their input, as in PyTorch)
+reshape = Primitive(
+    "reshape",
+    np.reshape,
+    lambda xp, g, out, a, shape: xp.reshape(g, a.shape),
+    saves=NONE1,
+    view=True,
+)
 permute = Primitive(
-    "permute", np.transpose, lambda xp, g, out, a, axes: xp.permute(g, tuple(np.argsort(axes)))
+    "permute",
+    np.transpose,
+    lambda xp, g, out, a, axes: xp.permute(g, tuple(np.argsort(axes))),
+    saves=NONE1,
+    view=True,
 )
-expand = Primitive("expand", np.broadcast_to, lambda xp, g, out, a, shape: g)
+expand = Primitive(
+    "expand", np.broadcast_to, lambda xp, g, out, a, shape: g, saves=NONE1, view=True
+)
 getitem = Primitive(
-    "getitem", lambda a, index: a[index], lambda xp, g, out, a, index: xp.scatter(g, a.shape, index)
+    "getitem",
+    lambda a, index: a[index],
+    lambda xp, g, out, a, index: xp.scatter(g, a.shape, index),
+    saves=NONE1,
+    view=True,  # for basic indices; advanced indexing copies (tensor.py tells them apart)
 )
-scatter = Primitive("scatter", _scatter, lambda xp, g, out, a, shape, index: g[index])
+scatter = Primitive("scatter", _scatter, lambda xp, g, out, a, shape, index: g[index], saves=NONE1)
 cat = Primitive(
     "cat",
     lambda *arrays_and_axis: np.concatenate(arrays_and_axis[:-1], axis=arrays_and_axis[-1]),
     _cat_rule,
     variadic=True,
+    saves=NONE1,
 )
 
 # layers
@@ -330,6 +424,7 @@ linear = Primitive(
     lambda xp, g, out, x, w, b: g @ w,
     _linear_weight_grad,
     lambda xp, g, out, x, w, b: xp.sum(g, tuple(range(g.ndim - 1))),
+    saves=((1,), (0,), ()),
 )
 
 
@@ -466,7 +561,8 @@ def _im2col(x, w_shape, stride, padding, dilation, groups):
     view = _windows(xp, kernel, stride, dilation, oh, ow, "cijnhw")
     cols = _workspace.get("cols", view.shape, x.dtype)
     np.copyto(cols, view)
-    return cols.reshape(groups, -1, x.shape[0] * oh * ow), oh, ow
+    rows = x.shape[1] // groups * kernel[0] * kernel[1]  # explicit: N may be 0
+    return cols.reshape(groups, rows, x.shape[0] * oh * ow), oh, ow
 
 
 def _conv2d_forward(x, w, b, stride, padding, dilation, groups):
@@ -521,7 +617,14 @@ def _conv2d_grad_b(xp, g, out, x, w, b, stride, padding, dilation, groups):
     return g.sum(axis=(0, 2, 3))
 
 
-conv2d = Primitive("conv2d", _conv2d_forward, _conv2d_grad_x, _conv2d_grad_w, _conv2d_grad_b)
+conv2d = Primitive(
+    "conv2d",
+    _conv2d_forward,
+    _conv2d_grad_x,
+    _conv2d_grad_w,
+    _conv2d_grad_b,
+    saves=((1,), (0,), ()),
+)
 
 
 class _Saved:
@@ -596,13 +699,13 @@ def _max_pool2d_grad(xp, g, out, x, kernel, stride, padding, dilation, saved):
     for k, (i, j) in enumerate(_offsets(kernel)):
         index = _slab(i, j, stride, dilation, oh, ow)
         if overlap:
-            buf[index] += g * (pick == k)
-        else:  # each input position is in at most one window: write g * mask in place
-            np.multiply(g, pick == k, out=buf[index])
+            buf[index] += np.where(pick == k, g, 0)
+        else:  # each input position is in at most one window: copy g where selected
+            np.copyto(buf[index], g, where=pick == k)
     return buf[:, :, top : top + h, left : left + w]
 
 
-max_pool2d = Primitive("max_pool2d", _max_pool2d_forward, _max_pool2d_grad)
+max_pool2d = Primitive("max_pool2d", _max_pool2d_forward, _max_pool2d_grad, saves=((0, "out"),))
 
 
 def _avg_divisor(x_shape, kernel, stride, padding, count_include_pad, divisor, dtype):
@@ -644,7 +747,7 @@ def _avg_pool2d_grad(xp, g, out, x, kernel, stride, padding, count_include_pad, 
     return _fold(cols, x.shape, kernel, stride, padding, (1, 1))
 
 
-avg_pool2d = Primitive("avg_pool2d", _avg_pool2d_forward, _avg_pool2d_grad)
+avg_pool2d = Primitive("avg_pool2d", _avg_pool2d_forward, _avg_pool2d_grad, saves=NONE1)
 
 
 def _cross_entropy_parts(x, target, weight, ignore_index, label_smoothing):
@@ -718,7 +821,8 @@ def _cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, red
         return loss
     if reduction == "sum":
         return loss.sum()
-    return loss.sum() / wy.sum()
+    with np.errstate(invalid="ignore"):  # every target ignored: 0 / 0 = NaN, as PyTorch
+        return loss.sum() / wy.sum()
 
 
 def _cross_entropy_grad(
@@ -761,11 +865,14 @@ def _cross_entropy_grad(
     if reduction == "none":
         return grad * xp.expand_dims(g, (1,))
     if reduction == "mean":
-        grad = grad / np.asarray(wy.sum(), dtype=dtype)
+        # every target ignored: the rows are all 0 already, and stay 0 (PyTorch's gradient)
+        grad = grad / np.asarray(wy.sum() or 1, dtype=dtype)
     return grad * g
 
 
-cross_entropy = Primitive("cross_entropy", _cross_entropy_forward, _cross_entropy_grad)
+cross_entropy = Primitive(
+    "cross_entropy", _cross_entropy_forward, _cross_entropy_grad, saves=((0, "out"),)
+)
 
 
 def _erf(x):
@@ -798,7 +905,9 @@ def _erf(x):
     return out.astype(x.dtype) if np.issubdtype(x.dtype, np.floating) else out
 
 
-erf = Primitive("erf", _erf, lambda xp, g, out, a: g * (2 / np.sqrt(np.pi)) * xp.exp(-(a * a)))
+erf = Primitive(
+    "erf", _erf, lambda xp, g, out, a: g * (2 / np.sqrt(np.pi)) * xp.exp(-(a * a)), saves=IN0
+)
 
 
 def _softplus(a):
@@ -807,7 +916,9 @@ def _softplus(a):
 
 # softplus(x) = log(1 + exp(x)); its derivative sigmoid(x) = exp(x - softplus(x)) never
 # overflows because x - softplus(x) <= 0.
-softplus = Primitive("softplus", _softplus, lambda xp, g, out, a: g * xp.exp(a - out))
+softplus = Primitive(
+    "softplus", _softplus, lambda xp, g, out, a: g * xp.exp(a - out), saves=((0, "out"),)
+)
 
 
 # The array vocabulary that rules use, implemented for numpy arrays (the fast path; array

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import ops
-from .autograd import Node, _state, backward, check_finite, creation_site
+from .autograd import Node, _state, backward, check_finite, creation_site, versions_of
 
 __all__ = [
     "Tensor",
@@ -118,8 +118,124 @@ def apply(op, *args, params=()):
             if _state.anomaly:
                 site = creation_site()
                 check_finite(op.name, out, "output", site)
-            return Tensor._make(out, Node(op, args, params, site, arrays, needs))
+            node = Node(op, args, params, site, arrays, needs, versions_of(args))
+            return Tensor._make(out, node)
     return Tensor._make(out)
+
+
+# ----------------------------------------------------------------------------------------
+# Type promotion: PyTorch's rule, in this one place
+
+
+def _promote(a, b):
+    """The dtype of an op on two operands of one tier (PyTorch's promote_types): the floating
+    one wins over integers and bool (int64 with float32 is float32, not numpy's float64);
+    two floats or two integers promote as numpy does."""
+    if a is None or a == b:
+        return b
+    if b is None:
+        return a
+    fa, fb = a.kind in "fc", b.kind in "fc"
+    if fa != fb:
+        return a if fa else b
+    if a.kind == "b" or b.kind == "b":
+        return b if a.kind == "b" else a
+    return np.promote_types(a, b)
+
+
+def _combine(higher, lower):
+    """PyTorch's combine_categories: a lower tier changes the dtype only when it is of a
+    higher category (float over int over bool)."""
+    if higher is None:
+        return lower
+    if lower is None or higher.kind in "fc":
+        return higher
+    if higher.kind == "b" or lower.kind in "fc":
+        return _promote(higher, lower)
+    return higher
+
+
+def _wrapped_dtype(x):
+    """The dtype a Python or numpy scalar takes in an op (PyTorch's wrapped numbers)."""
+    if isinstance(x, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    if isinstance(x, (int, np.integer)):
+        return np.dtype(np.int64)
+    if isinstance(x, (float, np.floating)):
+        return _default_dtype
+    return np.result_type(x)
+
+
+def _result_type(*operands):
+    """The dtype of an elementwise op on ``operands``, by PyTorch's promotion rule.
+
+    Operands fall in three tiers: tensors with dims, 0-d tensors, and wrapped numbers
+    (Python and numpy scalars: bool, int64, the default float).  Within a tier dtypes
+    promote (``_promote``); a lower tier changes the result only when it is of a higher
+    category (``_combine``).  So float32 * int64 tensor is float32; an int tensor with a
+    Python float (or ``np.sqrt(d)``) gives the default float; a 0-d float64 tensor or a
+    numpy float64 scalar leaves a float32 tensor float32; int32 + 0-d int64 is int32.
+    """
+    dim = zero = wrapped = None
+    for x in operands:
+        if isinstance(x, Tensor):
+            x = x._array
+        if isinstance(x, np.ndarray):
+            if x.ndim:
+                dim = _promote(dim, x.dtype)
+            else:
+                zero = _promote(zero, x.dtype)
+        else:
+            wrapped = _promote(wrapped, _wrapped_dtype(x))
+    return _combine(dim, _combine(zero, wrapped))
+
+
+def _cast(x, dtype):
+    """Operand ``x`` in ``dtype``: tensors through the recorded cast, numbers as 0-d arrays."""
+    if isinstance(x, Tensor):
+        return x if x._array.dtype == dtype else x.to(dtype)
+    if isinstance(x, np.ndarray):
+        return x.astype(dtype, copy=False)
+    return np.asarray(x, dtype=dtype)
+
+
+def _binary(op, a, b, true_div=False):
+    """``apply(op, a, b)`` with the operands promoted to ``_result_type(a, b)``; with
+    ``true_div`` an integer result type becomes the default float (``/`` of ints).
+
+    Fast path, no cast: two tensors of one dtype, or a tensor and a Python number that
+    cannot change its dtype (numpy already treats Python numbers as weak)."""
+    ta = type(a)
+    if ta is Tensor or isinstance(a, Tensor):
+        kind = a._array.dtype.kind
+        tb = type(b)
+        if (tb is Tensor or isinstance(b, Tensor)) and b._array.dtype is a._array.dtype:
+            fast = kind == "f" or not (true_div or kind == "b")
+        else:
+            fast = (tb is float and kind == "f") or (tb is int and kind in "fiu" and not true_div)
+    else:
+        kind = b._array.dtype.kind
+        fast = (ta is float and kind == "f") or (ta is int and kind in "fiu" and not true_div)
+    if fast:
+        return apply(op, a, b)
+    dtype = _result_type(a, b)
+    if true_div and dtype.kind not in "fc":
+        dtype = _default_dtype
+    return apply(op, _cast(a, dtype), _cast(b, dtype))
+
+
+def _floating(t):
+    """``t``, or ``t`` cast to the default float when it is an integer or bool tensor: the
+    input of exp, log, sqrt, ... (PyTorch: ``exp`` of an int tensor is float32)."""
+    return t if t._array.dtype.kind in "fc" else t.to(_default_dtype)
+
+
+def _can_cast(src, dst):
+    """PyTorch's canCast for in-place results: no float into an integer tensor, nothing
+    but bool into a bool tensor."""
+    if src.kind in "fc" and dst.kind in "biu":
+        return False
+    return not (dst.kind == "b" and src.kind != "b")
 
 
 def _data(x):
@@ -146,11 +262,18 @@ def _dim(dim, ndim, op):
 
 
 def _axes(dim, ndim, op):
-    """None (all dims) or a sorted tuple of non-negative dims."""
-    if dim is None or ndim == 0:
+    """None (all dims) or a sorted tuple of non-negative dims.
+
+    Checked as PyTorch checks them: a 0-d tensor accepts dims -1 and 0; a dim given twice
+    raises RuntimeError."""
+    if dim is None:
         return None
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    return tuple(sorted({_dim(d, ndim, op) for d in dims}))
+    axes = [_dim(d, ndim, op) for d in dims]
+    if len(set(axes)) != len(axes):
+        twice = next(a for a in axes if axes.count(a) > 1)
+        raise RuntimeError(f"{op}: dim {twice} appears multiple times in the list of dims")
+    return None if ndim == 0 else tuple(sorted(axes))
 
 
 def _expanded_shape(shape, axes):
@@ -185,6 +308,7 @@ class Tensor:
         "_retains_grad",
         "_hooks",
         "name",
+        "_vc",
         "__weakref__",
     )
     __array_ufunc__ = None  # ndarray <op> Tensor defers to the Tensor's reflected operator
@@ -205,6 +329,7 @@ class Tensor:
         self._retains_grad = False
         self._hooks = None
         self.name = None
+        self._vc = None  # version counter: None (version 0, not shared) or a shared [n]
 
     @classmethod
     def _make(cls, data, node=None):
@@ -235,6 +360,28 @@ class Tensor:
                 "(wrap an array with tg.from_numpy or tg.tensor)"
             )
         self._array = value._array
+
+    @property
+    def _version(self):
+        """How many in-place writes this tensor's storage has had (``torch``'s ``_version``).
+
+        Views and ``detach()`` share the counter with their base; ``.data`` does not, so
+        writes through ``.data`` are not seen by autograd (as in PyTorch)."""
+        vc = self._vc
+        return 0 if vc is None else vc[0]
+
+    def _shared_version(self):
+        """This tensor's counter, created on first use so that an alias can share it."""
+        if self._vc is None:
+            self._vc = [0]
+        return self._vc
+
+    def _bump_version(self):
+        """Count one in-place write (recorded ops check it before using saved values)."""
+        if self._vc is None:
+            self._vc = [1]
+        else:
+            self._vc[0] += 1
 
     @property
     def shape(self):
@@ -328,8 +475,10 @@ class Tensor:
         return self
 
     def detach(self):
-        """A tensor sharing this data, cut from the graph."""
-        return Tensor._make(self._array)
+        """A tensor sharing this data and its version counter, cut from the graph."""
+        t = Tensor._make(self._array)
+        t._vc = self._shared_version()
+        return t
 
     def retain_grad(self):
         """Keep ``.grad`` for this non-leaf tensor after backward."""
@@ -369,8 +518,14 @@ class Tensor:
         return self._array.tolist()
 
     def to(self, dtype):
+        """This tensor in ``dtype``; casts to integer or bool types are not differentiable,
+        so their result is cut from the graph (as in PyTorch)."""
         dtype = np.dtype(dtype)
-        return self if dtype == self._array.dtype else apply(ops.astype, self, params=(dtype,))
+        if dtype == self._array.dtype:
+            return self
+        if dtype.kind not in "fc":
+            return Tensor._make(self._array.astype(dtype))
+        return apply(ops.astype, self, params=(dtype,))
 
     def float(self):
         return self.to(np.float32)
@@ -384,55 +539,216 @@ class Tensor:
     def clone(self):
         return apply(ops.clone, self)
 
-    # -- in-place (on data, never recorded) ----------------------------------------------
-    def zero_(self):
-        self._array[...] = 0
+    # -- in-place (PyTorch's rules) -----------------------------------------------------
+    #
+    # Every in-place op writes into this tensor's storage and bumps its version counter.
+    # In grad mode, when the tensor or an operand requires grad, the op is recorded: on a
+    # leaf that requires grad it raises (as PyTorch); on a non-leaf the op is applied to a
+    # stand-in for the old value and this tensor takes the new node (PyTorch rebases the
+    # history the same way).  Rules that read a tensor modified since it was recorded
+    # raise at backward (the version check in autograd).
+
+    def _check_inplace(self):
+        """Raise for an in-place op that PyTorch refuses (or that is not supported here)."""
+        if self._node is None:
+            raise RuntimeError(
+                "a leaf Variable that requires grad is being used in an in-place operation."
+            )
+        node = self._node
+        if node.op.view and node.inputs is not None and self._vc is node.inputs[0]._vc:
+            raise RuntimeError(
+                f"in-place op on a view ({node.name()}) of a tensor that requires grad is "
+                "not supported: its base would not see the change (PyTorch rewrites the "
+                "base's history); apply the op to the base tensor, or build the result out "
+                "of place"
+            )
+
+    def _recording(self, other=None):
+        if not _state.grad_enabled:
+            return False
+        return self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)
+
+    def _stand_in(self, copy):
+        """A tensor for this one's current value and node, to record an in-place op on.
+
+        It shares the storage and counter, so ops recorded earlier still see the write;
+        with ``copy`` the value is cloned first (a recorded clone), for rules that read it.
+        """
+        old = Tensor._make(self._array, self._node)
+        old.requires_grad = self.requires_grad
+        old._vc = self._shared_version()
+        return apply(ops.clone, old) if copy else old
+
+    def _take(self, result, name, any_cast=False):
+        """Write ``result`` (a Tensor) into this tensor's storage; adopt its node if any."""
+        arr = result._array
+        if arr.shape != self._array.shape:
+            raise ShapeError(
+                f"{name}: output with shape {list(self._array.shape)} doesn't match the "
+                f"broadcast shape {list(arr.shape)}"
+            )
+        if not any_cast and not _can_cast(arr.dtype, self._array.dtype):
+            raise DtypeError(
+                f"{name}: result type {arr.dtype} can't be cast to the desired output type "
+                f"{self._array.dtype}"
+            )
+        if not self._array.flags.writeable:
+            raise RuntimeError(
+                f"{name}: this tensor's memory is read-only (an expand() view, where several "
+                "elements share one location); clone() it first"
+            )
+        np.copyto(self._array, arr, casting="unsafe")
+        self._bump_version()
+        node = result._node
+        if node is not None:
+            if node.op.saves is not None and any("out" in r for r in node.op.saves):
+                # the rule reads its output, which later in-place ops on this tensor
+                # overwrite: it keeps ``result`` (never written), and this tensor a clone
+                node = Node(ops.clone, [result], ())
+            self._node = node
+            self.requires_grad = True
         return self
 
-    def fill_(self, value):
-        self._array[...] = value
+    def _update(self, op, other, name, reads_self=False, true_div=False):
+        """``self = op(self, other)`` in place (add_, sub_, mul_, div_, pow_)."""
+        if self._recording(other):
+            self._check_inplace() if self.requires_grad else None
+            base = self._stand_in(reads_self and self.requires_grad)
+            return self._take(_binary(op, base, other, true_div), name)
+        return self._take(_binary(op, self, other, true_div), name)
+
+    def _assign(self, value, name):
+        """Replace every value by ``value`` (broadcast and cast to this tensor's dtype):
+        copy_, fill_, zero_, normal_, uniform_.  Recorded as a select, so no gradient
+        reaches the old value and ``value``'s gradient is summed back to its shape."""
+        try:
+            np.broadcast_shapes(np.shape(_data(value)), self._array.shape)
+        except ValueError:
+            raise ShapeError(
+                f"{name}: the source of shape {list(np.shape(_data(value)))} does not "
+                f"broadcast to the tensor's shape {list(self._array.shape)}"
+            ) from None
+        if self._recording(value):
+            if self.requires_grad:
+                self._check_inplace()
+            base = self._stand_in(False)
+            keep = np.zeros(self._array.shape, dtype=bool)
+            return self._take(apply(ops.where, base, value, params=(keep,)), name, True)
+        if not self._array.flags.writeable:
+            return self._take(Tensor._make(np.asarray(_data(value))), name, True)
+        np.copyto(self._array, _data(value), casting="unsafe")
+        self._bump_version()
         return self
+
+    def add_(self, other, *, alpha=1):
+        """self += alpha * other, in place (``torch.Tensor.add_``)."""
+        return self._update(ops.add, other if alpha == 1 else other * alpha, "add_")
+
+    def sub_(self, other, *, alpha=1):
+        """self -= alpha * other, in place (``torch.Tensor.sub_``)."""
+        return self._update(ops.sub, other if alpha == 1 else other * alpha, "sub_")
+
+    def mul_(self, other):
+        """self *= other, in place (``torch.Tensor.mul_``)."""
+        needs_self = isinstance(other, Tensor) and other.requires_grad
+        return self._update(ops.mul, other, "mul_", reads_self=needs_self)
+
+    def div_(self, other):
+        """self /= other, in place (``torch.Tensor.div_``); an integer tensor raises, as the
+        quotient is a float."""
+        return self._update(ops.div, other, "div_", true_div=True)
+
+    def pow_(self, exponent):
+        """self = self ** exponent, in place (``torch.Tensor.pow_``)."""
+        return self._update(ops.pow, exponent, "pow_", reads_self=True)
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
+    __ipow__ = pow_
+
+    def clamp_(self, min=None, max=None):
+        """Limit values to [min, max] in place (``torch.Tensor.clamp_``)."""
+        if self._recording():
+            self._check_inplace()
+            return self._take(self._stand_in(True).clamp(min, max), "clamp_")
+        return self._take(self.clamp(min, max), "clamp_")
 
     def copy_(self, src):
-        self._array[...] = _data(src)
-        return self
+        """Copy ``src`` (broadcast, cast to this dtype) into this tensor; the gradient flows
+        to ``src`` (``torch.Tensor.copy_``)."""
+        return self._assign(src, "copy_")
+
+    def fill_(self, value):
+        """Set every element to ``value`` (a number or a 0-d tensor)."""
+        if isinstance(value, Tensor) and value.ndim:
+            raise RuntimeError(
+                f"fill_ only supports 0-dimension value tensor but got tensor with "
+                f"{value.ndim} dimensions."
+            )
+        return self._assign(value, "fill_")
+
+    def zero_(self):
+        """Set every element to 0."""
+        return self._assign(0, "zero_")
+
+    def normal_(self, mean=0.0, std=1.0, *, generator=None):
+        """Fill with samples of N(mean, std^2) (``torch.Tensor.normal_``)."""
+        gen = generator or _generator
+        values = gen.standard_normal(self._array.shape) * std + mean
+        return self._assign(values.astype(self._array.dtype), "normal_")
+
+    def uniform_(self, *args, generator=None, **kwargs):
+        """Fill with samples of U(from, to), defaults 0 and 1 (``torch.Tensor.uniform_``;
+        ``from`` and ``to`` by position or by name)."""
+        bounds = dict(zip(("from", "to"), args))
+        for key, value in kwargs.items():
+            if key not in ("from", "to") or key in bounds:
+                raise TypeError(f"uniform_() got an unexpected or repeated argument {key!r}")
+            bounds[key] = value
+        low, high = bounds.get("from", 0.0), bounds.get("to", 1.0)
+        gen = generator or _generator
+        values = gen.uniform(low, high, self._array.shape)
+        return self._assign(values.astype(self._array.dtype), "uniform_")
 
     # -- arithmetic ----------------------------------------------------------------------
+    # binary arithmetic promotes dtypes by PyTorch's rule (_result_type)
     def __add__(self, other):
-        return apply(ops.add, self, other)
+        return _binary(ops.add, self, other)
 
     def __radd__(self, other):
-        return apply(ops.add, other, self)
+        return _binary(ops.add, other, self)
 
     def __sub__(self, other):
-        return apply(ops.sub, self, other)
+        return _binary(ops.sub, self, other)
 
     def __rsub__(self, other):
-        return apply(ops.sub, other, self)
+        return _binary(ops.sub, other, self)
 
     def __mul__(self, other):
-        return apply(ops.mul, self, other)
+        return _binary(ops.mul, self, other)
 
     def __rmul__(self, other):
-        return apply(ops.mul, other, self)
+        return _binary(ops.mul, other, self)
 
     def __truediv__(self, other):
-        return apply(ops.div, self, other)
+        return _binary(ops.div, self, other, true_div=True)
 
     def __rtruediv__(self, other):
-        return apply(ops.div, other, self)
+        return _binary(ops.div, other, self, true_div=True)
 
     def __pow__(self, exponent):
-        return apply(ops.pow, self, exponent)
+        return _binary(ops.pow, self, exponent)
 
     def __rpow__(self, base):
-        return apply(ops.pow, base, self)
+        return _binary(ops.pow, base, self)
 
     def __matmul__(self, other):
-        return apply(ops.matmul, self, other)
+        return matmul(self, other)
 
     def __rmatmul__(self, other):
-        return apply(ops.matmul, other, self)
+        return matmul(other, self)
 
     def __neg__(self):
         return apply(ops.neg, self)
@@ -484,35 +800,35 @@ class Tensor:
         return self @ other
 
     def pow(self, exponent):
-        return apply(ops.pow, self, exponent)
+        return self**exponent
 
     def neg(self):
         return -self
 
     # -- elementwise functions ---------------------------------------------------------
     def exp(self):
-        return apply(ops.exp, self)
+        return apply(ops.exp, _floating(self))
 
     def log(self):
-        return apply(ops.log, self)
+        return apply(ops.log, _floating(self))
 
     def sqrt(self):
-        return apply(ops.sqrt, self)
+        return apply(ops.sqrt, _floating(self))
 
     def abs(self):
         return apply(ops.abs, self)
 
     def sin(self):
-        return apply(ops.sin, self)
+        return apply(ops.sin, _floating(self))
 
     def cos(self):
-        return apply(ops.cos, self)
+        return apply(ops.cos, _floating(self))
 
     def tanh(self):
-        return apply(ops.tanh, self)
+        return apply(ops.tanh, _floating(self))
 
     def sigmoid(self):
-        return apply(ops.sigmoid, self)
+        return apply(ops.sigmoid, _floating(self))
 
     def relu(self):
         return apply(ops.relu, self)
@@ -536,6 +852,15 @@ class Tensor:
         return apply(ops.sum, self, params=(_axes(dim, self.ndim, "sum"), keepdim))
 
     def mean(self, dim=None, keepdim=False):
+        """sum / count; float16 is accumulated in float32 (as PyTorch), since its sum
+        overflows past 65504."""
+        if self._array.dtype.kind not in "fc":
+            raise RuntimeError(
+                "mean(): could not infer output dtype. Input dtype must be either a floating "
+                f"point or complex dtype. Got: {self._array.dtype}"
+            )
+        if self._array.dtype == np.float16:
+            return self.float().mean(dim, keepdim).to(np.float16)
         axes = _axes(dim, self.ndim, "mean")
         count = self._array.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
         return apply(ops.sum, self, params=(axes, keepdim)) / count
@@ -549,7 +874,8 @@ class Tensor:
         return (centered * centered).sum(axes, keepdim) / builtins.max(count - correction, 0)
 
     def std(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
-        return self.var(dim, unbiased, keepdim, correction=correction).sqrt()
+        """sqrt(var); the gradient at std == 0 (constant data) is 0, see ``ops.std``."""
+        return apply(ops.std, self.var(dim, unbiased, keepdim, correction=correction))
 
     def _extreme(self, full_op, dim_op, pick, name, dim, keepdim):
         if dim is None:
@@ -580,8 +906,10 @@ class Tensor:
         return Tensor._make(np.argmin(self._array, axis=axis, keepdims=keepdim))
 
     def logsumexp(self, dim=None, keepdim=False):
-        """log(sum(exp(x))) along ``dim``, computed stably (shifted by the max)."""
-        return apply(ops.logsumexp, self, params=(_axes(dim, self.ndim, "logsumexp"), keepdim))
+        """log(sum(exp(x))) along ``dim``, computed stably (shifted by the max); -inf over
+        an empty dim."""
+        axes = _axes(dim, self.ndim, "logsumexp")
+        return apply(ops.logsumexp, _floating(self), params=(axes, keepdim))
 
     def log_softmax(self, dim):
         """x - logsumexp(x, dim)."""
@@ -596,7 +924,7 @@ class Tensor:
         shape = _shape_args(shape)
         if shape == self._array.shape:
             return self
-        return apply(ops.reshape, self, params=(shape,))
+        return _view(ops.reshape, self, shape)
 
     view = reshape
 
@@ -607,13 +935,13 @@ class Tensor:
         axes = tuple(_dim(d, self.ndim, "permute") for d in dims)
         if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"permute: dims {dims} are not a permutation of 0..{self.ndim - 1}")
-        return apply(ops.permute, self, params=(axes,))
+        return _view(ops.permute, self, axes)
 
     def transpose(self, dim0, dim1):
         axes = list(range(self.ndim))
         a, b = _dim(dim0, self.ndim, "transpose"), _dim(dim1, self.ndim, "transpose")
         axes[a], axes[b] = axes[b], axes[a]
-        return apply(ops.permute, self, params=(tuple(axes),))
+        return _view(ops.permute, self, tuple(axes))
 
     def flatten(self, start_dim=0, end_dim=-1):
         if self.ndim == 0:
@@ -645,13 +973,17 @@ class Tensor:
         shape = tuple(
             self.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(sizes)
         )
-        return apply(ops.expand, self, params=(shape,))
+        return _view(ops.expand, self, shape)
 
     def expand_as(self, other):
         return self.expand(other.shape)
 
     def __getitem__(self, index):
-        return apply(ops.getitem, self, params=(_index(index),))
+        """Basic and advanced indexing with PyTorch's layout (see ``_index_steps``)."""
+        out = self
+        for step in _index_steps(index):
+            out = _view(ops.getitem, out, step)
+        return out
 
     def __setitem__(self, index, value):
         """Write ``value`` into this tensor's data (in place, not recorded).
@@ -660,18 +992,23 @@ class Tensor:
         and leaves under ``no_grad`` (e.g. editing weights).  Writing into a tensor that
         takes part in a recorded computation raises, as the recorded graph would no longer
         describe the data."""
-        if self.requires_grad and _state.grad_enabled:
-            kind = (
-                "a leaf Variable that requires grad"
-                if self._node is None
-                else "a tensor produced by a recorded op"
-            )
-            raise RuntimeError(
-                f"in-place assignment into {kind} is not recorded: do it "
-                "under tg.no_grad(), or build a new tensor (tg.where, "
-                "tg.cat)"
-            )
-        self._array[_index(index)] = _data(value)
+        if _state.grad_enabled:
+            if self.requires_grad and self._node is None:
+                raise RuntimeError(
+                    "a leaf Variable that requires grad is being used in an in-place operation."
+                )
+            if self.requires_grad or (isinstance(value, Tensor) and value.requires_grad):
+                raise RuntimeError(
+                    "in-place assignment into a tensor is not recorded when the tensor or "
+                    "the value requires grad: do it under tg.no_grad(), or build a new "
+                    "tensor (tg.where, tg.cat)"
+                )
+        *steps, last = _index_steps(index)
+        target = self._array
+        for step in steps:  # integer steps: basic indices, so views of the storage
+            target = target[step]
+        target[last] = _data(value)
+        self._bump_version()
 
 
 class _HookHandle:
@@ -687,6 +1024,50 @@ class _HookHandle:
 
     def remove(self):
         self._hooks.pop(self.id, None)
+
+
+def _view(op, t, param):
+    """``apply(op, t, param)`` for a view op; the result shares ``t``'s version counter
+    when numpy made it a view of ``t``'s storage (reshape of a non-contiguous array and
+    advanced indexing copy, as in PyTorch)."""
+    out = apply(op, t, params=(param,))
+    arr, base = out._array, t._array
+    if arr.base is not None and arr.base is (base if base.base is None else base.base):
+        out._vc = t._shared_version()
+    return out
+
+
+def _is_int(i):
+    return isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))
+
+
+def _index_steps(index):
+    """The numpy indices that give PyTorch's result for ``index``, applied in turn.
+
+    numpy counts an integer as an advanced index, so ``x[0, :, [0, 1]]`` (x of shape
+    (2, 3, 4)) puts the advanced dim first, (2, 3); PyTorch first selects with the
+    integers and then indexes the rest, (3, 2).  When integers and advanced (array)
+    indices are mixed, the integers go in a first step (a view) and the rest in a second.
+    """
+    index = _index(index)
+    if not isinstance(index, tuple) or not any(_is_int(i) for i in index):
+        return (index,)
+    if not any(isinstance(i, np.ndarray) for i in index):
+        return (index,)
+    first, second = [], []
+    for i in index:
+        if _is_int(i):
+            first.append(i)
+        elif isinstance(i, np.ndarray):
+            first.extend([slice(None)] * (i.ndim if i.dtype == np.bool_ else 1))
+            second.append(i)
+        elif i is Ellipsis:
+            first.append(i)
+            second.append(i)
+        else:  # a slice, or None (a new dim, present after the first step)
+            first.append(i)
+            second.append(slice(None))
+    return tuple(first), tuple(second)
 
 
 def _index(index):
@@ -743,6 +1124,10 @@ def ones(*size, dtype=None, requires_grad=False):
 
 
 def full(size, fill_value, dtype=None, requires_grad=False):
+    """A tensor of ``size`` filled with ``fill_value``; without ``dtype`` the value decides
+    it, as in PyTorch: bool, int64 for an int, the default float for a float."""
+    if dtype is None:
+        dtype = _wrapped_dtype(_data(fill_value))
     return _filled(
         (size,) if isinstance(size, int) else tuple(size), fill_value, dtype, requires_grad
     )
@@ -829,21 +1214,31 @@ def stack(tensors, dim=0):
 
 
 def where(condition, input, other):
-    """``input`` where ``condition`` holds, else ``other`` (gradient flows to the chosen)."""
-    return apply(ops.where, input, other, params=(np.asarray(_data(condition), dtype=bool),))
+    """``input`` where ``condition`` holds, else ``other`` (gradient flows to the chosen);
+    the operands are promoted as for arithmetic."""
+    cond = np.asarray(_data(condition), dtype=bool)
+    dtype = _result_type(input, other)
+    return apply(ops.where, _cast(input, dtype), _cast(other, dtype), params=(cond,))
 
 
 def maximum(input, other):
     """Elementwise max; at ties each operand gets half the gradient."""
-    return apply(ops.maximum, input, other)
+    return _binary(ops.maximum, input, other)
 
 
 def minimum(input, other):
     """Elementwise min; at ties each operand gets half the gradient."""
-    return apply(ops.minimum, input, other)
+    return _binary(ops.minimum, input, other)
 
 
 def matmul(input, other):
+    """Matrix product (numpy's matmul broadcasting); both operands must have one dtype, as
+    in PyTorch (no promotion)."""
+    da, db = np.result_type(_data(input)), np.result_type(_data(other))
+    if da != db:
+        raise DtypeError(
+            f"matmul: expected m1 and m2 to have the same dtype, but got: {da} != {db}"
+        )
     return apply(ops.matmul, input, other)
 
 

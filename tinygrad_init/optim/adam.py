@@ -70,8 +70,7 @@ class Adam(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                w = p._array
-                g = p.grad._array
+                w, g = self._arrays(p)
                 state = self.state[p]
                 if not state:
                     state["step"] = 0

@@ -244,6 +244,21 @@ class Optimizer:
         return d
 
     @staticmethod
+    def _arrays(p):
+        """(parameter array, gradient array) of ``p`` for an update in place.
+
+        A ``.grad`` of another shape raises instead of being broadcast into the update, and
+        the parameter's version is bumped (an in-place write, as PyTorch counts it)."""
+        w, g = p._array, p.grad._array
+        if g.shape != w.shape:
+            raise RuntimeError(
+                f"the .grad of a parameter has shape {tuple(g.shape)} but the parameter has "
+                f"shape {tuple(w.shape)}: assign a gradient of the parameter's shape"
+            )
+        p._bump_version()
+        return w, g
+
+    @staticmethod
     def _zeros_state(p):
         """A zero buffer shaped and typed like parameter ``p``."""
         return Tensor._make(np.zeros(p._array.shape, dtype=p._array.dtype))

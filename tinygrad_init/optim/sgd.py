@@ -73,8 +73,9 @@ class SGD(Optimizer):
                 grad = p.grad
                 if grad is None:
                     continue
-                w = p._array
-                g = grad._array if plain else self._direction(w, grad._array, maximize, wd)
+                w, g = self._arrays(p)
+                if not plain:
+                    g = self._direction(w, g, maximize, wd)
                 if mu != 0:
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
