@@ -152,9 +152,10 @@ def _logsumexp(a, axis, keepdims):
 
 
 def _tie_share(xp, g, a, b):
-    """The gradient share of ``a`` in max(a, b): g where a > b, g / 2 where a == b, else 0."""
+    """The gradient share of ``a`` in max(a, b): 0 where a < b, g / 2 where a == b, else g
+    (so both operands get g where either is NaN, as in PyTorch's maximum_backward)."""
     a, b = xp.raw(a), xp.raw(b)
-    return xp.where(a > b, g, xp.where(a == b, g * 0.5, 0))
+    return xp.where(a < b, 0, xp.where(a == b, g * 0.5, g))
 
 
 def _full_extreme_grad(xp, g, out, a):
@@ -186,22 +187,61 @@ def _clamp_mask(a, lo, hi):
 
 
 def _pow_grad_base(xp, g, out, a, b):
-    """d(a ** b)/da = b * a ** (b - 1), and 0 where b == 0 and a == 0, where the formula
-    gives 0 * inf = NaN (PyTorch's pow_backward gives 0 wherever b == 0; elsewhere the
-    formula is 0 there too, and stays differentiable in b)."""
+    """d(a ** b)/da = b * a ** (b - 1), and 0 wherever b == 0, whatever g is (PyTorch's
+    pow_backward: a ** 0 is the constant 1; the formula would give 0 * inf = NaN at a = 0,
+    and NaN for an infinite g).  b == 0 is a special point: the rule is not differentiable
+    in b there."""
+    zero = xp.raw(b) == 0
+    if np.all(zero):
+        return xp.where(zero, 0, g)
     with np.errstate(divide="ignore", invalid="ignore"):
         full = g * b * a ** (b - 1)
-    special = (xp.raw(b) == 0) & (xp.raw(a) == 0)
-    return xp.where(special, 0, full) if np.any(special) else full
+    return xp.where(zero, 0, full) if np.any(zero) else full
 
 
 def _pow_grad_exponent(xp, g, out, a, b):
-    """d(a ** b)/db = a ** b * log(a), and 0 where a == 0 and b >= 0 (PyTorch's
+    """d(a ** b)/db = g * (a ** b * log(a)), the factor 0 where a == 0 and b >= 0 (PyTorch's
     pow_backward_exponent: the formula gives 0 * -inf = NaN there)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        full = g * out * xp.log(a)
+        local = out * xp.log(a)
     special = (xp.raw(a) == 0) & (xp.raw(b) >= 0)
-    return xp.where(special, 0, full) if np.any(special) else full
+    if np.any(special):  # the select is inside the product, as PyTorch has it
+        local = xp.where(special, 0, local)
+    with np.errstate(invalid="ignore"):
+        return g * local
+
+
+def _var_parts(xp, a, axis, correction):
+    """(a - mean(a) over ``axis``, keepdims layout; the divisor max(N - correction, 0)).
+
+    The data is first shifted by its first element along ``axis`` (the shifted two-pass
+    algorithm): the same centred values, but exactly 0 for constant data, where the plain
+    mean can round away from the value and leave a tiny variance (then std's gradient
+    would be huge instead of PyTorch's 0)."""
+    count = int(np.prod(a.shape if axis is None else [a.shape[i] for i in axis]))
+    if count:
+        dims = range(len(a.shape)) if axis is None else axis
+        first = tuple(slice(0, 1) if i in dims else slice(None) for i in range(len(a.shape)))
+        shift = a[first]
+        a = a - xp.where(np.isfinite(xp.raw(shift)), shift, 0)  # inf - inf would be NaN
+    mean = xp.sum(a, axis, True) / np.asarray(builtins.max(count, 1), dtype=xp.raw(a).dtype)
+    return a - mean, builtins.max(count - correction, 0)
+
+
+def _var_forward(a, axis, keepdims, correction):
+    """sum((a - mean)^2) / max(N - correction, 0) over ``axis``."""
+    centered, divisor = _var_parts(NUMPY, a, axis, correction)
+    with np.errstate(divide="ignore", invalid="ignore"):  # N <= correction: inf or NaN
+        return np.sum(centered * centered, axis=axis, keepdims=keepdims) / divisor
+
+
+def _var_grad(xp, g, out, a, axis, keepdims, correction):
+    """g * 2 (a - mean) / (N - correction), as PyTorch's var_backward: written directly,
+    not through the mean, so an infinite g gives +-inf rather than inf - inf = NaN."""
+    centered, divisor = _var_parts(xp, a, axis, correction)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.asarray(2 / divisor if divisor else np.inf, dtype=xp.raw(a).dtype)
+        return _expand_reduced(xp, g, axis, keepdims) * (centered * scale)
 
 
 def _std_grad(xp, g, out, var):
@@ -301,8 +341,11 @@ OUT, IN0 = (("out",),), ((0,),)
 exp = Primitive("exp", np.exp, lambda xp, g, out, a: g * out, saves=OUT)
 log = Primitive("log", np.log, lambda xp, g, out, a: g / a, saves=IN0)
 sqrt = Primitive("sqrt", np.sqrt, lambda xp, g, out, a: g * 0.5 / out, saves=OUT)
+var = Primitive("var", _var_forward, _var_grad, saves=IN0)
 std = Primitive("std", np.sqrt, _std_grad, saves=OUT)  # sqrt of a variance: see _std_grad
-abs = Primitive("abs", np.abs, lambda xp, g, out, a: g * np.sign(xp.raw(a)), saves=IN0)
+abs = Primitive(  # g * sgn(a), with sgn(NaN) = 0 as PyTorch's sgn
+    "abs", np.abs, lambda xp, g, out, a: g * np.nan_to_num(np.sign(xp.raw(a))), saves=IN0
+)
 sin = Primitive("sin", np.sin, lambda xp, g, out, a: g * xp.cos(a), saves=IN0)
 cos = Primitive("cos", np.cos, lambda xp, g, out, a: -g * xp.sin(a), saves=IN0)
 tanh = Primitive("tanh", np.tanh, lambda xp, g, out, a: g * (1 - out * out), saves=OUT)
@@ -310,7 +353,7 @@ sigmoid = Primitive("sigmoid", _sigmoid, lambda xp, g, out, a: g * out * (1 - ou
 relu = Primitive(
     "relu",
     lambda a: np.maximum(a, 0),
-    lambda xp, g, out, a: xp.where(xp.raw(a) > 0, g, 0),
+    lambda xp, g, out, a: xp.where(xp.raw(a) <= 0, 0, g),  # NaN passes g, as PyTorch
     saves=IN0,
 )
 clamp = Primitive(

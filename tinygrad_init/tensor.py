@@ -8,7 +8,6 @@ primitives and get their gradients for free.
 
 from __future__ import annotations
 
-import builtins
 from collections import namedtuple
 from types import SimpleNamespace
 
@@ -110,6 +109,9 @@ def apply(op, *args, params=()):
     except ValueError as e:
         shapes = ", ".join(str(np.shape(a)) for a in arrays)
         raise ShapeError(f"{op.name}: {e} (operand shapes: {shapes})") from None
+    except TypeError as e:  # numpy refuses the dtypes (bool - bool, ...)
+        dtypes = ", ".join(str(np.result_type(a)) for a in arrays if a is not None)
+        raise DtypeError(f"{op.name}: {e} (operand dtypes: {dtypes})") from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     if _state.grad_enabled:
@@ -218,10 +220,21 @@ def _binary(op, a, b, true_div=False):
         fast = (ta is float and kind == "f") or (ta is int and kind in "fiu" and not true_div)
     if fast:
         return apply(op, a, b)
+    if op is ops.sub and any(_is_bool(x) for x in (a, b)):
+        raise DtypeError(
+            "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+            "trying to invert a mask, use the `~` operator instead."
+        )
     dtype = _result_type(a, b)
     if true_div and dtype.kind not in "fc":
         dtype = _default_dtype
     return apply(op, _cast(a, dtype), _cast(b, dtype))
+
+
+def _is_bool(x):
+    if isinstance(x, Tensor):
+        return x._array.dtype.kind == "b"
+    return isinstance(x, (bool, np.bool_))
 
 
 def _floating(t):
@@ -240,6 +253,15 @@ def _can_cast(src, dst):
 
 def _data(x):
     return x._array if isinstance(x, Tensor) else x
+
+
+def _compare(ufunc, a, b):
+    """A comparison or logical op: a tensor without gradient; shapes that do not broadcast
+    raise ShapeError (a RuntimeError, as in PyTorch)."""
+    try:
+        return Tensor._make(ufunc(_data(a), _data(b)))
+    except ValueError as e:
+        raise ShapeError(f"{ufunc.__name__}: {e}") from None
 
 
 def _shape_args(shape):
@@ -758,28 +780,28 @@ class Tensor:
 
     # comparisons give tensors without gradient
     def __lt__(self, other):
-        return Tensor._make(self._array < _data(other))
+        return _compare(np.less, self, other)
 
     def __le__(self, other):
-        return Tensor._make(self._array <= _data(other))
+        return _compare(np.less_equal, self, other)
 
     def __gt__(self, other):
-        return Tensor._make(self._array > _data(other))
+        return _compare(np.greater, self, other)
 
     def __ge__(self, other):
-        return Tensor._make(self._array >= _data(other))
+        return _compare(np.greater_equal, self, other)
 
     def __eq__(self, other):
-        return Tensor._make(self._array == _data(other))
+        return _compare(np.equal, self, other)
 
     def __ne__(self, other):
-        return Tensor._make(self._array != _data(other))
+        return _compare(np.not_equal, self, other)
 
     def __and__(self, other):
-        return Tensor._make(self._array & _data(other))
+        return _compare(np.bitwise_and, self, other)
 
     def __or__(self, other):
-        return Tensor._make(self._array | _data(other))
+        return _compare(np.bitwise_or, self, other)
 
     def __invert__(self):
         return Tensor._make(~self._array)
@@ -869,9 +891,7 @@ class Tensor:
         """sum((x - mean)^2) / (N - correction); correction 1 (Bessel) unless unbiased=False."""
         correction = int(unbiased) if correction is None else correction
         axes = _axes(dim, self.ndim, "var")
-        count = self._array.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
-        centered = self - self.mean(axes, keepdim=True)
-        return (centered * centered).sum(axes, keepdim) / builtins.max(count - correction, 0)
+        return apply(ops.var, _floating(self), params=(axes, keepdim, correction))
 
     def std(self, dim=None, unbiased=True, keepdim=False, *, correction=None):
         """sqrt(var); the gradient at std == 0 (constant data) is 0, see ``ops.std``."""
@@ -881,6 +901,8 @@ class Tensor:
         if dim is None:
             return apply(full_op, self)
         axis = _dim(dim, self.ndim, name)
+        if self.ndim == 0:  # a 0-d tensor is its own extreme, at index 0 (as PyTorch)
+            return ValuesIndices(apply(ops.clone, self), Tensor._make(np.zeros((), np.int64)))
         values = apply(dim_op, self, params=(axis, keepdim))
         indices = Tensor._make(np.asarray(pick(self._array, axis=axis, keepdims=keepdim)))
         return ValuesIndices(values, indices)
