@@ -205,7 +205,7 @@ class Node:
     are checked against them before use.
     """
 
-    __slots__ = ("op", "inputs", "params", "site", "arrays", "needs", "versions")
+    __slots__ = ("op", "inputs", "params", "site", "arrays", "needs", "versions", "epoch")
 
     def __init__(self, op, inputs, params, site=None, arrays=None, needs=None, versions=None):
         self.op = op
@@ -222,7 +222,8 @@ class Node:
             if needs is not None
             else [isinstance(a, _tensor.Tensor) and a.requires_grad for a in inputs]
         )
-        self.versions = versions if versions is not None else versions_of(inputs)
+        self.versions = versions  # None: every input Tensor was at version 0
+        self.epoch = _writes[0]
 
     def name(self):
         """PyTorch-style name, e.g. ``MulBackward``."""
@@ -241,6 +242,12 @@ class Node:
 
     def __repr__(self):
         return f"<{self.name()}>"
+
+
+# In-place writes so far, in any tensor (bumped by Tensor._bump_version).  A node recorded
+# at the current count has seen no write since, so backward skips its version check: the
+# check then costs one comparison per node on the hot path.
+_writes = [0]
 
 
 def versions_of(inputs):
@@ -262,15 +269,21 @@ def _check_saved(node, t, saves, needs):
     (PyTorch's saved-variable version check)."""
     if node.op.variadic:
         saves = saves * len(needs)
+    Tensor = _tensor.Tensor
     versions = node.versions
     for reads, need in zip(saves, needs):
         if not need:
             continue
         for i in reads:
             if i == "out":
-                a, expected, what = t, versions[-1], "the output"
+                a, what = t, "the output"
+                expected = 0 if versions is None else versions[-1]
             else:
-                a, expected, what = node.inputs[i], versions[i], f"input {i}"
+                a, what = node.inputs[i], f"input {i}"
+                if versions is not None:
+                    expected = versions[i]
+                else:
+                    expected = 0 if isinstance(a, Tensor) else None
             vc = None if expected is None else a._vc
             if vc is not None and vc[0] != expected:
                 raise RuntimeError(
@@ -457,7 +470,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
             if needed is not None:
                 needs = [n and a in needed for n, a in zip(needs, inputs_)]
             saves = node.op.saves
-            if saves is not None:
+            if saves is not None and node.epoch != _writes[0]:
                 _check_saved(node, t, saves, needs)
             if create_graph:
                 input_grads = node.op.vjp(xp, g, t, inputs_, node.params, needs)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import ops
-from .autograd import Node, _state, backward, check_finite, creation_site, versions_of
+from .autograd import Node, _state, _writes, backward, check_finite, creation_site, versions_of
 
 __all__ = [
     "Tensor",
@@ -97,10 +97,13 @@ def default_generator():
 def apply(op, *args, params=()):
     """Run primitive ``op`` on ``args`` (Tensors or constants) and record it if needed."""
     arrays, needs = [], []  # one plain loop: cheaper than two comprehensions for 1-3 args
+    counted = False  # some input has a version counter (was written or aliased)
     for a in args:
         if isinstance(a, Tensor):
             arrays.append(a._array)
             needs.append(a.requires_grad)
+            if a._vc is not None:
+                counted = True
         else:
             arrays.append(a)
             needs.append(False)
@@ -120,7 +123,8 @@ def apply(op, *args, params=()):
             if _state.anomaly:
                 site = creation_site()
                 check_finite(op.name, out, "output", site)
-            node = Node(op, args, params, site, arrays, needs, versions_of(args))
+            versions = versions_of(args) if counted else None
+            node = Node(op, args, params, site, arrays, needs, versions)
             return Tensor._make(out, node)
     return Tensor._make(out)
 
@@ -404,6 +408,7 @@ class Tensor:
             self._vc = [1]
         else:
             self._vc[0] += 1
+        _writes[0] += 1
 
     @property
     def shape(self):
