@@ -872,20 +872,22 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     return Tensor(np.eye(n, m, dtype=dtype or _default_dtype), requires_grad=requires_grad)
 
 
-def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
-    """Uniform samples on [0, 1)."""
+def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+    """Uniform samples on [0, 1) (``rand(2, 3)``, ``rand((2, 3))`` or ``rand(size=(2, 3))``)."""
     check_device(device, "rand")
     gen = generator or _generator
     dtype = np.dtype(dtype or _default_dtype)
-    return Tensor(gen.random(_shape_args(size), dtype=dtype), requires_grad=requires_grad)
+    shape = _shape_args(shape if size is None else (size,))
+    return Tensor(gen.random(shape, dtype=dtype), requires_grad=requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
-    """Standard normal samples."""
+def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+    """Standard normal samples (the shape given as for ``rand``)."""
     check_device(device, "randn")
     gen = generator or _generator
     dtype = np.dtype(dtype or _default_dtype)
-    return Tensor(gen.standard_normal(_shape_args(size), dtype=dtype), requires_grad=requires_grad)
+    shape = _shape_args(shape if size is None else (size,))
+    return Tensor(gen.standard_normal(shape, dtype=dtype), requires_grad=requires_grad)
 
 
 def randint(low, high=None, size=(), generator=None, dtype=np.int64, device=None):
