@@ -279,3 +279,9 @@ def test_default_collate_of_tuples_dicts_and_numbers():
     assert out["w"].dtype == tg.float64
     pairs = default_collate([(np.ones(3), 0), (np.zeros(3), 1)])
     assert pairs[0].shape == (2, 3) and pairs[1].tolist() == [0, 1]
+
+
+def test_randint_takes_high_and_size_alone():
+    draws = tg.randint(3, (200,), generator=tg.Generator().manual_seed(0))
+    assert draws.shape == (200,) and draws.dtype == tg.int64
+    assert set(draws.tolist()) == {0, 1, 2}

@@ -893,6 +893,8 @@ def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_g
 def randint(low, high=None, size=(), generator=None, dtype=np.int64, device=None):
     """Integers uniform on [low, high) (``randint(high, size)`` also works)."""
     check_device(device, "randint")
+    if isinstance(high, (tuple, list)):  # randint(high, size), as torch.randint allows
+        size, high = high, None
     if high is None:
         low, high = 0, low
     gen = generator or _generator
