@@ -801,3 +801,25 @@ def test_load_torch_convnet_state_dict_and_match_outputs():
         rtol=1e-4,
         atol=1e-5,
     )
+
+
+def test_lazy_linear_takes_in_features_from_its_first_input():
+    layer = tg.nn.LazyLinear(3, generator=np.random.default_rng(0))
+    opt = tg.optim.SGD(layer.parameters(), lr=0.1)  # made before the shapes are known
+    assert layer.has_uninitialized_params() and layer.weight.shape == (0,)
+    x = tg.randn(5, 4)
+    y = layer(x)
+    assert y.shape == (5, 3) and layer.weight.shape == (3, 4) and layer.in_features == 4
+    bound = 1 / np.sqrt(4)
+    assert np.abs(layer.weight.detach().numpy()).max() <= bound
+    np.testing.assert_allclose(
+        y.detach().numpy(),
+        x.numpy() @ layer.weight.detach().numpy().T + layer.bias.detach().numpy(),
+        rtol=1e-6,
+    )
+    before = layer.weight.detach().numpy().copy()
+    y.sum().backward()
+    opt.step()
+    np.testing.assert_allclose(
+        layer.weight.detach().numpy(), before - 0.1 * layer.weight.grad.numpy()
+    )

@@ -11,14 +11,18 @@ from . import (
     init,
     nn,
     optim,
+    tensor_functions,
     testing,
+    utils,
     viz,
 )
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .devices import accelerator, backends, cuda, device
 from .gradcheck import GradcheckError, gradcheck, gradcheck_graph, gradgradcheck
 from .serialization import load, save
 from .tensor import (
     DtypeError,
+    Generator,
     ShapeError,
     Tensor,
     arange,
@@ -45,10 +49,14 @@ from .tensor import (
     zeros,
     zeros_like,
 )
+from .tensor_functions import *  # noqa: E402, F403  (tg.sin, tg.mm, tg.topk, ...)
 
 # dtypes under PyTorch's names: tg.zeros(3, dtype=tg.float64); t.dtype == tg.float32
 float16, float32, float64 = _np.dtype(_np.float16), _np.dtype(_np.float32), _np.dtype(_np.float64)
-int64, bool = _np.dtype(_np.int64), _np.dtype(_np.bool_)
+int64, int32, int16 = _np.dtype(_np.int64), _np.dtype(_np.int32), _np.dtype(_np.int16)
+int8, uint8, bool = _np.dtype(_np.int8), _np.dtype(_np.uint8), _np.dtype(_np.bool_)
+half, float, double = float16, float32, float64
+short, int, long = int16, int32, int64
 
 __all__ = [
     "autograd",
@@ -87,7 +95,25 @@ __all__ = [
     "float32",
     "float64",
     "int64",
+    "int32",
+    "int16",
+    "int8",
+    "uint8",
     "bool",
+    "half",
+    "float",
+    "double",
+    "short",
+    "int",
+    "long",
+    "Generator",
+    "device",
+    "cuda",
+    "backends",
+    "accelerator",
+    "tensor_functions",
+    "utils",
+    *tensor_functions.__all__,
     "data",
     "functional",
     "init",

@@ -23,6 +23,8 @@ from . import ops
 __all__ = [
     "Function",
     "FunctionCtx",
+    "once_differentiable",
+    "AccumulateGrad",
     "Node",
     "backward",
     "grad",
@@ -230,6 +232,23 @@ class Node:
         return self.op.name[:1].upper() + self.op.name[1:] + "Backward"
 
     @property
+    def next_functions(self):
+        """``(fn, 0)`` per input, as ``torch``'s ``grad_fn.next_functions``: the input's
+        node, an ``AccumulateGrad`` for a leaf that requires grad, None otherwise."""
+        Tensor = _tensor.Tensor
+        if self.inputs is None:
+            return ()
+        out = []
+        for a in self.inputs:
+            if not isinstance(a, Tensor) or not a.requires_grad:
+                out.append((None, 0))
+            elif a._node is None:
+                out.append((AccumulateGrad(a), 0))
+            else:
+                out.append((a._node, 0))
+        return tuple(out)
+
+    @property
     def next_tensors(self):
         """Input Tensors that require grad (empty once freed)."""
         return tuple(
@@ -293,6 +312,29 @@ def _check_saved(node, t, saves, needs):
                     f"{vc[0]}; expected version {expected} instead. Clone it before the "
                     "in-place op, or do the op out of place."
                 )
+
+
+class AccumulateGrad:
+    """The end of a path in ``next_functions``: where the gradient of leaf ``variable``
+    is accumulated into its ``.grad``."""
+
+    __slots__ = ("variable",)
+    next_functions = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self):
+        return "AccumulateGrad"
+
+    def __eq__(self, other):
+        return isinstance(other, AccumulateGrad) and other.variable is self.variable
+
+    def __hash__(self):
+        return id(self.variable)
+
+    def __repr__(self):
+        return "<AccumulateGrad>"
 
 
 def check_finite(op_name, array, what, site):
@@ -619,6 +661,7 @@ class FunctionCtx:
         self.needs_input_grad = needs_input_grad
         self._saved = ()
         self._saved_versions = ()
+        self.non_differentiable = ()
 
     def save_for_backward(self, *tensors):
         """Keep tensors for backward; they come back as ``ctx.saved_tensors``."""
@@ -638,32 +681,120 @@ class FunctionCtx:
                 )
         return self._saved
 
+    def mark_non_differentiable(self, *tensors):
+        """Outputs that get no gradient (say, indices): they are returned without a graph
+        and backward receives zeros for them."""
+        self.non_differentiable = self.non_differentiable + tensors
+
+
+def once_differentiable(backward):
+    """Decorator for ``Function.backward``: it runs with recording off, so its result has
+    no graph and a second differentiation through it finds nothing to follow (as
+    ``torch.autograd.function.once_differentiable``)."""
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grad_outputs):
+        with no_grad():
+            grad_outputs = [
+                g.detach() if isinstance(g, _tensor.Tensor) else g for g in grad_outputs
+            ]
+            return backward(ctx, *grad_outputs)
+
+    return wrapper
+
+
+class _Outputs:
+    """How several outputs of a ``Function`` are packed into one array for the engine.
+
+    The differentiable outputs are flattened and concatenated (in their common dtype) into
+    the output of the Function's node; each returned tensor is a piece of it (``_Piece``),
+    so the engine sums the gradients of all the pieces into one flat gradient, which the
+    Function's backward receives split again (zeros for pieces that got none).
+    """
+
+    def __init__(self, outs, differentiable):
+        self.shapes = [o._array.shape for o in outs]
+        self.dtypes = [o._array.dtype for o in outs]
+        self.differentiable = differentiable
+        self.dtype = np.result_type(*[d for d, k in zip(self.dtypes, differentiable) if k])
+        self.slices, start = [], 0
+        for o, k in zip(outs, differentiable):
+            n = o._array.size if k else 0
+            self.slices.append(slice(start, start + n))
+            start += n
+
+    def pack(self, outs):
+        kept = [o for o, k in zip(outs, self.differentiable) if k]
+        return np.concatenate([o._array.reshape(-1).astype(self.dtype) for o in kept])
+
+    def split(self, g, create_graph):
+        """Per-output gradients from the flat gradient ``g`` (zeros where not differentiable)."""
+        Tensor = _tensor.Tensor
+        grads = []
+        for shape, dtype, sl, k in zip(self.shapes, self.dtypes, self.slices, self.differentiable):
+            if not k:
+                zero = np.zeros(shape, dtype=dtype)
+                grads.append(Tensor._make(zero))
+                continue
+            piece = g[sl].reshape(shape)
+            if create_graph:
+                grads.append(piece.to(dtype))
+            else:
+                grads.append(Tensor._make(piece.astype(dtype, copy=False)))
+        return grads
+
+
+class _Piece(ops.Primitive):
+    """Output ``k`` of a several-output Function: a slice of its packed array, reshaped."""
+
+    def __init__(self, name, layout, k):
+        sl, shape, dtype = layout.slices[k], layout.shapes[k], layout.dtypes[k]
+
+        def forward(packed):
+            return packed[sl].reshape(shape).astype(dtype, copy=False)
+
+        def rule(xp, g, out, packed):
+            flat = xp.reshape(xp.astype(g, packed.dtype), (-1,))
+            return xp.scatter(flat, packed.shape, (sl,))
+
+        super().__init__(name, forward, rule)
+
 
 class _FunctionOp:
     """Adapts a ``Function`` subclass to the primitive interface the engine calls."""
 
-    __slots__ = ("function", "name")
+    __slots__ = ("function", "name", "layout")
     saves = None  # saved tensors are checked by ctx.saved_tensors
     view = False
     variadic = False
 
-    def __init__(self, function):
+    def __init__(self, function, layout=None):
         self.function = function
         self.name = function.__name__
+        self.layout = layout  # an _Outputs for several outputs, else None
+
+    def run(self, ctx, args):
+        """The user's forward on ``args`` with recording off, as one array (packed when
+        there are several outputs)."""
+        with no_grad():
+            out = self.function.forward(ctx, *args)
+        return out._array if self.layout is None else self.layout.pack(out)
 
     def forward(self, *arrays_and_ctx):
         """Re-run the user's forward on arrays (used by gradient checking)."""
         Tensor = _tensor.Tensor
         args = [Tensor._make(a) if isinstance(a, np.ndarray) else a for a in arrays_and_ctx[:-1]]
-        with no_grad():
-            out = self.function.forward(FunctionCtx((False,) * len(args)), *args)
-        return out._array
+        return self.run(FunctionCtx((False,) * len(args)), args)
 
     def vjp(self, xp, g, out, inputs, params, needs):
         Tensor = _tensor.Tensor
         create_graph = xp is not ops.NUMPY
         (ctx,) = params
-        grads = self.function.backward(ctx, g if create_graph else Tensor._make(g))
+        if self.layout is None:
+            grad_outputs = [g if create_graph else Tensor._make(g)]
+        else:
+            grad_outputs = self.layout.split(g, create_graph)
+        grads = self.function.backward(ctx, *grad_outputs)
         if not isinstance(grads, tuple):
             grads = (grads,)
         if len(grads) != len(inputs):
@@ -700,6 +831,10 @@ class Function:
 
     and call ``Cube.apply(x)``.  ``ctx.needs_input_grad`` tells which arguments need a
     gradient.  Written with Tensor operations, ``backward`` supports ``create_graph=True``.
+
+    ``forward`` may return a tuple of Tensors; ``backward`` then takes one gradient per
+    output (zeros for an output that received none, and for those passed to
+    ``ctx.mark_non_differentiable``, which are returned without a graph).
     """
 
     @staticmethod
@@ -717,16 +852,37 @@ class Function:
         ctx = FunctionCtx(needs)
         with no_grad():
             out = cls.forward(ctx, *args)
-        if not isinstance(out, Tensor):
-            raise TypeError(
-                f"{cls.__name__}.forward must return a Tensor, got {type(out).__name__}"
-            )
-        if not (_state.grad_enabled and any(needs)):
-            return Tensor._make(out._array)
+        several = isinstance(out, tuple)
+        outs = out if several else (out,)
+        for k, o in enumerate(outs):
+            if not isinstance(o, Tensor):
+                raise TypeError(
+                    f"{cls.__name__}.forward must return a Tensor or a tuple of Tensors, got "
+                    f"{type(o).__name__}" + (f" at position {k}" if several else "")
+                )
+        marked = {id(t) for t in ctx.non_differentiable}
+        differentiable = [
+            id(o) not in marked and np.issubdtype(o._array.dtype, np.floating) for o in outs
+        ]
+        if not (_state.grad_enabled and any(needs) and any(differentiable)):
+            plain = tuple(Tensor._make(o._array) for o in outs)
+            return plain if several else plain[0]
         site = creation_site() if _state.anomaly else None
         if _state.anomaly:
-            check_finite(cls.__name__, out._array, "output", site)
-        return Tensor._make(out._array, Node(_FunctionOp(cls), args, (ctx,), site))
+            for o in outs:
+                check_finite(cls.__name__, o._array, "output", site)
+        if not several:
+            return Tensor._make(out._array, Node(_FunctionOp(cls), args, (ctx,), site))
+        layout = _Outputs(outs, differentiable)
+        packed = Tensor._make(layout.pack(outs), Node(_FunctionOp(cls, layout), args, (ctx,), site))
+        results = []
+        for k, (o, keep) in enumerate(zip(outs, differentiable)):
+            if keep:
+                piece = _Piece(cls.__name__, layout, k)
+                results.append(_tensor.apply(piece, packed))
+            else:
+                results.append(Tensor._make(o._array))
+        return tuple(results)
 
 
 # The core pair refer to each other; importing last lets either module load first.

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import ops
-from .autograd import FunctionCtx, _FunctionOp, enable_grad, no_grad
+from .autograd import FunctionCtx, _FunctionOp, enable_grad
 from .autograd import grad as _grad
 from .tensor import Tensor
 
@@ -744,9 +744,7 @@ def _node_forward(node, inputs, needs):
         def run(arrays):
             ctx = FunctionCtx(tuple(needs))
             args = [Tensor._make(x) if isinstance(a, Tensor) else x for x, a in zip(arrays, inputs)]
-            with no_grad():
-                out = op.function.forward(ctx, *args)
-            return np.asarray(out._array), (ctx,)
+            return np.asarray(op.run(ctx, args)), (ctx,)
 
         return run
     params = tuple(node.params)

@@ -964,6 +964,96 @@ softplus = Primitive(
 )
 
 
+# ----------------------------------------------------------------------------------------
+# More elementwise functions and reductions (the torch-style functions of tensor_functions)
+
+log1p = Primitive("log1p", np.log1p, lambda xp, g, out, a: g / (1 + a))
+expm1 = Primitive("expm1", np.expm1, lambda xp, g, out, a: g * (out + 1))
+atan = Primitive("atan", np.arctan, lambda xp, g, out, a: g / (1 + a * a))
+# asin, acos: the gradient is infinite at |a| = 1, as in PyTorch
+asin = Primitive("asin", np.arcsin, lambda xp, g, out, a: g * (1 - a * a) ** -0.5)
+acos = Primitive("acos", np.arccos, lambda xp, g, out, a: -g * (1 - a * a) ** -0.5)
+
+
+def _zero_rule(xp, g, out, a):
+    """Piecewise-constant functions: the gradient is 0 everywhere (PyTorch's choice at the
+    jumps too)."""
+    return g * 0
+
+
+floor = Primitive("floor", np.floor, _zero_rule)
+ceil = Primitive("ceil", np.ceil, _zero_rule)
+round = Primitive("round", np.round, _zero_rule)  # half to even, as torch.round
+trunc = Primitive("trunc", np.trunc, _zero_rule)
+
+
+def _reverse(axis):
+    """An index that reverses ``axis``."""
+    return (slice(None),) * axis + (slice(None, None, -1),)
+
+
+# cumsum along one axis; its VJP is the reversed cumulative sum of g
+cumsum = Primitive(
+    "cumsum",
+    lambda a, axis: np.cumsum(a, axis=axis),
+    lambda xp, g, out, a, axis: xp.cumsum(g[_reverse(axis)], axis)[_reverse(axis)],
+)
+
+
+def _exclusive_products(a, axis):
+    """prod_{j != i} a_j along ``axis`` for every i, without dividing (exact at zeros)."""
+    ones = np.ones_like(np.take(a, [0], axis=axis))
+    left = np.cumprod(np.concatenate([ones, np.delete(a, -1, axis=axis)], axis=axis), axis=axis)
+    flipped = np.flip(a, axis)
+    right = np.cumprod(
+        np.concatenate([ones, np.delete(flipped, -1, axis=axis)], axis=axis), axis=axis
+    )
+    return left * np.flip(right, axis)
+
+
+def _prod_grad(xp, g, out, a, axis, keepdims):
+    """d prod / d a_i = prod_{j != i} a_j (no division, so zeros in ``a`` are exact)."""
+    _numpy_only(xp, "prod")
+    if axis is None:
+        others = _exclusive_products(a.reshape(-1), 0).reshape(a.shape)
+    else:
+        others = _exclusive_products(a, axis)
+    return _expand_reduced(xp, g, None if axis is None else (axis,), keepdims) * others
+
+
+# prod over all elements (axis None) or one axis
+prod = Primitive(
+    "prod", lambda a, axis, keepdims: np.prod(a, axis=axis, keepdims=keepdims), _prod_grad
+)
+
+
+def _norm_forward(a, p, axis, keepdims):
+    """(sum |a|^p)^(1/p) over ``axis`` (p >= 1 finite); p = 2 as sqrt(sum a^2)."""
+    if p == 2:
+        return np.sqrt(np.sum(a * a, axis=axis, keepdims=keepdims))
+    return np.sum(np.abs(a) ** p, axis=axis, keepdims=keepdims) ** (1 / p)
+
+
+def _norm_grad(xp, g, out, a, p, axis, keepdims):
+    """d||a||_p / da = sign(a) |a|^(p-1) / ||a||^(p-1); 0 where the norm is 0 (PyTorch's
+    choice: the subgradient of smallest size), applied by select so no NaN can leak."""
+    g = _expand_reduced(xp, g, axis, keepdims)
+    out = _expand_reduced(xp, out, axis, keepdims)
+    zero = xp.raw(out) == 0
+    safe = xp.where(zero, 1, out)
+    if p == 2:
+        grad = g * a / safe
+    elif p == 1:
+        grad = g * np.sign(xp.raw(a))
+    else:
+        sign = np.sign(xp.raw(a))
+        grad = g * sign * (a * sign) ** (p - 1) / safe ** (p - 1)
+    return xp.where(np.broadcast_to(zero, np.shape(xp.raw(grad))), 0, grad)
+
+
+norm = Primitive("norm", _norm_forward, _norm_grad)
+
+
 # The array vocabulary that rules use, implemented for numpy arrays (the fast path; array
 # methods where they exist, as they skip numpy's Python-level dispatch).
 NUMPY = SimpleNamespace(
@@ -981,4 +1071,5 @@ NUMPY = SimpleNamespace(
     matrix_transpose=lambda x: x.swapaxes(-1, -2),
     scatter=_scatter,
     astype=lambda x, dtype: x.astype(dtype),
+    cumsum=lambda x, axis: np.cumsum(x, axis=axis),
 )

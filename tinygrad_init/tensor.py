@@ -15,6 +15,7 @@ import numpy as np
 
 from . import ops
 from .autograd import Node, _state, _writes, backward, check_finite, creation_site, versions_of
+from .devices import check_device, device
 
 __all__ = [
     "Tensor",
@@ -38,6 +39,7 @@ __all__ = [
     "minimum",
     "matmul",
     "manual_seed",
+    "Generator",
     "default_generator",
     "get_default_dtype",
     "set_default_dtype",
@@ -58,7 +60,41 @@ class DtypeError(TypeError, RuntimeError):
 # Defaults: dtype and random generator
 
 _default_dtype = np.dtype(np.float32)
-_generator = np.random.default_rng(0)
+
+
+class Generator(np.random.Generator):
+    """A numpy ``Generator`` with ``torch.Generator``'s seeding methods.
+
+    ``tg.Generator().manual_seed(42)`` is accepted wherever ``generator=`` is (creation
+    functions, init functions, dropout, ``randperm``, ``DataLoader``), like any
+    ``np.random.Generator``; the same seed gives the same draws as
+    ``np.random.default_rng(seed)`` (not the same numbers as torch's generator).
+    """
+
+    def __init__(self, device="cpu"):
+        check_device(device, "Generator")
+        self._initial_seed = int(np.random.SeedSequence().entropy % 2**63)
+        super().__init__(np.random.PCG64(self._initial_seed))
+
+    def manual_seed(self, seed):
+        """Restart the stream from ``seed`` (an int); returns the generator."""
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"manual_seed expected an int seed, got {type(seed).__name__}")
+        self._initial_seed = int(seed)
+        self.bit_generator.state = np.random.PCG64(self._initial_seed).state
+        return self
+
+    def seed(self):
+        """Reseed from fresh OS entropy; returns the new seed."""
+        self.manual_seed(int(np.random.SeedSequence().entropy % 2**63))
+        return self._initial_seed
+
+    def initial_seed(self):
+        """The seed this stream was last started from."""
+        return self._initial_seed
+
+
+_generator = Generator().manual_seed(0)
 
 
 def get_default_dtype():
@@ -81,7 +117,7 @@ def set_default_dtype(dtype):
 def manual_seed(seed):
     """Reseed the default generator: the same seed gives bit-identical results."""
     global _generator
-    _generator = np.random.default_rng(seed)
+    _generator = Generator().manual_seed(seed)
     return _generator
 
 
@@ -415,6 +451,11 @@ class Tensor:
         return self._array.shape
 
     @property
+    def device(self):
+        """Always ``device(type='cpu')``: arrays live in host memory."""
+        return _CPU
+
+    @property
     def ndim(self):
         return self._array.ndim
 
@@ -544,15 +585,29 @@ class Tensor:
     def tolist(self):
         return self._array.tolist()
 
-    def to(self, dtype):
-        """This tensor in ``dtype``; casts to integer or bool types are not differentiable,
-        so their result is cut from the graph (as in PyTorch)."""
-        dtype = np.dtype(dtype)
-        if dtype == self._array.dtype:
-            return self
+    def to(self, *args, dtype=None, device=None, copy=False):
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)`` (its dtype).
+
+        The device must be the CPU (``'cpu'``, ``tg.device('cpu')``). Casts to integer or
+        bool types are not differentiable, so their result is cut from the graph (as in
+        PyTorch)."""
+        dtype = _to_dtype_arg(args, dtype, device)
+        if dtype is None or dtype == self._array.dtype:
+            return self.clone() if copy else self
         if dtype.kind not in "fc":
             return Tensor._make(self._array.astype(dtype))
         return apply(ops.astype, self, params=(dtype,))
+
+    def cpu(self):
+        """This tensor (it is on the CPU already)."""
+        return self
+
+    def cuda(self, device=None):
+        """Raises: there is no CUDA device here."""
+        raise RuntimeError(
+            "Tensor.cuda(): device 'cuda' is not available: tinygrad_init computes on the "
+            "CPU with numpy only (check tg.cuda.is_available(), which is False)"
+        )
 
     def float(self):
         return self.to(np.float32)
@@ -1108,6 +1163,37 @@ def _index(index):
     return index
 
 
+_CPU = device("cpu")
+
+
+def _to_dtype_arg(args, dtype, device_):
+    """The dtype that ``Tensor.to``'s arguments ask for (None: keep), devices checked."""
+    if len(args) > 2:
+        raise TypeError(f"to() takes at most 2 positional arguments, got {len(args)}")
+    for a in args:
+        if isinstance(a, Tensor):
+            a = a._array.dtype
+        if isinstance(a, (str, device)) and not _is_dtype_name(a):
+            check_device(a, "to()")
+            continue
+        if dtype is not None:
+            raise TypeError("to(): dtype given twice")
+        dtype = a
+    check_device(device_, "to()")
+    return None if dtype is None else np.dtype(dtype)
+
+
+def _is_dtype_name(a):
+    """True for dtype names numpy knows ('float32'), false for device names ('cpu')."""
+    if not isinstance(a, str):
+        return False
+    try:
+        np.dtype(a)
+    except TypeError:
+        return False
+    return True
+
+
 def _to_array(data, dtype):
     """numpy array for the Tensor constructor (always a copy, as torch.tensor)."""
     if isinstance(data, Tensor):
@@ -1130,50 +1216,53 @@ def _to_array(data, dtype):
 # Creation functions (PyTorch names and signatures)
 
 
-def tensor(data, dtype=None, requires_grad=False):
+def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new leaf tensor holding a copy of ``data`` (Python floats become float32)."""
+    check_device(device, "tensor")
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def _filled(shape, value, dtype, requires_grad):
+def _filled(shape, value, dtype, requires_grad, device=None):
+    check_device(device, "creation function")
     return Tensor(
         np.full(_shape_args(shape), value, dtype=dtype or _default_dtype),
         requires_grad=requires_grad,
     )
 
 
-def zeros(*size, dtype=None, requires_grad=False):
-    return _filled(size, 0, dtype, requires_grad)
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _filled(size, 0, dtype, requires_grad, device)
 
 
-def ones(*size, dtype=None, requires_grad=False):
-    return _filled(size, 1, dtype, requires_grad)
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _filled(size, 1, dtype, requires_grad, device)
 
 
-def full(size, fill_value, dtype=None, requires_grad=False):
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     """A tensor of ``size`` filled with ``fill_value``; without ``dtype`` the value decides
     it, as in PyTorch: bool, int64 for an int, the default float for a float."""
     if dtype is None:
         dtype = _wrapped_dtype(_data(fill_value))
     return _filled(
-        (size,) if isinstance(size, int) else tuple(size), fill_value, dtype, requires_grad
+        (size,) if isinstance(size, int) else tuple(size), fill_value, dtype, requires_grad, device
     )
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    return _filled(t.shape, 0, dtype or t.dtype, requires_grad)
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    return _filled(t.shape, 0, dtype or t.dtype, requires_grad, device)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    return _filled(t.shape, 1, dtype or t.dtype, requires_grad)
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    return _filled(t.shape, 1, dtype or t.dtype, requires_grad, device)
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False):
-    return _filled(t.shape, fill_value, dtype or t.dtype, requires_grad)
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    return _filled(t.shape, fill_value, dtype or t.dtype, requires_grad, device)
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     """Like torch.arange: int64 for integer arguments, the default float dtype otherwise."""
+    check_device(device, "arange")
     if end is None:
         start, end = 0, start
     is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
@@ -1181,32 +1270,41 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     return Tensor(np.arange(start, end, step, dtype=dtype), requires_grad=requires_grad)
 
 
-def linspace(start, end, steps, dtype=None, requires_grad=False):
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    check_device(device, "linspace")
     return Tensor(
         np.linspace(start, end, steps, dtype=dtype or _default_dtype), requires_grad=requires_grad
     )
 
 
-def eye(n, m=None, dtype=None, requires_grad=False):
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    check_device(device, "eye")
     return Tensor(np.eye(n, m, dtype=dtype or _default_dtype), requires_grad=requires_grad)
 
 
-def rand(*size, generator=None, dtype=None, requires_grad=False):
-    """Uniform samples on [0, 1)."""
+def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+    """Uniform samples on [0, 1) (``rand(2, 3)``, ``rand((2, 3))`` or ``rand(size=(2, 3))``)."""
+    check_device(device, "rand")
     gen = generator or _generator
     dtype = np.dtype(dtype or _default_dtype)
-    return Tensor(gen.random(_shape_args(size), dtype=dtype), requires_grad=requires_grad)
+    shape = _shape_args(shape if size is None else (size,))
+    return Tensor(gen.random(shape, dtype=dtype), requires_grad=requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, requires_grad=False):
-    """Standard normal samples."""
+def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+    """Standard normal samples (the shape given as for ``rand``)."""
+    check_device(device, "randn")
     gen = generator or _generator
     dtype = np.dtype(dtype or _default_dtype)
-    return Tensor(gen.standard_normal(_shape_args(size), dtype=dtype), requires_grad=requires_grad)
+    shape = _shape_args(shape if size is None else (size,))
+    return Tensor(gen.standard_normal(shape, dtype=dtype), requires_grad=requires_grad)
 
 
-def randint(low, high=None, size=(), generator=None, dtype=np.int64):
+def randint(low, high=None, size=(), generator=None, dtype=np.int64, device=None):
     """Integers uniform on [low, high) (``randint(high, size)`` also works)."""
+    check_device(device, "randint")
+    if isinstance(high, (tuple, list)):  # randint(high, size), as torch.randint allows
+        size, high = high, None
     if high is None:
         low, high = 0, low
     gen = generator or _generator
@@ -1290,4 +1388,5 @@ TENSOR_XP = SimpleNamespace(
     ),
     scatter=lambda g, shape, index: apply(ops.scatter, g, params=(shape, index)),
     astype=lambda x, dtype: apply(ops.astype, x, params=(dtype,)),
+    cumsum=lambda x, axis: apply(ops.cumsum, x, params=(axis,)),
 )

@@ -16,7 +16,7 @@ from .activation import (
 from .containers import ModuleDict, ModuleList, Sequential
 from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .dropout import Dropout
-from .linear import Flatten, Identity, Linear
+from .linear import Flatten, Identity, LazyLinear, Linear
 from .loss import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -38,6 +38,7 @@ __all__ = [
     "ModuleList",
     "ModuleDict",
     "Linear",
+    "LazyLinear",
     "Identity",
     "Flatten",
     "Conv2d",

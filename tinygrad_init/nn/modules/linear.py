@@ -12,7 +12,7 @@ from ...tensor import Tensor
 from ._utils import check_positive_int, float_dtype, initialize, shape_error
 from .module import Module, Parameter
 
-__all__ = ["Linear", "Identity", "Flatten"]
+__all__ = ["Linear", "LazyLinear", "Identity", "Flatten"]
 
 
 class Identity(Module):
@@ -93,6 +93,51 @@ class Linear(Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
         )
+
+
+class LazyLinear(Linear):
+    """A ``Linear`` whose ``in_features`` is read from its first input (``torch.nn.LazyLinear``).
+
+    Until then ``weight`` is an empty Parameter (shape (0,)) and ``in_features`` is 0; the
+    first forward gives the same Parameter objects their shapes and draws them as
+    ``Linear`` does, so an optimizer made before that call updates them.  Loading a state
+    dict into an unmaterialized layer is not supported (run one forward first).
+    """
+
+    def __init__(self, out_features, bias=True, dtype=None, **kwargs):
+        Module.__init__(self)
+        self.in_features = 0
+        self.out_features = check_positive_int(out_features, "out_features", "LazyLinear")
+        self.weight_init = kwargs.pop("weight_init", None)
+        self.bias_init = kwargs.pop("bias_init", None)
+        self.generator = kwargs.pop("generator", None)
+        if kwargs:
+            raise TypeError(f"LazyLinear got unexpected keyword arguments {sorted(kwargs)}")
+        self._dtype = float_dtype(dtype, "LazyLinear")
+        self.weight = Parameter(np.empty((0,), self._dtype))
+        if bias:
+            self.bias = Parameter(np.empty((0,), self._dtype))
+        else:
+            self.register_parameter("bias", None)
+
+    def has_uninitialized_params(self):
+        """True until the first forward has fixed ``in_features``."""
+        return self.in_features == 0
+
+    def reset_parameters(self):
+        if not self.has_uninitialized_params():
+            super().reset_parameters()
+
+    def forward(self, input):
+        if self.has_uninitialized_params():
+            if not isinstance(input, Tensor) or input.ndim == 0:
+                raise TypeError("LazyLinear: expected a Tensor input with at least one dim")
+            self.in_features = check_positive_int(input.shape[-1], "in_features", "LazyLinear")
+            self.weight._array = np.empty((self.out_features, self.in_features), self._dtype)
+            if self.bias is not None:
+                self.bias._array = np.empty((self.out_features,), self._dtype)
+            self.reset_parameters()
+        return super().forward(input)
 
 
 class Flatten(Module):

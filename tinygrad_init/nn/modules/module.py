@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ...autograd import Function, is_grad_enabled
-from ...tensor import DtypeError, Tensor, get_default_dtype
+from ...tensor import DtypeError, Tensor, _to_dtype_arg, get_default_dtype
 
 __all__ = ["Parameter", "Module", "RemovableHandle"]
 
@@ -561,24 +561,19 @@ class Module:
     def to(self, *args, dtype=None, **kwargs):
         """Cast floating-point parameters and buffers to ``dtype`` in place.
 
-        Accepts ``to(dtype)``, ``to(dtype=...)``, and ignores a device ``'cpu'``.  The
-        Parameter objects stay the same (optimizers keep working); their gradients are
-        cast too.
+        Accepts ``to(dtype)``, ``to(dtype=...)`` and the CPU as a device (``'cpu'``,
+        ``tg.device('cpu')``; other devices raise).  The Parameter objects stay the same
+        (optimizers keep working); their gradients are cast too.
         """
-        for a in list(args) + [kwargs.pop("device", None)]:
-            if a is None or (isinstance(a, str) and a == "cpu"):
-                continue
-            if dtype is not None:
-                raise TypeError("to(): dtype given twice")
-            dtype = a
+        device = kwargs.pop("device", None)
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        try:
+            dtype = _to_dtype_arg(args, dtype, device)
+        except TypeError as e:
+            raise TypeError(f"to(): expected a dtype or 'cpu' ({e})") from None
         if dtype is None:
             return self
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"to(): expected a dtype or 'cpu', got {dtype!r}") from None
         if not np.issubdtype(dtype, np.floating):
             raise DtypeError(
                 f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}"
