@@ -1,12 +1,15 @@
 """tinygrad_init: a small autodiff framework on numpy for studying weight
 initialization and gradient flow.  Names and semantics follow PyTorch."""
 
+import sys as _sys
+
 import numpy as _np
 
 from . import (
     autograd,
     data,
     diagnostics,
+    func,
     functional,
     init,
     nn,
@@ -16,6 +19,7 @@ from . import (
     utils,
     viz,
 )
+from . import autograd_functional as _autograd_functional
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .devices import accelerator, backends, cuda, device
 from .gradcheck import GradcheckError, gradcheck, gradcheck_graph, gradgradcheck
@@ -50,6 +54,10 @@ from .tensor import (
     zeros_like,
 )
 from .tensor_functions import *  # noqa: E402, F403  (tg.sin, tg.mm, tg.topk, ...)
+
+# tg.autograd.functional, importable under that name as torch.autograd.functional is
+autograd.functional = _autograd_functional
+_sys.modules[__name__ + ".autograd.functional"] = _autograd_functional
 
 # dtypes under PyTorch's names: tg.zeros(3, dtype=tg.float64); t.dtype == tg.float32
 float16, float32, float64 = _np.dtype(_np.float16), _np.dtype(_np.float32), _np.dtype(_np.float64)
@@ -115,6 +123,7 @@ __all__ = [
     "utils",
     *tensor_functions.__all__,
     "data",
+    "func",
     "functional",
     "init",
     "nn",

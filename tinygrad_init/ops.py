@@ -41,7 +41,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["Primitive", "NUMPY", "unbroadcast"]
+__all__ = ["Primitive", "NUMPY", "unbroadcast", "defjvp"]
 
 
 class Primitive:
@@ -55,7 +55,7 @@ class Primitive:
     input's storage (reshape, permute, expand, basic indexing), as PyTorch's views do.
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic", "saves", "view")
+    __slots__ = ("name", "forward", "vjps", "variadic", "saves", "view", "jvps")
 
     def __init__(self, name, forward, *vjps, variadic=False, saves=None, view=False):
         self.name = name
@@ -69,6 +69,19 @@ class Primitive:
         # None when no rule reads anything, so the engine skips the version check at once
         self.saves = saves if builtins.any(saves) else None
         self.view = view
+        self.jvps = None  # tangent rules, set by defjvp
+
+    def jvp(self, i, xp, t, out, inputs, params):
+        """Contribution of input ``i``'s tangent ``t`` to the output's tangent (J_i t).
+
+        The result broadcasts against the output; the caller sums the contributions."""
+        if self.jvps is None:
+            raise NotImplementedError(
+                f"forward-mode derivative (jvp) of op '{self.name}' is not implemented"
+            )
+        if self.variadic:
+            return self.jvps[0](i, xp, t, out, inputs, *params)
+        return self.jvps[i](xp, t, out, *inputs, *params)
 
     def vjp(self, xp, g, out, inputs, params, needs):
         """Gradients for the inputs flagged in ``needs`` (None elsewhere)."""
@@ -284,10 +297,14 @@ def _matmul_rules():
     return grad_a, grad_b
 
 
-def _cat_rule(i, xp, g, out, inputs, axis):
+def _cat_index(i, inputs, axis):
+    """The slice of the concatenation that input ``i`` occupies."""
     start = builtins.sum(x.shape[axis] for x in inputs[:i])
-    index = (slice(None),) * axis + (slice(start, start + inputs[i].shape[axis]),)
-    return g[index]
+    return (slice(None),) * axis + (slice(start, start + inputs[i].shape[axis]),)
+
+
+def _cat_rule(i, xp, g, out, inputs, axis):
+    return g[_cat_index(i, inputs, axis)]
 
 
 def _linear_weight_grad(xp, g, out, x, w, b):
@@ -1052,6 +1069,152 @@ def _norm_grad(xp, g, out, a, p, axis, keepdims):
 
 
 norm = Primitive("norm", _norm_forward, _norm_grad)
+
+
+# ----------------------------------------------------------------------------------------
+# Tangent (JVP) rules: rule(xp, t, out, *inputs, *params) -> J_i t, the contribution of
+# input i's tangent ``t`` (shaped like that input) to the output's tangent; it may be any
+# shape that broadcasts to the output's.  Checked against the VJP rules above by the
+# identity <u, J v> = <J^T u, v> for every primitive (tests/test_func.py).
+
+
+def defjvp(primitive, *rules):
+    """Attach one tangent rule per differentiable input (one for a variadic primitive)."""
+    primitive.jvps = rules
+
+
+def _numpy_tangent(xp, name):
+    if xp is not NUMPY:
+        raise NotImplementedError(
+            f"forward-mode derivative of {name} through recorded tangents (forward over "
+            "reverse, or a tangent that requires grad) is not supported"
+        )
+
+
+# An elementwise primitive has a diagonal Jacobian, so J t = J^T t: its VJP rules, applied
+# to the tangent, are its tangent rules (broadcast operands included: the rule of a
+# broadcast operand returns the output-shaped product).
+for _op in (add, sub, mul, div, pow, neg, exp, log, sqrt, abs, sin, cos, tanh, sigmoid, relu,
+            clamp, maximum, minimum, where, clone, erf, softplus, std, log1p, expm1, atan,
+            asin, acos, floor, ceil, round, trunc):  # fmt: skip
+    defjvp(_op, *_op.vjps)
+del _op
+
+
+def _reduction_tangent(vjp, reduced):
+    """The tangent rule of a reduction whose VJP is ``expand(g) * D(a)``: J t is
+    ``sum(t * D(a))`` over the reduced axes, with D(a) read from the VJP rule at g = 1.
+    ``reduced(*params)`` gives ``(axis, keepdims)`` with ``axis`` a tuple or None."""
+
+    def rule(xp, t, out, a, *params):
+        axis, keepdims = reduced(*params)
+        return xp.sum(t * vjp(xp, out * 0 + 1, out, a, *params), axis, keepdims)
+
+    return rule
+
+
+defjvp(var, _reduction_tangent(_var_grad, lambda axis, keepdims, correction: (axis, keepdims)))
+defjvp(
+    prod,
+    _reduction_tangent(
+        _prod_grad, lambda axis, keepdims: _whole() if axis is None else _one_axis(axis, keepdims)
+    ),
+)
+defjvp(norm, _reduction_tangent(_norm_grad, lambda p, axis, keepdims: (axis, keepdims)))
+defjvp(cumsum, lambda xp, t, out, a, axis: xp.cumsum(t, axis))
+
+defjvp(matmul, lambda xp, t, out, a, b: t @ b, lambda xp, t, out, a, b: a @ t)
+defjvp(sum, lambda xp, t, out, a, axis, keepdims: xp.sum(t, axis, keepdims))
+
+
+def _whole():
+    """A reduction over every axis, without keepdims."""
+    return None, False
+
+
+def _one_axis(axis, keepdims):
+    """A reduction over the one int ``axis``."""
+    return (axis,), keepdims
+
+
+defjvp(amax, _reduction_tangent(amax.vjps[0], _whole))
+defjvp(amin, _reduction_tangent(amin.vjps[0], _whole))
+defjvp(max_dim, _reduction_tangent(max_dim.vjps[0], _one_axis))
+defjvp(min_dim, _reduction_tangent(min_dim.vjps[0], _one_axis))
+defjvp(
+    logsumexp,
+    lambda xp, t, out, a, axis, keepdims: xp.sum(
+        t * xp.exp(a - _expand_reduced(xp, out, axis, keepdims)), axis, keepdims
+    ),
+)
+defjvp(astype, lambda xp, t, out, a, dtype: xp.astype(t, dtype))
+defjvp(reshape, lambda xp, t, out, a, shape: xp.reshape(t, out.shape))
+defjvp(permute, lambda xp, t, out, a, axes: xp.permute(t, axes))
+defjvp(expand, lambda xp, t, out, a, shape: xp.broadcast_to(t, out.shape))
+defjvp(getitem, lambda xp, t, out, a, index: t[index])
+defjvp(scatter, lambda xp, t, out, a, shape, index: xp.scatter(t, shape, index))
+defjvp(
+    cat, lambda i, xp, t, out, inputs, axis: xp.scatter(t, out.shape, _cat_index(i, inputs, axis))
+)
+defjvp(
+    linear,
+    lambda xp, t, out, x, w, b: t @ xp.matrix_transpose(w),
+    lambda xp, t, out, x, w, b: x @ xp.matrix_transpose(t),
+    lambda xp, t, out, x, w, b: t,
+)
+
+
+def _conv2d_tangent_x(xp, t, out, x, w, b, stride, padding, dilation, groups):
+    """conv2d is bilinear: d out = conv2d(dx, w) + conv2d(x, dw) + db."""
+    _numpy_tangent(xp, "conv2d")
+    return _conv2d_forward(t, w, None, stride, padding, dilation, groups)
+
+
+def _conv2d_tangent_w(xp, t, out, x, w, b, stride, padding, dilation, groups):
+    _numpy_tangent(xp, "conv2d")
+    return _conv2d_forward(x, t, None, stride, padding, dilation, groups)
+
+
+def _conv2d_tangent_b(xp, t, out, x, w, b, stride, padding, dilation, groups):
+    _numpy_tangent(xp, "conv2d")
+    return t.reshape(-1, 1, 1)
+
+
+defjvp(conv2d, _conv2d_tangent_x, _conv2d_tangent_w, _conv2d_tangent_b)
+
+
+def _max_pool2d_tangent(xp, t, out, x, kernel, stride, padding, dilation, saved):
+    """Each window's tangent is the tangent of its first maximal element."""
+    _numpy_tangent(xp, "max_pool2d")
+    pick = None if saved is None else saved.get(out)
+    if pick is None:
+        pick = _max_pool2d_scan(x, kernel, stride, padding, dilation, True)[1]
+    tp = _pad2d(t, padding)
+    oh, ow = out.shape[2:]
+    result = np.zeros(out.shape, dtype=t.dtype)
+    for k, (i, j) in enumerate(_offsets(kernel)):
+        result += np.where(pick == k, tp[_slab(i, j, stride, dilation, oh, ow)], 0)
+    return result
+
+
+def _avg_pool2d_tangent(xp, t, out, x, kernel, stride, padding, count_include_pad, divisor):
+    """avg_pool2d is linear: its tangent is the pooled tangent."""
+    _numpy_tangent(xp, "avg_pool2d")
+    return _avg_pool2d_forward(t, kernel, stride, padding, count_include_pad, divisor)
+
+
+defjvp(max_pool2d, _max_pool2d_tangent)
+defjvp(avg_pool2d, _avg_pool2d_tangent)
+
+
+def _cross_entropy_tangent(xp, t, out, x, target, weight, ignore_index, ls, reduction, saved=None):
+    """<dloss/dx, t>, per sample (summed over classes) for reduction 'none'."""
+    ones = np.ones(xp.raw(out).shape, dtype=xp.raw(x).dtype)
+    grad = _cross_entropy_grad(xp, ones, out, x, target, weight, ignore_index, ls, reduction, saved)
+    return xp.sum(grad * t, (1,) if reduction == "none" else None)
+
+
+defjvp(cross_entropy, _cross_entropy_tangent)
 
 
 # The array vocabulary that rules use, implemented for numpy arrays (the fast path; array

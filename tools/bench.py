@@ -23,6 +23,10 @@ Extra sections (also selectable with --only):
     memory     peak memory of the wide workload, one fresh process per framework
     startup    import plus first mnist step, one fresh process per framework
     gradcheck  tg.gradcheck full and fast mode on a tanh MLP of about 50,000 parameters
+    jacobian   the input-output Jacobian of a 256-wide, 64-layer tanh MLP at one example:
+               tinygrad_init.func.jacrev, jacfwd and a loop of one func.vjp per output,
+               beside torch.func.jacrev (round-robin, medians); also one jvp against one
+               vjp (forward plus one sweep each).  Checked against torch first.
 
 Method.  Before anything is timed, the gradients (and loss) of tinygrad_init are checked
 against numpy-hand on the same weights and data: every parameter must agree within a
@@ -111,7 +115,7 @@ for _path in (_TOOLS, _ROOT):
 import bench_reference as ref  # noqa: E402
 
 WORKLOADS = ("tiny", "mnist", "deep", "wide", "cnn", "chain", "inference")
-SECTIONS = ("memory", "startup", "gradcheck")
+SECTIONS = ("memory", "startup", "gradcheck", "jacobian")
 HAND, TG, TORCH = "numpy-hand", "tinygrad_init", "torch"
 FRAMEWORKS = (TG, HAND, TORCH)
 TOLERANCE = 1e-5
@@ -152,6 +156,7 @@ def sizes(quick):
         "cnn": dict(batch=8 if quick else 32),
         "chain": dict(n_ops=2_000 if quick else 100_000, width=16),
         "gradcheck": dict(layers=[8, 16, 16, 10] if quick else [64, 256, 128, 10], batch=4),
+        "jacobian": dict(width=16 if quick else 256, depth=4 if quick else 64),
     }
 
 
@@ -677,6 +682,73 @@ def gradcheck_timing(quick):
     return result
 
 
+def jacobian_timing(quick, have_torch):
+    """Seconds per Jacobian of x -> tanh(W_L ... tanh(W_1 x + b_1) ... + b_L), float32."""
+    import tinygrad_init as tg
+    from tinygrad_init import func
+
+    spec = sizes(quick)["jacobian"]
+    width, depth = spec["width"], spec["depth"]
+    rng = np.random.default_rng(SEED)
+    bound = 1 / np.sqrt(width)
+    ws = [_uniform(rng, (width, width), np.sqrt(3) * bound) for _ in range(depth)]
+    bs = [_uniform(rng, (width,), bound) for _ in range(depth)]
+    x0 = rng.standard_normal(width).astype(np.float32)
+    tws, tbs = [tg.tensor(w) for w in ws], [tg.tensor(b) for b in bs]
+
+    def net(x):
+        for w, b in zip(tws, tbs):
+            x = (w @ x + b).tanh()
+        return x
+
+    x, v = tg.tensor(x0), tg.tensor(rng.standard_normal(width).astype(np.float32))
+
+    def vjp_loop():
+        rows = []
+        for e in np.eye(width, dtype=np.float32):
+            _, fn = func.vjp(net, x)
+            rows.append(fn(tg.tensor(e))[0].numpy())
+        return np.stack(rows)
+
+    def one_vjp():
+        _, fn = func.vjp(net, x)
+        return fn(v)
+
+    callables = {
+        "tg jacrev": lambda: func.jacrev(net)(x),
+        "tg jacfwd": lambda: func.jacfwd(net)(x),
+        "tg vjp loop": vjp_loop,
+        "tg jvp": lambda: func.jvp(net, (x,), (v,)),
+        "tg vjp": one_vjp,
+    }
+    result = dict(width=width, depth=depth, errors={})
+    want = None
+    if have_torch:
+        import torch
+
+        tw, tb = [torch.from_numpy(w) for w in ws], [torch.from_numpy(b) for b in bs]
+
+        def tnet(x):
+            for w, b in zip(tw, tb):
+                x = torch.tanh(w @ x + b)
+            return x
+
+        tx = torch.from_numpy(x0)
+        callables["torch.func.jacrev"] = lambda: torch.func.jacrev(tnet)(tx)
+        want = torch.func.jacrev(tnet)(tx).numpy()
+    got = {
+        "tg jacrev": func.jacrev(net)(x).numpy(),
+        "tg jacfwd": func.jacfwd(net)(x).numpy(),
+        "tg vjp loop": vjp_loop(),
+    }
+    ref = want if want is not None else got["tg jacrev"]
+    for name, jac in got.items():
+        result["errors"][name] = relative_error(jac, ref)
+    samples = time_round_robin(callables, quick)
+    result["seconds"] = {name: _stats(s)["median"] for name, s in samples.items()}
+    return result
+
+
 # ----------------------------------------------------------------------------------------
 # Reporting
 
@@ -982,6 +1054,21 @@ def main(argv=None):
                     f"{'passed' if g['passed'] else 'FAILED'}"
                 )
 
+    if "jacobian" in args.selected:
+        jr = jacobian_timing(args.quick, tv is not None)
+        report["jacobian"] = jr
+        sec = jr["seconds"]
+        print(
+            f"\nJacobian of a {jr['width']}-wide, {jr['depth']}-layer tanh MLP at one example "
+            "(median per call; relative error against torch.func.jacrev):"
+        )
+        base = sec.get("torch.func.jacrev")
+        for name, t in sec.items():
+            ratio = f"  {t / base:7.1f}x torch.func.jacrev" if base else ""
+            err = jr["errors"].get(name)
+            err = f"  error {err:.1e}" if err is not None else ""
+            print(f"  {name:<18} {t * 1e3:10.2f} ms{ratio}{err}")
+        print(f"  one jvp / one vjp: {sec['tg jvp'] / sec['tg vjp']:.2f}")
     if args.profile:
         profile_workloads(workloads, args.quick)
     if args.json:
