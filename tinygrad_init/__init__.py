@@ -1,5 +1,9 @@
 """tinygrad_init: a small autodiff framework on numpy for studying weight
-initialization and gradient flow.  Names and semantics follow PyTorch."""
+initialization and gradient flow.  Names and semantics follow PyTorch.
+
+The engine needs only numpy; ``tg.viz`` (graphviz) is imported when first used."""
+
+__version__ = "0.1.0"
 
 import numpy as _np
 
@@ -12,7 +16,6 @@ from . import (
     nn,
     optim,
     testing,
-    viz,
 )
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck, gradcheck_graph, gradgradcheck
@@ -46,11 +49,22 @@ from .tensor import (
     zeros_like,
 )
 
+
+def __getattr__(name):
+    # viz imports the graphviz package: load it on first use so the core needs only numpy.
+    if name == "viz":
+        import importlib
+
+        return importlib.import_module(".viz", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # dtypes under PyTorch's names: tg.zeros(3, dtype=tg.float64); t.dtype == tg.float32
 float16, float32, float64 = _np.dtype(_np.float16), _np.dtype(_np.float32), _np.dtype(_np.float64)
 int64, bool = _np.dtype(_np.int64), _np.dtype(_np.bool_)
 
 __all__ = [
+    "__version__",
     "autograd",
     "enable_grad",
     "grad",

@@ -16,7 +16,7 @@ import sys
 import time
 
 from . import report, study
-from .cli import UsageError
+from .cli import UsageError, require_renderers
 from .study import StudyConfig
 
 
@@ -134,12 +134,7 @@ def run(args):
             raise UsageError(
                 "--data digits needs scikit-learn: pip install 'tinygrad_init[data]'"
             ) from None
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UsageError(
-            "the report's plots need matplotlib: pip install 'tinygrad_init[plots]'"
-        ) from None
+    require_renderers(dot=True, matplotlib=True)  # before training, not after it
     print(
         f"Training {len(study.plan(config))} networks ({config.depth} layers of "
         f"{config.width}, {config.steps} steps each) on {config.data}...",

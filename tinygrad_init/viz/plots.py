@@ -1,7 +1,7 @@
 """matplotlib plots of what a :class:`~tinygrad_init.diagnostics.Monitor` recorded.
 
-Needs matplotlib (``pip install 'tinygrad_init[plots]'``); everything else in the package
-works without it.  Each function takes an optional ``ax`` and returns the Axes (or Figure).
+Needs matplotlib (a dependency of the package, imported on use: the engine itself needs only
+numpy).  Each function takes an optional ``ax`` and returns the Axes (or Figure).
 
 - :func:`plot_gradient_norms`: gradient norm per layer on a log scale, with the
   vanishing/exploding bands.
@@ -34,8 +34,7 @@ def _plt():
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError(
-            "tinygrad_init.viz.plots needs matplotlib: pip install "
-            "'tinygrad_init[plots]' (or pip install matplotlib)"
+            "tinygrad_init.viz.plots needs matplotlib: pip install matplotlib"
         ) from None
     return plt
 
