@@ -37,7 +37,7 @@ def configure(parser):
         "--quick",
         action="store_true",
         help="150 steps on 150 samples instead of 200 on 300 (the same "
-        "findings, in about two thirds of the time)",
+        "findings, in about half the time)",
     )
     parser.add_argument(
         "--depth",
