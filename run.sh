@@ -36,7 +36,7 @@ ensure_venv() {
     fi
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         .venv/bin/python -m pip install -q --upgrade pip
-        .venv/bin/python -m pip install -q -e '.[dev,plots,data]'
+        .venv/bin/python -m pip install -q -e '.[dev,data]'
         touch "$stamp"
     fi
 }

@@ -77,6 +77,9 @@ def test_06_xavier_vs_he():
     h_first, h_last = numbers(r"kaiming_normal: loss ([\d.]+) -> ([\d.]+)", out)
     assert x_last > 0.95 * x_first  # Xavier stalls at 30 ReLU layers
     assert h_last < 0.8 * h_first  # He trains
+    (x_acc,) = numbers(r"xavier_normal: .*accuracy (\d+)%", out)
+    (h_acc,) = numbers(r"kaiming_normal: .*accuracy (\d+)%", out)
+    assert h_acc >= x_acc + 20  # and its accuracy, taken on the same weights, shows it
 
 
 def test_07_custom_function_gradcheck():

@@ -208,5 +208,5 @@ def test_plots(tmp_path):
     ax = plots.plot_activation_histograms(mon)
     assert len(ax.lines) == 6
     ax = plots.plot_gradient_heatmap(mon)
-    assert ax.images[0].get_array().shape == (6, 3)
+    assert ax.images[0].get_array().shape == (6, 3, 3)  # RGB: the diagrams' colours
     ax.figure.savefig(tmp_path / "h.png")

@@ -1,5 +1,9 @@
 """tinygrad_init: a small autodiff framework on numpy for studying weight
-initialization and gradient flow.  Names and semantics follow PyTorch."""
+initialization and gradient flow.  Names and semantics follow PyTorch.
+
+The engine needs only numpy; ``tg.viz`` (graphviz) is imported when first used."""
+
+__version__ = "0.1.0"
 
 import sys as _sys
 
@@ -17,7 +21,6 @@ from . import (
     tensor_functions,
     testing,
     utils,
-    viz,
 )
 from . import autograd_functional as _autograd_functional
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -59,6 +62,16 @@ from .tensor_functions import *  # noqa: E402, F403  (tg.sin, tg.mm, tg.topk, ..
 autograd.functional = _autograd_functional
 _sys.modules[__name__ + ".autograd.functional"] = _autograd_functional
 
+
+def __getattr__(name):
+    # viz imports the graphviz package: load it on first use so the core needs only numpy.
+    if name == "viz":
+        import importlib
+
+        return importlib.import_module(".viz", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # dtypes under PyTorch's names: tg.zeros(3, dtype=tg.float64); t.dtype == tg.float32
 float16, float32, float64 = _np.dtype(_np.float16), _np.dtype(_np.float32), _np.dtype(_np.float64)
 int64, int32, int16 = _np.dtype(_np.int64), _np.dtype(_np.int32), _np.dtype(_np.int16)
@@ -67,6 +80,7 @@ half, float, double = float16, float32, float64
 short, int, long = int16, int32, int64
 
 __all__ = [
+    "__version__",
     "autograd",
     "enable_grad",
     "grad",
@@ -130,7 +144,7 @@ __all__ = [
     "optim",
     "testing",
     "diagnostics",
-    "viz",
+    "viz",  # noqa: F405  (loaded by __getattr__)
     "GradcheckError",
     "gradcheck",
     "gradcheck_graph",

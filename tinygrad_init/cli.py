@@ -33,6 +33,7 @@ __all__ = [
     "add_model_arguments",
     "load_model",
     "add_output_argument",
+    "require_renderers",
     "write_diagram",
 ]
 
@@ -288,6 +289,28 @@ def _thresholds(args):
 # Output
 
 
+def require_renderers(dot=True, matplotlib=True):
+    """Check, before any work, what drawing needs: the graphviz package and its ``dot``
+    program, and matplotlib.  Raises UsageError with one line saying what to install."""
+    missing = []
+    try:
+        import graphviz  # noqa: F401
+    except ImportError:
+        missing.append("the graphviz Python package (pip install graphviz)")
+    if dot and shutil.which("dot") is None:
+        missing.append(
+            "graphviz's 'dot' program (apt install graphviz, brew install graphviz or "
+            "conda install graphviz)"
+        )
+    if matplotlib:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            missing.append("matplotlib (pip install matplotlib)")
+    if missing:
+        raise UsageError("drawing the report needs " + " and ".join(missing))
+
+
 def add_output_argument(parser, default):
     parser.add_argument(
         "-o",
@@ -487,6 +510,9 @@ def build_parser():
         "graphs and layer-level flow diagrams coloured by gradient magnitude, "
         "and per-layer statistics with a verdict.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)

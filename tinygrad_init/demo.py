@@ -16,7 +16,7 @@ import sys
 import time
 
 from . import report, study
-from .cli import UsageError
+from .cli import UsageError, require_renderers
 from .study import StudyConfig
 
 
@@ -37,7 +37,7 @@ def configure(parser):
         "--quick",
         action="store_true",
         help="150 steps on 150 samples instead of 200 on 300 (the same "
-        "findings, in about two thirds of the time)",
+        "findings, in about half the time)",
     )
     parser.add_argument(
         "--depth",
@@ -134,12 +134,7 @@ def run(args):
             raise UsageError(
                 "--data digits needs scikit-learn: pip install 'tinygrad_init[data]'"
             ) from None
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UsageError(
-            "the report's plots need matplotlib: pip install 'tinygrad_init[plots]'"
-        ) from None
+    require_renderers(dot=True, matplotlib=True)  # before training, not after it
     print(
         f"Training {len(study.plan(config))} networks ({config.depth} layers of "
         f"{config.width}, {config.steps} steps each) on {config.data}...",

@@ -43,10 +43,12 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 .finding { border-left: 5px solid #2e7d32; background: #f6fbf6; padding: .6em 1em;
            margin: .8em 0; } .finding.fails { border-color: #c62828; background: #fdf4f4; }
 .finding h3 { margin: 0 0 .3em 0; font-size: 1.05em; } .evidence { font-family: ui-monospace,
-monospace; font-size: .85em; color: #333; }
+monospace; font-size: .85em; color: #333; margin: .4em 0 0 0; padding-left: 0;
+list-style: none; } .evidence li.fails { color: #c62828; font-weight: 600; }
 .matrix td { text-align: center; min-width: 9em; } .badge { font-weight: 600; }
 details { border: 1px solid #ddd; border-radius: 4px; margin: .5em 0; padding: .3em .8em; }
 summary { cursor: pointer; font-weight: 600; } .run svg { max-width: 100%; height: auto; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 .run img { max-width: 100%; } .pair { display: flex; flex-wrap: wrap; gap: 1em;
 align-items: flex-start; } .pair > div { flex: 1 1 480px; }
 """
@@ -139,10 +141,15 @@ def _findings_html(study):
     parts = []
     for f in study.findings:
         mark = "✔ reproduced" if f.holds else "✘ not reproduced in this run"
+        checks = "".join(
+            f'<li class="{"holds" if c.holds else "fails"}">{"✔" if c.holds else "✘"} '
+            f"{_e(c.statement)}</li>"
+            for c in f.checks
+        )
         parts.append(
             f'<div class="finding{"" if f.holds else " fails"}"><h3>{_e(f.title)} '
             f'<span class="muted">— {mark}</span></h3><div>{_e(f.explanation)}</div>'
-            f'<div class="evidence">{_e(f.evidence)}</div></div>'
+            f'<ul class="evidence">{checks}</ul></div>'
         )
     return "\n".join(parts)
 
@@ -247,23 +254,31 @@ def _table_html(study):
     )
 
 
+def _scheme_colors():
+    """One colour per initialization, the same in every plot of the report."""
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab10")
+    return {s.key: cmap(k) for k, s in enumerate(SCHEMES)}
+
+
 def _loss_curves(study):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(ACTIVATIONS), figsize=(15, 4))
-    cmap = plt.get_cmap("tab10")
+    colors = _scheme_colors()
+    fig, axes = plt.subplots(1, len(ACTIVATIONS), figsize=(15, 4.6))
     for ax, a in zip(axes, ACTIVATIONS):
-        for k, s in enumerate(SCHEMES):
+        for s in SCHEMES:
             losses = study.get(a, s.key).losses
-            ax.plot(range(len(losses)), losses, color=cmap(k), lw=1.4, label=s.title)
+            ax.plot(range(len(losses)), losses, color=colors[s.key], lw=1.4, label=s.title)
         clipped = study.get(a, "large", clip=study.config.clip)
         ax.plot(
             range(len(clipped.losses)),
             clipped.losses,
-            color=cmap(2),
+            color=colors["large"],
             lw=1.2,
             ls="--",
             label=f"large random + clip {study.config.clip:g}",
@@ -273,16 +288,21 @@ def _loss_curves(study):
         ax.set_xlabel("SGD step")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("training loss (cross-entropy, log scale)")
-    axes[-1].legend(fontsize=8, loc="upper right")
+    # Below the panels, never over a curve.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     deep = [study.get("relu", k, depth=study.config.deep_depth) for k in ("xavier", "he")]
     fig2, ax = plt.subplots(figsize=(6, 3.5))
-    for r, color in zip(deep, ("#1f77b4", "#d62728")):
-        ax.plot(range(len(r.losses)), r.losses, color=color, lw=1.6, label=r.scheme.title)
-    ax.set_title(f"ReLU, {study.config.deep_depth} layers: He trains, Xavier stalls")
+    for r in deep:
+        ax.plot(
+            range(len(r.losses)), r.losses, color=colors[r.scheme.key], lw=1.6, label=r.scheme.title
+        )
+    ax.set_title(f"ReLU, {study.config.deep_depth} layers, lr {study.config.deep_lr:g}")
     ax.set_xlabel("SGD step")
     ax.set_ylabel("training loss")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     return _png(fig), _png(fig2)
 
 
@@ -330,8 +350,9 @@ def render_report(study, command="tinygrad-init demo"):
     body = f"""
 <h1>How should the weights of a deep network be initialized?</h1>
 <p class="muted">{cfg.depth}-layer MLPs of width {cfg.width} on {cfg.samples} points of
-<i>{_e(cfg.data)}</i>, {cfg.steps} full-batch SGD steps (lr {cfg.lr:g}, momentum
-{cfg.momentum:g}), biases starting at 0, seed {cfg.seed}; {len(study.results)} runs in
+<i>{_e(cfg.data)}</i>, {cfg.steps} full-batch SGD steps (lr {cfg.lr:g}; {cfg.deep_lr:g} for the
+{cfg.deep_depth}-layer runs; momentum {cfg.momentum:g}), biases starting at 0, seed
+{cfg.seed}; final loss and accuracy measured on the same final weights; {len(study.results)} runs in
 {study.seconds:.0f} s. Reproduce with <code>{_e(command)}</code>: the same seed gives the
 same numbers.</p>
 

@@ -19,7 +19,6 @@ from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
-import safetensors.numpy
 
 from ._io import atomic_write
 from .tensor import Tensor
@@ -61,6 +60,8 @@ def save(state_dict, path, metadata=None):
         ):
             raise TypeError("save: metadata must be a dict of str -> str")
         metadata = dict(metadata)
+    import safetensors.numpy  # on use: importing tinygrad_init needs only numpy
+
     try:
         data = safetensors.numpy.save(arrays, metadata=metadata)
     except Exception as e:  # the library's own error type; report it as a bad value
@@ -81,6 +82,8 @@ def load(path):
     except FileNotFoundError:
         raise FileNotFoundError(2, "load: no such file", path) from None
     names = _names_in_file_order(data, path)
+    import safetensors.numpy
+
     try:
         arrays = safetensors.numpy.load(data)
     except Exception as e:

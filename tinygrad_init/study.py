@@ -5,7 +5,9 @@ plain SGD (momentum 0.9) under every combination of activation (sigmoid, tanh, r
 weight initialization (:data:`SCHEMES`), biases always starting at zero; the large-weight
 runs are repeated with gradient clipping; a 30-layer ReLU network is trained with Xavier
 and with He.  A :class:`~tinygrad_init.diagnostics.Monitor` records per-layer statistics
-along the way.  :func:`findings` then checks, on the measured numbers, the classic claims:
+along the way.  :func:`findings` then checks, on the measured numbers, the classic claims
+(one function each in :data:`FINDINGS`, every number a finding states tested by a
+:class:`Check`, the final loss and the accuracy measured on the same final weights):
 
 * zero weights keep the hidden units of a layer identical (zero biases alone do not);
 * small random weights make the gradient vanish toward the input with sigmoid and tanh;
@@ -31,7 +33,7 @@ from . import data as datasets
 from . import functional as F
 from . import init, models, nn, optim
 from .autograd import no_grad
-from .diagnostics import EXPLODING, HEALTHY, NONFINITE, VANISHING, Monitor
+from .diagnostics import Monitor, Thresholds
 
 __all__ = [
     "ACTIVATIONS",
@@ -39,13 +41,25 @@ __all__ = [
     "Scheme",
     "StudyConfig",
     "RunResult",
+    "RunSpec",
+    "Check",
     "Finding",
     "Study",
     "load_data",
+    "evaluate",
     "run_one",
     "plan",
     "run_study",
+    "FINDINGS",
+    "THRESHOLDS",
     "findings",
+    "well_above_chance",
+    "loss_falls",
+    "loss_flat",
+    "vanishing",
+    "exploding",
+    "healthy",
+    "check_trains",
 ]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -86,7 +100,10 @@ class StudyConfig:
     """What the study trains: ``depth`` Linear layers of ``width`` units, ``steps`` full-batch
     SGD steps (``lr``, momentum 0.9) on ``samples`` points of ``data``; ``clip`` is the
     max gradient norm of the clipped runs; ``deep_depth`` the depth of the He-vs-Xavier
-    comparison; the Monitor records every ``record_every`` steps."""
+    comparison, trained with the smaller step ``deep_lr`` (at lr 0.01, and still at 0.002,
+    momentum SGD on a 30-layer ReLU net is at the edge of stability: He's loss spikes from
+    0.04 back to 1.2, so where the last step lands would decide the finding); the Monitor
+    records every ``record_every`` steps."""
 
     depth: int = 20
     width: int = 64
@@ -98,6 +115,7 @@ class StudyConfig:
     samples: int = 300
     data: str = "spirals"
     deep_depth: int = 30
+    deep_lr: float = 0.001
     record_every: int = 10
 
     def __post_init__(self):
@@ -107,7 +125,7 @@ class StudyConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.depth < 2:
             raise ValueError(f"depth must be at least 2 (a hidden layer), got {self.depth}")
-        for name in ("lr", "clip"):
+        for name in ("lr", "deep_lr", "clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.data not in ("spirals", "digits"):
@@ -121,7 +139,12 @@ class StudyConfig:
 
 @dataclass
 class RunResult:
-    """One training run: its settings, its loss curve and what the Monitor saw."""
+    """One training run: its settings, its loss curve and what the Monitor saw.
+
+    ``losses[k]`` is the full-batch loss after ``k`` SGD updates, so a run of ``steps``
+    updates has ``steps + 1`` of them; the last one and ``accuracy`` are measured on the
+    same final weights.  A run that diverges stops at its first non-finite loss, and its
+    accuracy is that of the weights that gave it."""
 
     activation: str
     scheme: Scheme
@@ -138,6 +161,7 @@ class RunResult:
     monitor: Monitor = field(repr=False)
     initial_samples: dict = field(repr=False, default_factory=dict)  # activations at step 0
     seconds: float = 0.0
+    lr: float = 0.01
 
     @property
     def label(self):
@@ -194,9 +218,9 @@ def _build(x, classes, activation, scheme, config, depth, gen):
     return model
 
 
-def _train(model, x, y, config, clip):
+def _train(model, x, y, config, clip, lr):
     """Full-batch SGD; stops early once the loss is no longer finite."""
-    optimizer = optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    optimizer = optim.SGD(model.parameters(), lr=lr, momentum=config.momentum)
     losses, initial_samples = [], {}
     with Monitor(model, every=config.record_every) as monitor:
         for step in range(config.steps):
@@ -215,10 +239,21 @@ def _train(model, x, y, config, clip):
     return monitor, losses, initial_samples
 
 
-def run_one(x, y, classes, activation, scheme, config, clip=None, depth=None):
-    """Train one network and return its :class:`RunResult`."""
+def evaluate(model, x, y):
+    """``(loss, accuracy)`` of ``model`` on ``(x, y)``, both from one forward pass."""
+    with no_grad():
+        logits = model(x)
+        loss = F.cross_entropy(logits, y).item()
+        accuracy = float((logits.argmax(1)._array == y._array).mean())
+    return loss, accuracy
+
+
+def run_one(x, y, classes, activation, scheme, config, clip=None, depth=None, lr=None):
+    """Train one network and return its :class:`RunResult` (``lr`` defaults to
+    ``config.lr``)."""
     scheme = _SCHEMES[scheme] if isinstance(scheme, str) else scheme
     depth = depth or config.depth
+    lr = lr or config.lr
     start = time.perf_counter()
     # Overflow is one of the outcomes under study (large weights): it shows up as an
     # infinite loss and a 'nan' verdict, not as warnings.
@@ -226,9 +261,10 @@ def run_one(x, y, classes, activation, scheme, config, clip=None, depth=None):
         model = _build(
             x, classes, activation, scheme, config, depth, np.random.default_rng(config.seed)
         )
-        monitor, losses, initial_samples = _train(model, x, y, config, clip)
-        with no_grad():
-            accuracy = float((model(x).argmax(1)._array == y._array).mean())
+        monitor, losses, initial_samples = _train(model, x, y, config, clip, lr)
+        final_loss, accuracy = evaluate(model, x, y)
+    if math.isfinite(losses[-1]):  # else the weights are those of the last loss already
+        losses.append(final_loss)
     verdict = monitor.verdict(step=0)
     at_init = [r for r in monitor.records if r["step"] == 0]
     hidden = [m.weight for m in model if isinstance(m, nn.Linear)][:-1]
@@ -248,25 +284,62 @@ def run_one(x, y, classes, activation, scheme, config, clip=None, depth=None):
         monitor=monitor,
         initial_samples=initial_samples,
         seconds=time.perf_counter() - start,
+        lr=lr,
     )
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """One planned run: what :func:`run_one` is called with."""
+
+    activation: str
+    scheme: str
+    clip: float | None
+    depth: int
+    lr: float
+
+    @property
+    def label(self):
+        return f"{self.activation} + {self.scheme}" + (
+            f" + clip {self.clip:g}" if self.clip else ""
+        )
+
+
 def plan(config):
-    """The runs of the study, in order: ``(activation, scheme key, clip, depth)``."""
-    runs = [(a, s.key, None, config.depth) for a in ACTIVATIONS for s in SCHEMES]
-    runs += [(a, "large", config.clip, config.depth) for a in ACTIVATIONS]
-    runs += [("relu", key, None, config.deep_depth) for key in ("xavier", "he")]
+    """The runs of the study, in order, as :class:`RunSpec`."""
+    runs = [RunSpec(a, s.key, None, config.depth, config.lr) for a in ACTIVATIONS for s in SCHEMES]
+    runs += [RunSpec(a, "large", config.clip, config.depth, config.lr) for a in ACTIVATIONS]
+    runs += [
+        RunSpec("relu", key, None, config.deep_depth, config.deep_lr) for key in ("xavier", "he")
+    ]
     return runs
+
+
+@dataclass(frozen=True)
+class Check:
+    """One number a finding states (``statement``) and whether it is what the finding needs."""
+
+    statement: str
+    holds: bool
 
 
 @dataclass
 class Finding:
-    """A claim about initialization, checked on the study's own numbers."""
+    """A claim about initialization, checked on the study's own numbers: it holds when every
+    :class:`Check` does, and its evidence is the checks' statements, so it states no number
+    it does not test."""
 
     title: str
-    holds: bool
     explanation: str
-    evidence: str
+    checks: list
+
+    @property
+    def holds(self):
+        return bool(self.checks) and all(c.holds for c in self.checks)
+
+    @property
+    def evidence(self):
+        return "; ".join(c.statement for c in self.checks)
 
 
 @dataclass
@@ -275,6 +348,12 @@ class Study:
     results: list
     findings: list
     seconds: float
+    classes: int = 3
+
+    @property
+    def chance(self):
+        """The accuracy of a uniform guess, ``1 / classes``."""
+        return 1.0 / self.classes
 
     def get(self, activation, scheme, clip=None, depth=None):
         depth = depth or self.config.depth
@@ -297,149 +376,275 @@ def run_study(config=None, progress=None):
     # The matrices are small (samples x width): one BLAS thread is fastest, and a
     # multi-threaded BLAS slows down many times over when other processes share the cores.
     with threadpool_limits(limits=1, user_api="blas"):
-        for k, (activation, scheme, clip, depth) in enumerate(runs):
+        for k, spec in enumerate(runs):
             if progress:
-                progress(
-                    k, len(runs), f"{activation} + {scheme}" + (f" + clip {clip:g}" if clip else "")
+                progress(k, len(runs), spec.label)
+            results.append(
+                run_one(
+                    x,
+                    y,
+                    classes,
+                    spec.activation,
+                    spec.scheme,
+                    config,
+                    spec.clip,
+                    spec.depth,
+                    spec.lr,
                 )
-            results.append(run_one(x, y, classes, activation, scheme, config, clip, depth))
+            )
     if progress:
         progress(len(runs), len(runs), "done")
-    study = Study(config, results, [], time.perf_counter() - start)
+    study = Study(config, results, [], time.perf_counter() - start, classes)
     study.findings = findings(study)
     return study
+
+
+# ----------------------------------------------------------------------------------------
+# The rules a finding applies to a run's numbers, one place each.
+
+LOSS_FALLS = 0.7  # a run trains when its final loss is below 70% of its first ...
+LOSS_FLAT = 0.9  # ... and stalls when it stays above 90% of it
+SATURATED = 0.25  # "units saturate": more than a quarter of them at step 0
+ACCURACY_GAP = 0.2  # a run that trains beats one that stalls by 20 points of accuracy
+THRESHOLDS = Thresholds()  # the Monitor's default vanishing/exploding ratios
 
 
 def _fmt_ratio(r):
     return "nan" if r is None or not math.isfinite(r) else f"{r:.1e}"
 
 
-def findings(study):
-    """Check the classic claims on the measured numbers; each :class:`Finding` says
-    whether it held, why it should, and the numbers that decide it."""
-    cfg, get = study.config, study.get
-    out = []
+def _loss(r):
+    return f"loss {r.first_loss:.3g} -> {r.final_loss:.3g}" + (" (diverged)" if r.diverged else "")
 
-    zeros = [get(a, "zeros") for a in ACTIVATIONS]
-    xavier = [get(a, "xavier") for a in ACTIVATIONS]
-    symmetric = all(max(r.distinct_units) == 1 for r in zeros)
-    broken = all(min(r.distinct_units) == cfg.width for r in xavier)
-    out.append(
-        Finding(
-            "Zero weights keep every hidden unit of a layer identical",
-            symmetric and broken,
-            "With all weights equal, every unit of a layer computes the same output and gets "
-            "the same gradient, so no training step can tell them apart: each layer behaves "
-            "like a single unit. Random weights break the symmetry, and then zero biases are "
-            "harmless (every run here starts its biases at zero).",
-            "distinct hidden units per layer after training: zeros "
-            + ", ".join(f"{r.activation} {max(r.distinct_units)}" for r in zeros)
-            + "; Xavier with zero biases "
-            + ", ".join(f"{r.activation} {min(r.distinct_units)}" for r in xavier)
-            + f" (of {cfg.width})",
-        )
+
+def well_above_chance(accuracy, chance):
+    """At least halfway from a uniform guess to perfect: ``accuracy >= (1 + chance) / 2``."""
+    return accuracy >= (1 + chance) / 2
+
+
+def loss_falls(r):
+    """The loss stayed finite and ended below ``LOSS_FALLS`` times where it started."""
+    return not r.diverged and r.final_loss < LOSS_FALLS * r.first_loss
+
+
+def loss_flat(r):
+    """The loss stayed finite and ended above ``LOSS_FLAT`` times where it started."""
+    return not r.diverged and r.final_loss > LOSS_FLAT * r.first_loss
+
+
+def vanishing(r, thresholds=THRESHOLDS):
+    """The first layer's gradient is below ``thresholds.vanishing`` times the last's."""
+    return r.grad_ratio is not None and r.grad_ratio < thresholds.vanishing
+
+
+def exploding(r, thresholds=THRESHOLDS):
+    """The first layer's gradient is above ``thresholds.exploding`` times the last's, or
+    not finite."""
+    return r.grad_ratio is not None and (
+        not math.isfinite(r.grad_ratio) or r.grad_ratio > thresholds.exploding
     )
 
-    small = [get(a, "small") for a in ("sigmoid", "tanh")]
-    out.append(
-        Finding(
-            "Small random weights make the gradient vanish toward the input (sigmoid, tanh)",
-            all(r.status == VANISHING for r in small),
-            "Each layer multiplies the back-propagated gradient by its weights (times the "
-            "activation's slope): with N(0, 0.01²) weights that is a factor far below 1 per "
-            "layer, compounded over the depth, so the first layers barely learn.",
-            "; ".join(
-                f"{r.activation}: first/last layer gradient {_fmt_ratio(r.grad_ratio)}"
-                for r in small
-            ),
-        )
+
+def healthy(r, thresholds=THRESHOLDS):
+    """The first layer's gradient is within the thresholds of the last layer's."""
+    return (
+        r.grad_ratio is not None
+        and math.isfinite(r.grad_ratio)
+        and thresholds.vanishing <= r.grad_ratio <= thresholds.exploding
     )
 
-    large = [get(a, "large") for a in ACTIVATIONS]
 
-    def bad(r):
-        return r.status in (EXPLODING, NONFINITE) or (r.saturated or 0) > 0.25
-
-    out.append(
-        Finding(
-            "Large random weights make gradients explode or units saturate",
-            all(bad(r) for r in large),
-            "N(0, 1) weights multiply the signal's scale by about sqrt(fan_in) per layer. "
-            "Sigmoid and tanh are pushed onto their flat tails (a saturated unit, output "
-            "within 0.01 of an asymptote, passes almost no gradient; here more than a quarter "
-            "of them); where the slope survives (ReLU, and tanh's steep centre) the backward "
-            "pass grows by the same factor per layer and the gradient explodes.",
-            "; ".join(
-                f"{r.activation}: {r.status}, first/last {_fmt_ratio(r.grad_ratio)}"
-                + (f", {r.saturated:.0%} saturated" if r.saturated is not None else "")
-                for r in large
-            ),
-        )
-    )
-
-    plain, clipped = get("relu", "large"), get("relu", "large", clip=cfg.clip)
-    tamed = (
-        (plain.diverged or plain.final_loss >= plain.first_loss)
-        and not clipped.diverged
-        and clipped.final_loss < clipped.first_loss
-    )
-    out.append(
-        Finding(
-            "Gradient clipping tames the explosion",
-            tamed,
-            "Rescaling the gradient to a maximum norm bounds every step, so exploding "
-            "gradients can no longer throw the weights to infinity; clipping does not fix the "
-            "initialization, it only makes it survivable.",
-            f"ReLU, N(0, 1): without clipping the loss goes {plain.first_loss:.3g} -> "
-            f"{plain.final_loss:.3g}{' (diverged)' if plain.diverged else ''}; with "
-            f"clip_grad_norm_({cfg.clip:g}) {clipped.first_loss:.3g} -> {clipped.final_loss:.3g}",
-        )
-    )
-
-    matched = (
-        (
-            "tanh",
-            "xavier",
-            "Xavier keeps tanh healthy",
-            "Xavier's variance 2 / (fan_in + fan_out) keeps the signal's variance (and the "
-            "gradient's, going back) about constant through layers that are linear around 0, "
-            "as tanh is.",
+def check_trains(r, chance):
+    """The checks of "``r`` trains": its loss falls and its accuracy is well above chance."""
+    return [
+        Check(f"{_loss(r)} (needs below {LOSS_FALLS:g}x the start)", loss_falls(r)),
+        Check(
+            f"accuracy {r.accuracy:.0%} (needs {(1 + chance) / 2:.0%}, halfway from chance "
+            "to 100%)",
+            well_above_chance(r.accuracy, chance),
         ),
-        (
-            "relu",
-            "he",
-            "He keeps ReLU healthy",
-            "ReLU zeroes half of its input, halving the signal's second moment at every layer; "
-            "He's variance 2 / fan_in doubles it back, so signal and gradient keep their scale.",
-        ),
+    ]
+
+
+# ----------------------------------------------------------------------------------------
+# The findings: each takes a Study and returns a Finding.
+
+
+def finding_zero_symmetry(study):
+    width = study.config.width
+    zeros = [study.get(a, "zeros") for a in ACTIVATIONS]
+    xavier = [study.get(a, "xavier") for a in ACTIVATIONS]
+    return Finding(
+        "Zero weights keep every hidden unit of a layer identical",
+        "With all weights equal, every unit of a layer computes the same output and gets "
+        "the same gradient, so no training step can tell them apart: each layer behaves "
+        "like a single unit. Random weights break the symmetry, and then zero biases are "
+        "harmless (every run here starts its biases at zero).",
+        [
+            Check(
+                "distinct hidden units per layer after training with zero weights: "
+                + ", ".join(f"{r.activation} {max(r.distinct_units)}" for r in zeros),
+                all(max(r.distinct_units) == 1 for r in zeros),
+            ),
+            Check(
+                "with Xavier weights and zero biases: "
+                + ", ".join(f"{r.activation} {min(r.distinct_units)}" for r in xavier)
+                + f" of {width}",
+                all(min(r.distinct_units) == width for r in xavier),
+            ),
+        ],
     )
-    for activation, key, name, why in matched:
-        r = get(activation, key)
-        out.append(
-            Finding(
-                name,
-                r.status == HEALTHY and r.final_loss < 0.7 * r.first_loss,
-                why + " Healthy here means every layer's gradient within a factor 100 of the "
-                "last layer's, and the loss falling by more than 30%.",
-                f"{r.label}: {r.status}, first/last gradient {_fmt_ratio(r.grad_ratio)}, "
-                f"loss {r.first_loss:.3f} -> {r.final_loss:.3f}, accuracy {r.accuracy:.0%}",
+
+
+def finding_small_vanish(study):
+    t = THRESHOLDS
+    return Finding(
+        "Small random weights make the gradient vanish toward the input (sigmoid, tanh)",
+        "Each layer multiplies the back-propagated gradient by its weights (times the "
+        "activation's slope): with N(0, 0.01²) weights that is a factor far below 1 per "
+        "layer, compounded over the depth, so the first layers barely learn.",
+        [
+            Check(
+                f"{r.activation}: first/last layer gradient {_fmt_ratio(r.grad_ratio)} "
+                f"(needs below {t.vanishing:g})",
+                vanishing(r, t),
             )
-        )
-
-    deep_x = get("relu", "xavier", depth=cfg.deep_depth)
-    deep_h = get("relu", "he", depth=cfg.deep_depth)
-    out.append(
-        Finding(
-            f"At {cfg.deep_depth} ReLU layers He trains while Xavier stalls (He et al. 2015)",
-            deep_h.final_loss < 0.7 * deep_h.first_loss
-            and deep_x.final_loss > 0.9 * deep_x.first_loss,
-            "Under Xavier each ReLU layer halves the signal's second moment: after 30 layers "
-            "the signal and its gradient have shrunk by about 2^-30 and SGD cannot move. He's "
-            "factor 2 compensates exactly.",
-            f"loss after {cfg.steps} steps: He {deep_h.first_loss:.3f} -> "
-            f"{deep_h.final_loss:.3f} (accuracy {deep_h.accuracy:.0%}); Xavier "
-            f"{deep_x.first_loss:.3f} -> {deep_x.final_loss:.3f} "
-            f"(accuracy {deep_x.accuracy:.0%})",
-        )
+            for r in (study.get(a, "small") for a in ("sigmoid", "tanh"))
+        ],
     )
-    return out
+
+
+def finding_large_explode(study):
+    t = THRESHOLDS
+    checks = []
+    for r in (study.get(a, "large") for a in ACTIVATIONS):
+        explodes = f"first/last gradient {_fmt_ratio(r.grad_ratio)} (needs above {t.exploding:g})"
+        saturated = f"{r.saturated or 0:.0%} of units saturated (needs above {SATURATED:.0%})"
+        if exploding(r, t):
+            checks.append(Check(f"{r.activation}: {explodes}", True))
+        elif (r.saturated or 0) > SATURATED:
+            checks.append(Check(f"{r.activation}: {saturated}", True))
+        else:
+            checks.append(Check(f"{r.activation}: neither {explodes} nor {saturated}", False))
+    return Finding(
+        "Large random weights make gradients explode or units saturate",
+        "N(0, 1) weights multiply the signal's scale by about sqrt(fan_in) per layer. "
+        "Sigmoid and tanh are pushed onto their flat tails (a saturated unit, output "
+        "within 0.01 of an asymptote, passes almost no gradient); where the slope survives "
+        "(ReLU, and tanh's steep centre) the backward pass grows by the same factor per "
+        "layer and the gradient explodes.",
+        checks,
+    )
+
+
+def finding_clipping(study):
+    cfg = study.config
+    plain = study.get("relu", "large")
+    clipped = study.get("relu", "large", clip=cfg.clip)
+    uniform = math.log(study.classes)
+    return Finding(
+        "Gradient clipping tames the explosion, and does not fix the initialization",
+        "Rescaling the gradient to a maximum norm bounds every step, so exploding gradients "
+        "can no longer throw the weights to infinity; it does not give the layers a scale "
+        "that suits them, so the run survives without training well.",
+        [
+            Check(
+                f"ReLU, N(0, 1), without clipping: {_loss(plain)} (needs to diverge or not fall)",
+                plain.diverged or plain.final_loss >= plain.first_loss,
+            ),
+            Check(
+                f"with clip_grad_norm_({cfg.clip:g}): {_loss(clipped)} (needs finite and falling)",
+                not clipped.diverged and clipped.final_loss < clipped.first_loss,
+            ),
+            Check(
+                f"final loss {clipped.final_loss:.3g} (needs above ln {study.classes} = "
+                f"{uniform:.2f}, a uniform guess's: survived, not fixed)",
+                clipped.final_loss > uniform,
+            ),
+        ],
+    )
+
+
+def _finding_matched(study, activation, key, title, why):
+    t = THRESHOLDS
+    r = study.get(activation, key)
+    return Finding(
+        title,
+        why + f" Healthy here means the first layer's gradient within a factor "
+        f"{1 / t.vanishing:g} of the last layer's.",
+        [
+            Check(
+                f"{r.label}: first/last gradient {_fmt_ratio(r.grad_ratio)} (needs "
+                f"{t.vanishing:g} to {t.exploding:g})",
+                healthy(r, t),
+            ),
+            *check_trains(r, study.chance),
+        ],
+    )
+
+
+def finding_xavier_tanh(study):
+    return _finding_matched(
+        study,
+        "tanh",
+        "xavier",
+        "Xavier keeps tanh healthy",
+        "Xavier's variance 2 / (fan_in + fan_out) keeps the signal's variance (and the "
+        "gradient's, going back) about constant through layers that are linear around 0, "
+        "as tanh is.",
+    )
+
+
+def finding_he_relu(study):
+    return _finding_matched(
+        study,
+        "relu",
+        "he",
+        "He keeps ReLU healthy",
+        "ReLU zeroes half of its input, halving the signal's second moment at every layer; "
+        "He's variance 2 / fan_in doubles it back, so signal and gradient keep their scale.",
+    )
+
+
+def finding_deep_relu(study):
+    cfg = study.config
+    deep_x = study.get("relu", "xavier", depth=cfg.deep_depth)
+    deep_h = study.get("relu", "he", depth=cfg.deep_depth)
+    return Finding(
+        f"At {cfg.deep_depth} ReLU layers He trains while Xavier stalls (He et al. 2015)",
+        f"Under Xavier each ReLU layer halves the signal's second moment: after "
+        f"{cfg.deep_depth} layers the signal and its gradient have shrunk by about "
+        f"2^-{cfg.deep_depth} and SGD cannot move the loss (tiny differences between the "
+        "logits can still put the argmax above chance). He's factor 2 compensates exactly. "
+        f"Both train with lr {deep_h.lr:g}.",
+        [
+            *(Check(f"He: {c.statement}", c.holds) for c in check_trains(deep_h, study.chance)),
+            Check(
+                f"Xavier: {_loss(deep_x)} (needs above {LOSS_FLAT:g}x the start)",
+                loss_flat(deep_x),
+            ),
+            Check(
+                f"Xavier: accuracy {deep_x.accuracy:.0%} (needs {ACCURACY_GAP * 100:.0f} "
+                "points below He's)",
+                deep_x.accuracy <= deep_h.accuracy - ACCURACY_GAP,
+            ),
+        ],
+    )
+
+
+FINDINGS = (
+    finding_zero_symmetry,
+    finding_small_vanish,
+    finding_large_explode,
+    finding_clipping,
+    finding_xavier_tanh,
+    finding_he_relu,
+    finding_deep_relu,
+)
+
+
+def findings(study):
+    """Check the classic claims on the measured numbers: one :class:`Finding` per rule of
+    :data:`FINDINGS`, each saying whether it held, why it should, and the numbers that
+    decide it."""
+    return [rule(study) for rule in FINDINGS]

@@ -1,7 +1,7 @@
 """matplotlib plots of what a :class:`~tinygrad_init.diagnostics.Monitor` recorded.
 
-Needs matplotlib (``pip install 'tinygrad_init[plots]'``); everything else in the package
-works without it.  Each function takes an optional ``ax`` and returns the Axes (or Figure).
+Needs matplotlib (a dependency of the package, imported on use: the engine itself needs only
+numpy).  Each function takes an optional ``ax`` and returns the Axes (or Figure).
 
 - :func:`plot_gradient_norms`: gradient norm per layer on a log scale, with the
   vanishing/exploding bands.
@@ -34,8 +34,7 @@ def _plt():
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError(
-            "tinygrad_init.viz.plots needs matplotlib: pip install "
-            "'tinygrad_init[plots]' (or pip install matplotlib)"
+            "tinygrad_init.viz.plots needs matplotlib: pip install matplotlib"
         ) from None
     return plt
 
@@ -156,40 +155,43 @@ def plot_activation_histograms(monitor, ax=None, bins=60, layers=None, samples=N
     return ax
 
 
+def _rgb(hex_color):
+    return tuple(int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5))
+
+
 def plot_gradient_heatmap(monitor, ax=None, key="grad_ratio"):
-    """Layers x steps heat map of ``key`` (default the gradient ratio to the last layer) on
-    a log colour scale: how the gradient flow evolves during training."""
+    """Layers x steps heat map of ``key`` (default the gradient ratio to the last layer): how
+    the gradient flow evolves during training.  Each cell has the colour the diagrams give the
+    same ratio (:func:`~tinygrad_init.viz.colors.fill_color`, the monitor's thresholds), so
+    blue, green and red mean the same here as there."""
     plt = _plt()
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import ListedColormap, LogNorm
     from matplotlib.ticker import MaxNLocator
 
     recs = monitor.to_records()
     if not recs:
         raise RuntimeError("plot_gradient_heatmap: nothing recorded yet")
+    t = monitor.thresholds
     steps = sorted({r["step"] for r in recs})
     layers = sorted({r["index"] for r in recs})
-    grid = np.full((len(layers), len(steps)), np.nan)
+    image = np.ones((len(layers), len(steps), 3))  # white: no gradient reached the layer
     for r in recs:
-        v = r.get(key)
-        if v is not None and np.isfinite(v) and v > 0:
-            grid[layers.index(r["index"]), steps.index(r["step"])] = v
+        image[layers.index(r["index"]), steps.index(r["step"])] = _rgb(fill_color(r.get(key), t))
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
-    finite = grid[np.isfinite(grid)]
-    norm = None
-    if finite.size:  # centred on 1 so that blue means smaller, red larger
-        span = max(abs(np.log10(finite.min())), abs(np.log10(finite.max())), 1e-3)
-        norm = LogNorm(vmin=10**-span, vmax=10**span)
-    im = ax.imshow(
-        grid,
+    ax.imshow(
+        image,
         aspect="auto",
         origin="lower",
-        cmap="coolwarm",
-        norm=norm,
         interpolation="nearest",
         extent=(steps[0] - 0.5, steps[-1] + 0.5, 0.5, len(layers) + 0.5),
     )
-    ax.figure.colorbar(im, ax=ax, label=key.replace("_", " "))
+    # The colour bar is the same scale, sampled over 4 decades beyond each threshold.
+    lo, hi = t.vanishing * 1e-4, t.exploding * 1e4
+    ratios = np.geomspace(lo, hi, 256)
+    scale = ListedColormap([_rgb(fill_color(float(v), t)) for v in ratios])
+    bar = plt.cm.ScalarMappable(cmap=scale, norm=LogNorm(lo, hi))
+    ax.figure.colorbar(bar, ax=ax, label=key.replace("_", " ") + " (black: NaN/Inf)")
     ax.set_xlabel("step")
     ax.set_ylabel("layer (input at the bottom)")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))

@@ -1,0 +1,105 @@
+"""The report's pictures: one colour scale everywhere, and the page in a real browser."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from tinygrad_init import models, report, study, viz
+from tinygrad_init.diagnostics import Monitor
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+
+def _hex(rgb):
+    return "#" + "".join(f"{round(v * 255):02x}" for v in rgb)
+
+
+def test_heatmap_cells_have_the_diagrams_colour_for_the_same_ratio():
+    from tinygrad_init.viz import plots
+
+    gen = np.random.default_rng(0)
+    model = models.make_mlp(8, 16, "tanh", "small_normal", 4, 2, generator=gen)
+    x, y = models.synthetic_batch(model, batch=16, generator=gen)
+    with Monitor(model) as mon:
+        for _ in range(2):
+            models.mse(model(x), y).backward()
+            mon.step()
+    ax = plots.plot_gradient_heatmap(mon)
+    image = ax.images[0].get_array()
+    steps = sorted({r["step"] for r in mon.to_records()})
+    layers = sorted({r["index"] for r in mon.to_records()})
+    seen = set()
+    for r in mon.to_records():
+        cell = _hex(image[layers.index(r["index"]), steps.index(r["step"])])
+        assert cell == viz.node_style(r["grad_ratio"], mon.thresholds)["fillcolor"]
+        seen.add(viz.classify(r["grad_ratio"]))
+    assert {"vanishing", "healthy"} <= seen  # both ends of the scale were read back
+    matplotlib.pyplot.close("all")
+
+
+@pytest.fixture(scope="module")
+def small_report(tmp_path_factory):
+    cfg = study.StudyConfig(depth=4, width=8, steps=3, samples=30, deep_depth=6)
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    report.write_report(study.run_study(cfg), path)
+    return path
+
+
+def test_one_colour_per_init_in_every_loss_plot():
+    colors = report._scheme_colors()
+    assert len(set(colors.values())) == len(study.SCHEMES)
+
+
+# Runs when the page has loaded: opens every run, measures (reading scrollWidth lays the page
+# out again) and writes the result into the page, where --dump-dom reads it.
+_PROBE = """<script>
+var errors = [];
+window.addEventListener('error', function (e) { errors.push(String(e.message || e.target.src)); },
+                        true);
+var error = console.error; console.error = function () { errors.push([].join.call(arguments));
+                                                          error.apply(console, arguments); };
+window.addEventListener('load', function () {
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+  var broken = [].filter.call(document.images, function (i) {
+    return !(i.complete && i.naturalWidth > 0); }).length;
+  var out = document.createElement('pre'); out.id = 'probe';
+  out.textContent = JSON.stringify({width: document.documentElement.scrollWidth,
+    images: document.images.length, broken: broken, errors: errors});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_report_in_headless_chromium_fits_1400_px_and_loads_every_image(small_report, tmp_path):
+    page = tmp_path / "probed.html"
+    page.write_text(small_report.read_text().replace("<head>", "<head>" + _PROBE, 1))
+    proc = subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}",  # no lock shared with another chromium
+            "--window-size=1400,900",
+            "--virtual-time-budget=10000",
+            "--enable-logging=stderr",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout)
+    assert found, (proc.returncode, proc.stderr[-3000:])
+    probe = json.loads(found.group(1).replace("&quot;", '"'))
+    assert probe["width"] <= 1400, probe
+    assert probe["images"] > 0 and probe["broken"] == 0, probe
+    assert probe["errors"] == []
+    assert "CONSOLE" not in proc.stderr or ":ERROR:CONSOLE" not in proc.stderr
