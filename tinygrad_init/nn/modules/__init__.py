@@ -13,6 +13,7 @@ from .activation import (
     Softplus,
     Tanh,
 )
+from .attention import MultiheadAttention
 from .containers import ModuleDict, ModuleList, Sequential
 from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .dropout import Dropout
@@ -48,6 +49,7 @@ __all__ = [
     "BatchNorm2d",
     "LayerNorm",
     "Embedding",
+    "MultiheadAttention",
     "ReLU",
     "LeakyReLU",
     "Sigmoid",
