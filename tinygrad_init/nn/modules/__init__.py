@@ -29,6 +29,7 @@ from .loss import (
 )
 from .module import Module, Parameter, RemovableHandle
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .residual import Residual, ResidualGate
 from .sparse import Embedding
 
 __all__ = [
@@ -50,6 +51,8 @@ __all__ = [
     "LayerNorm",
     "Embedding",
     "MultiheadAttention",
+    "Residual",
+    "ResidualGate",
     "ReLU",
     "LeakyReLU",
     "Sigmoid",
