@@ -40,6 +40,7 @@ __all__ = [
     "avg_pool2d",
     "batch_norm",
     "layer_norm",
+    "group_norm",
     "embedding",
     "scaled_dot_product_attention",
     # losses
@@ -534,6 +535,41 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         out = out * weight
     if bias is not None:
         out = out + bias
+    return out
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, the mean and biased variance taken
+    per sample over each group of C / num_groups channels and all positions (Wu & He 2018,
+    "Group normalization"; PyTorch's ``group_norm``); weight and bias are per channel."""
+    fn = "group_norm"
+    input = _as_tensor(input, fn)
+    if input.ndim < 2:
+        raise ValueError(f"{fn}: expected input of shape (N, C, *), got {tuple(input.shape)}")
+    n, c = input.shape[:2]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"{fn}: num_groups must be an int, got {num_groups!r}")
+    if num_groups < 1 or c % num_groups:
+        raise ValueError(
+            f"{fn}: Expected number of channels in input to be divisible by num_groups, but "
+            f"got input of shape {tuple(input.shape)} and num_groups={num_groups}"
+        )
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(np.shape(_data(t))) != (c,):
+            raise ValueError(
+                f"{fn}: expected {name} of shape ({c},), got {tuple(np.shape(_data(t)))}"
+            )
+    grouped = input.reshape(n, int(num_groups), -1) if n else input.reshape(0, int(num_groups), 0)
+    centered = grouped - grouped.mean(2, keepdim=True)
+    var = (centered * centered).mean(2, keepdim=True)
+    out = (centered / (var + eps).sqrt()).reshape(input.shape)
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * (
+            weight.reshape(shape) if isinstance(weight, Tensor) else np.reshape(weight, shape)
+        )
+    if bias is not None:
+        out = out + (bias.reshape(shape) if isinstance(bias, Tensor) else np.reshape(bias, shape))
     return out
 
 

@@ -835,8 +835,9 @@ def scale_residual_branches_(model, rule: str = "gpt2", n_layers: int | None = N
 
     The last weighted layer is the branch's last Linear/Conv, or its last normalization
     layer when one follows it (then its gain gamma is scaled, as torchvision zeroes the
-    last BatchNorm's weight); biases are left alone.  ``n_layers`` defaults to the number
-    of residual blocks, so ``rule='gpt2'`` on a transformer of N layers (two branches
+    last BatchNorm's weight); its bias is left alone, except that rule 'zero' zeroes it
+    too so that the branch is exactly 0.  ``n_layers`` defaults to the number of residual
+    blocks, so ``rule='gpt2'`` on a transformer of N layers (two branches
     each) gives std / sqrt(2 N) on the attention output projections and the second
     feed-forward layers, GPT-2's scheme.  Apply it after the base initialization.
     """
@@ -847,16 +848,18 @@ def scale_residual_branches_(model, rule: str = "gpt2", n_layers: int | None = N
     factor = residual_scale(rule, _count_blocks(model) if n_layers is None else n_layers)
     for layers in branches:
         if layers:
-            weight = layers[-1].weight._array
-            weight *= np.asarray(factor, dtype=weight.dtype)
+            last = layers[-1]
+            last.weight._array *= np.asarray(factor, dtype=last.weight.dtype)
+            if factor == 0.0 and getattr(last, "bias", None) is not None:
+                zeros_(last.bias)
     return model
 
 
 def zero_init_residual_(model):
-    """Zero the last weighted layer of every residual branch (``scale_residual_branches_``
-    with rule 'zero'): each block starts as the identity, so the stream's variance is
-    exactly that of the stem at any depth.  Goyal et al. 2017, "Accurate, large minibatch
-    SGD"; torchvision's ``resnet(zero_init_residual=True)``."""
+    """Zero the last weighted layer (weight and bias) of every residual branch
+    (``scale_residual_branches_`` with rule 'zero'): each block starts as the identity,
+    so the stream's variance is exactly that of the stem at any depth.  Goyal et al. 2017,
+    "Accurate, large minibatch SGD"; torchvision's ``resnet(zero_init_residual=True)``."""
     return scale_residual_branches_(model, "zero")
 
 

@@ -28,6 +28,8 @@ __all__ = [
     "make_mlp",
     "make_cnn",
     "make_resnet",
+    "make_transformer",
+    "TokenTransformer",
     "synthetic_batch",
     "mse",
     "input_shape",
@@ -283,6 +285,111 @@ def make_resnet(
         _init.fixup_(model, classifier=head)
     elif branch_scale != "rezero":
         _init.scale_residual_branches_(model, branch_scale)
+    return model
+
+
+class TokenTransformer(nn.Module):
+    """Token and learned position embeddings, a ``TransformerEncoder`` and a Linear head:
+    integer tokens (N, L) -> logits (N, L, vocab_size).  Pre-LN stacks end with a final
+    LayerNorm (``encoder.norm``), as GPT-2 does."""
+
+    def __init__(self, embed, pos, encoder, head, causal):
+        super().__init__()
+        self.embed, self.pos, self.encoder, self.head = embed, pos, encoder, head
+        self.causal = causal
+
+    def forward(self, tokens):
+        length = tokens.shape[-1]
+        positions = Tensor(np.arange(length))
+        x = self.embed(tokens) + self.pos(positions)
+        mask = None
+        if self.causal:
+            mask = ~np.tri(length, length, dtype=bool)
+        return self.head(self.encoder(x, mask=mask, is_causal=self.causal or None))
+
+
+def make_transformer(
+    depth=4,
+    d_model=32,
+    heads=4,
+    norm_first=True,
+    residual_scale="none",
+    dim_feedforward=None,
+    activation="gelu",
+    dropout=0.0,
+    init=None,
+    vocab_size=16,
+    max_len=32,
+    causal=False,
+    generator=None,
+):
+    """A :class:`TokenTransformer` of ``depth`` ``nn.TransformerEncoderLayer`` (batch
+    first, ``heads`` heads, feed-forward width ``dim_feedforward`` = 4 d_model by default).
+
+    ``init=None`` keeps PyTorch's layer defaults (xavier_uniform in-projections, zero
+    attention biases, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) Linear weights, N(0, 1)
+    embeddings); a registry name or function is applied to every weight matrix and
+    embedding instead, biases 0, as in :func:`make_mlp`.  Each layer is drawn on its own
+    (PyTorch's ``TransformerEncoder`` would copy one).  ``residual_scale``: a number that
+    multiplies the last layer of every residual branch (attention ``out_proj``,
+    ``linear2``), or a rule of :func:`~tinygrad_init.init.residual_scale` (``'none'``,
+    ``'zero'``, ``'sqrt_depth'``, ``'gpt2'`` = 1 / sqrt(2 depth), GPT-2's scheme).
+    ``causal=True`` masks attention to later positions.
+    """
+    depth = _positive("depth", depth)
+    d_model = _positive("d_model", d_model)
+    heads = _positive("heads", heads)
+    vocab_size = _positive("vocab_size", vocab_size)
+    max_len = _positive("max_len", max_len)
+    dim_feedforward = 4 * d_model if dim_feedforward is None else dim_feedforward
+    dim_feedforward = _positive("dim_feedforward", dim_feedforward)
+    if d_model % heads:
+        raise ValueError(
+            f"make_transformer: d_model ({d_model}) must be divisible by heads ({heads})"
+        )
+    numeric = isinstance(residual_scale, (int, float, np.floating)) and not isinstance(
+        residual_scale, bool
+    )
+    rules = ("none", "zero", "sqrt_depth", "gpt2")
+    if not numeric and residual_scale not in rules:
+        raise ValueError(
+            f"make_transformer: residual_scale must be a number or one of "
+            f"{', '.join(map(repr, rules))}, got {residual_scale!r}"
+        )
+    init_fn = None if init is None else get_initializer(init)
+    gen = _generator(generator)
+
+    def layer():
+        return nn.TransformerEncoderLayer(
+            d_model,
+            heads,
+            dim_feedforward,
+            dropout,
+            activation,
+            batch_first=True,
+            norm_first=norm_first,
+            generator=gen,
+        )
+
+    encoder = nn.TransformerEncoder(layer(), 1, norm=nn.LayerNorm(d_model) if norm_first else None)
+    encoder.layers = nn.ModuleList([layer() for _ in range(depth)])
+    encoder.num_layers = depth
+    embed = nn.Embedding(vocab_size, d_model, generator=gen)
+    pos = nn.Embedding(max_len, d_model, generator=gen)
+    head = nn.Linear(d_model, vocab_size, generator=gen)
+    model = TokenTransformer(embed, pos, encoder, head, bool(causal))
+    if init_fn is not None:
+        for name, p in model.named_parameters():
+            if p.ndim >= 2:
+                init_fn(p, generator=gen)
+            elif name.endswith("bias"):
+                zeros_(p)
+    if numeric:
+        for block in encoder.layers:
+            for w in (block.self_attn.out_proj.weight, block.linear2.weight):
+                w._array *= np.asarray(residual_scale, w.dtype)
+    else:
+        _init.scale_residual_branches_(model, residual_scale)
     return model
 
 

@@ -28,9 +28,10 @@ from .loss import (
     NLLLoss,
 )
 from .module import Module, Parameter, RemovableHandle
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
 from .residual import Residual, ResidualGate
 from .sparse import Embedding
+from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "Module",
@@ -49,10 +50,13 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "LayerNorm",
+    "GroupNorm",
     "Embedding",
     "MultiheadAttention",
     "Residual",
     "ResidualGate",
+    "TransformerEncoderLayer",
+    "TransformerEncoder",
     "ReLU",
     "LeakyReLU",
     "Sigmoid",
