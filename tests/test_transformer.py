@@ -200,3 +200,17 @@ def test_zero_init_residual_makes_a_pre_ln_transformer_the_identity_on_its_strea
     np.testing.assert_allclose(_np(h), _np(x), atol=1e-6)
     init.scale_residual_branches_(model, "none")  # factor 1 changes nothing
     np.testing.assert_array_equal(_np(enc.layers[0].linear2.weight), 0)
+
+
+def test_readme_section_on_attention_and_residual_networks_runs():
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+    text = readme.read_text()
+    start = text.index("### Attention, transformers and residual networks")
+    section = text[start : text.index("\n### ", start + 1)]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert blocks
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})
