@@ -143,3 +143,14 @@ def test_demo_sections_option(tmp_path, capsys):
     assert "Mean-field theory predicts" in printed and out.exists()
     assert cli.main(["demo", "--sections", "classic,bogus"]) == 2
     assert "unknown section(s) bogus" in capsys.readouterr().err
+
+
+def test_residual_matrix_in_the_report():
+    pytest.importorskip("matplotlib")
+    from tinygrad_init.report_sections import sections_html
+
+    m = sections.measure_residual(depths=(4, 8), width=32, train_depth=4, steps=3)
+    html = sections_html([sections.Section("residual", "Residual networks", m, [])])
+    assert "<th>branch scheme</th><th>4 blocks</th><th>8 blocks</th>" in html
+    assert html.count("<tr><th>") == 1 + len(sections.RESIDUAL_SCHEMES)  # header + schemes
+    assert "(256)" in html  # He's theory after 8 blocks: 2^8

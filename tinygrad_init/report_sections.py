@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .report import _e, _png
+from .sections import trained
 
 __all__ = ["sections_html"]
 
@@ -66,7 +67,30 @@ def _residual(m):
     ax.set_xlabel("SGD step")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig) + _png(fig2)
+    return _residual_matrix(m) + _png(fig) + _png(fig2)
+
+
+def _residual_matrix(m):
+    """The residual counterpart of the init x activation matrix: branch scheme x depth,
+    each cell the stream's variance growth (measured, theory), and whether it trained."""
+    variance, training = m["variance"], m["training"]
+    depths = list(next(iter(variance.values())))
+    head = "".join(f"<th>{d} blocks</th>" for d in depths)
+    rows = []
+    for scheme, by_depth in variance.items():
+        cells = "".join(
+            f"<td class='num'>{by_depth[d]['measured'][-1]:.3g} "
+            f"<span class='muted'>({by_depth[d]['theory'][-1]:.3g})</span></td>"
+            for d in depths
+        )
+        ok = "yes" if trained(training[scheme]) else "no"
+        rows.append(f"<tr><th>{_e(scheme)}</th>{cells}<td>{ok}</td></tr>")
+    return (
+        "<table class='matrix'><tr><th>branch scheme</th>"
+        f"{head}<th>trains at {m['train_depth']} blocks</th></tr>{''.join(rows)}</table>"
+        "<p class='muted'>Cells: Var(stream after the last block) / Var(after the stem), "
+        "theory in brackets.</p>"
+    )
 
 
 def _batchnorm(m):

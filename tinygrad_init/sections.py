@@ -51,6 +51,7 @@ __all__ = [
     "measure_isometry",
     "isometry_findings",
     "reverse_task",
+    "trained",
 ]
 
 SECTIONS = ("residual", "batchnorm", "transformer", "chaos", "isometry")
@@ -211,21 +212,23 @@ def residual_findings(m):
     )
     tr, depth = m["training"], m["train_depth"]
 
-    def trains(losses):
-        return all(math.isfinite(v) for v in losses) and losses[-1] < 0.8 * losses[0]
-
-    failed_he = not trains(tr["he"])
+    failed_he = not trained(tr["he"])
     others = [s for s in tr if s != "he"]
     out.append(
         Finding(
             f"At {depth} blocks plain He branches do not train; every scaled scheme does",
-            failed_he and all(trains(tr[s]) for s in others),
+            failed_he and all(trained(tr[s]) for s in others),
             "The exploding stream makes the first loss huge and the first SGD steps throw "
             "the weights away; with the stream bounded the same optimizer trains.",
             "; ".join(f"{s}: {_loss_text(tr[s])}" for s in tr),
         )
     )
     return out
+
+
+def trained(losses):
+    """A run trained: its loss stayed finite and fell by more than 20%."""
+    return all(math.isfinite(v) for v in losses) and losses[-1] < 0.8 * losses[0]
 
 
 def _loss_text(losses):
