@@ -751,6 +751,12 @@ def lsuv_(model, data, tol: float = 0.1, max_iter: int = 10, generator=None):
 # ``branch``; ``nn.TransformerEncoderLayer``: ``[self_attn]`` and ``[linear1, linear2]``).
 # The functions below find branches through it, so they work on any model built from such
 # blocks; the weighted layers of a branch are its modules with a ``weight``, in order.
+#
+# Not here, because they are not a rescaling of a branch's last layer: T-Fixup (Huang et al.
+# 2020) scales the value and output projections and the feed-forward weights of every
+# attention layer by 0.67 N^(-1/4) and the embeddings by (9N)^(-1/4), and it only works with
+# the LayerNorms removed, an architectural change; muP (Yang & Hu 2021) scales by width, not
+# depth, and is mostly a rule for per-layer learning rates, which belongs to the optimizer.
 
 _RESIDUAL_RULES = ("none", "zero", "sqrt_depth", "gpt2", "fixup")
 
