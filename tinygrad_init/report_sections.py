@@ -139,13 +139,14 @@ def _chaos(m):
     mesh = ax.pcolormesh(sw, sb, chi, cmap="coolwarm", vmin=-limit, vmax=limit, shading="auto")
     fig.colorbar(mesh, ax=ax, label="log chi_1 (< 0 ordered, > 0 chaotic)")
     ax.plot(m["critical"], sb, color="k", lw=2, label="edge of chaos, chi_1 = 1")
+    offsets = {"ordered": (-75, 10), "critical": (8, -38), "chaotic": (8, 8)}
     for label, p in m["points"].items():
         ax.plot(p["sigma_w2"], 0.05, "o", color="k", ms=7)
         ax.annotate(
             f"{label}\nmeasured {p['measured']:.3f}\npredicted {p['predicted']:.3f}",
             (p["sigma_w2"], 0.05),
             textcoords="offset points",
-            xytext=(6, 8),
+            xytext=offsets.get(label, (6, 8)),
             fontsize=7,
         )
     ax.set_xlabel("sigma_w^2")
