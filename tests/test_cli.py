@@ -172,3 +172,36 @@ def test_python_dash_m():
         timeout=60,
     )
     assert proc.returncode == 0 and "flow" in proc.stdout and "stats" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "argv,names,expected",
+    [
+        (["--arch", "resnet", "--depth", "3", "--branch-scale", "gpt2"], "1.branch.1", "ResNet"),
+        (
+            ["--arch", "resnet", "--layer", "conv", "--norm", "batch", "--width", "4"],
+            "1.branch.0",
+            "conv ResNet",
+        ),
+        (
+            ["--arch", "transformer", "--depth", "2", "--width", "8", "--post-ln"],
+            "encoder",
+            "post-LN",
+        ),
+    ],
+)
+def test_arch_options_reach_the_builders(argv, names, expected):
+    from tinygrad_init import cli
+
+    args = cli.build_parser().parse_args(["stats", *argv])
+    model, x, _, desc = cli.load_model(args)
+    assert expected in desc and any(n.startswith(names) for n, _ in model.named_modules())
+    assert model(x).shape[0] == args.batch
+
+
+def test_arch_errors_are_usage_errors():
+    from tinygrad_init import cli
+
+    args = cli.build_parser().parse_args(["stats", "--arch", "resnet", "--branch-scale", "big"])
+    with pytest.raises(cli.UsageError, match="branch_scale must be a number or one of"):
+        cli.load_model(args)

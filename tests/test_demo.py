@@ -118,7 +118,8 @@ def test_demo_end_to_end_through_the_console_script(tmp_path):
     exe = os.path.join(os.path.dirname(sys.executable), "tinygrad-init")
     out = tmp_path / "r.html"
     proc = subprocess.run(
-        [exe, "demo", "--quick", "--depth", "4", "--width", "8", "--steps", "3", "--out", str(out)],
+        [exe, "demo", "--quick", "--depth", "4", "--width", "8", "--steps", "3"]
+        + ["--sections", "classic", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=300,

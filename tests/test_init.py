@@ -672,7 +672,7 @@ EXPECTED_NAMES = {
     "zeros", "ones", "uniform", "normal", "trunc_normal", "small_normal", "pytorch_default",
     "xavier_uniform", "xavier_normal", "glorot_uniform", "glorot_normal", "kaiming_uniform",
     "kaiming_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
-    "orthogonal", "eye", "dirac",
+    "orthogonal", "eye", "dirac", "delta_orthogonal",
 }  # fmt: skip
 
 

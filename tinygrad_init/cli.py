@@ -79,6 +79,34 @@ def add_model_arguments(parser):
         help="layer type of the spec model (default linear)",
     )
     g.add_argument(
+        "--arch",
+        choices=("mlp", "resnet", "transformer"),
+        default="mlp",
+        help="spec model family (default mlp): mlp (or a CNN with --layer conv), resnet "
+        "(--depth residual blocks; --layer conv for conv blocks), transformer (--depth "
+        "encoder layers of width --width on synthetic tokens)",
+    )
+    g.add_argument(
+        "--branch-scale",
+        default="none",
+        help="resnet: none, zero, sqrt_depth, gpt2, fixup, rezero or a number; "
+        "transformer: none, zero, sqrt_depth, gpt2 or a number (default none)",
+    )
+    g.add_argument(
+        "--norm",
+        choices=("none", "batch", "layer"),
+        default="none",
+        help="resnet: normalization inside the branches (default none)",
+    )
+    g.add_argument(
+        "--heads", type=_positive_int, default=4, help="transformer: attention heads (default 4)"
+    )
+    g.add_argument(
+        "--post-ln",
+        action="store_true",
+        help="transformer: LayerNorm after each residual addition (default pre-LN)",
+    )
+    g.add_argument(
         "--depth", type=_positive_int, default=10, help="number of weighted layers (default 10)"
     )
     g.add_argument(
@@ -223,6 +251,8 @@ def load_model(args):
             except ValueError as e:
                 raise UsageError(f"{e}: return (model, example_batch) from the factory") from None
         return model, x, y, os.path.basename(args.model)
+    if getattr(args, "arch", "mlp") != "mlp":
+        return _load_residual_model(args, gen)
     try:
         if args.layer == "conv":
             model = models.make_cnn(
@@ -252,6 +282,60 @@ def load_model(args):
     )
     kind = "CNN" if args.layer == "conv" else "MLP"
     desc = f"{args.depth}-layer {kind}, width {args.width}, {args.activation}, init {args.init}"
+    return model, x, y, desc
+
+
+def _branch_scale(text):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _load_residual_model(args, gen):
+    """``(model, x, y, description)`` for ``--arch resnet`` and ``--arch transformer``."""
+
+    from . import models
+    from .tensor import Tensor
+
+    scale = _branch_scale(args.branch_scale)
+    try:
+        if args.arch == "resnet":
+            model = models.make_resnet(
+                args.depth,
+                args.width,
+                branch_scale=scale,
+                norm=None if args.norm == "none" else args.norm,
+                activation=args.activation,
+                init=args.init,
+                kind="conv" if args.layer == "conv" else "mlp",
+                in_features=args.in_features,
+                out_features=args.out_features,
+                in_channels=args.in_channels,
+                image_size=args.image_size,
+                generator=gen,
+            )
+            x, y = models.synthetic_batch(
+                model, batch=args.batch, image_size=args.image_size, generator=gen
+            )
+            kind = "conv ResNet" if args.layer == "conv" else "ResNet"
+        else:
+            vocab, length = args.out_features, 16
+            model = models.make_transformer(
+                args.depth,
+                args.width,
+                args.heads,
+                norm_first=not args.post_ln,
+                residual_scale=scale,
+                vocab_size=vocab,
+                max_len=length,
+                generator=gen,
+            )
+            x, y = Tensor(gen.integers(0, vocab, (args.batch, length))), None
+            kind = "pre-LN transformer" if not args.post_ln else "post-LN transformer"
+    except (ValueError, TypeError) as e:
+        raise UsageError(_one_line(e)) from None
+    desc = f"{args.depth}-block {kind}, width {args.width}, branch scale {args.branch_scale}"
     return model, x, y, desc
 
 

@@ -15,8 +15,9 @@ import os
 import sys
 import time
 
-from . import report, study
+from . import report, sections, study
 from .cli import UsageError, require_renderers
+from .sections import SECTIONS
 from .study import StudyConfig
 
 
@@ -61,6 +62,12 @@ def configure(parser):
         default="spirals",
         help="three interleaved spirals (default) or scikit-learn's 8x8 "
         "digits (needs the 'data' extra)",
+    )
+    parser.add_argument(
+        "--sections",
+        default=",".join(("classic",) + SECTIONS),
+        help="comma-separated parts of the study to run (default all): classic (the "
+        "init x activation matrix), " + ", ".join(SECTIONS),
     )
     parser.add_argument(
         "--out",
@@ -120,11 +127,25 @@ def _command(args, config):
     quick = " --quick" if args.quick else ""
     return (
         f"tinygrad-init demo{quick} --depth {config.depth} --width {config.width} "
-        f"--steps {config.steps} --seed {config.seed} --data {config.data}"
+        f"--steps {config.steps} --seed {config.seed} --data {config.data} "
+        f"--sections {args.sections}"
     )
 
 
+def _sections(text):
+    chosen = [s.strip() for s in text.split(",") if s.strip()]
+    known = ("classic",) + SECTIONS
+    unknown = [s for s in chosen if s not in known]
+    if unknown or not chosen:
+        raise UsageError(
+            f"--sections: unknown section(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(known)}"
+        )
+    return chosen
+
+
 def run(args):
+    chosen = _sections(args.sections)
     config = _config(args)
     _check_output(args.out)
     if config.data == "digits":
@@ -135,17 +156,28 @@ def run(args):
                 "--data digits needs scikit-learn: pip install 'tinygrad_init[data]'"
             ) from None
     require_renderers(dot=True, matplotlib=True)  # before training, not after it
-    print(
-        f"Training {len(study.plan(config))} networks ({config.depth} layers of "
-        f"{config.width}, {config.steps} steps each) on {config.data}...",
-        file=sys.stderr,
-    )
-    result = study.run_study(config, Progress())
-    print(report.results_table(result))
-    print()
-    for finding in result.findings:
+    result = None
+    findings = []
+    if "classic" in chosen:
+        print(
+            f"Training {len(study.plan(config))} networks ({config.depth} layers of "
+            f"{config.width}, {config.steps} steps each) on {config.data}...",
+            file=sys.stderr,
+        )
+        result = study.run_study(config, Progress())
+        print(report.results_table(result))
+        print()
+        findings += result.findings
+    extra = [s for s in chosen if s != "classic"]
+    measured = []
+    if extra:
+        print(f"Measuring {', '.join(extra)}...", file=sys.stderr)
+        measured = sections.run_sections(extra, args.quick, args.seed, Progress())
+        for s in measured:
+            findings += s.findings
+    for finding in findings:
         mark = "yes" if finding.holds else "NO "
         print(f"[{mark}] {finding.title}\n      {finding.evidence}")
-    path = report.write_report(result, args.out, command=_command(args, config))
+    path = report.write_report(result, args.out, command=_command(args, config), sections=measured)
     print(f"\nReport: {os.path.abspath(path)}")
     return 0

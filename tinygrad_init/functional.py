@@ -40,7 +40,9 @@ __all__ = [
     "avg_pool2d",
     "batch_norm",
     "layer_norm",
+    "group_norm",
     "embedding",
+    "scaled_dot_product_attention",
     # losses
     "mse_loss",
     "l1_loss",
@@ -536,6 +538,41 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     return out
 
 
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, the mean and biased variance taken
+    per sample over each group of C / num_groups channels and all positions (Wu & He 2018,
+    "Group normalization"; PyTorch's ``group_norm``); weight and bias are per channel."""
+    fn = "group_norm"
+    input = _as_tensor(input, fn)
+    if input.ndim < 2:
+        raise ValueError(f"{fn}: expected input of shape (N, C, *), got {tuple(input.shape)}")
+    n, c = input.shape[:2]
+    if isinstance(num_groups, bool) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"{fn}: num_groups must be an int, got {num_groups!r}")
+    if num_groups < 1 or c % num_groups:
+        raise ValueError(
+            f"{fn}: Expected number of channels in input to be divisible by num_groups, but "
+            f"got input of shape {tuple(input.shape)} and num_groups={num_groups}"
+        )
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(np.shape(_data(t))) != (c,):
+            raise ValueError(
+                f"{fn}: expected {name} of shape ({c},), got {tuple(np.shape(_data(t)))}"
+            )
+    grouped = input.reshape(n, int(num_groups), -1) if n else input.reshape(0, int(num_groups), 0)
+    centered = grouped - grouped.mean(2, keepdim=True)
+    var = (centered * centered).mean(2, keepdim=True)
+    out = (centered / (var + eps).sqrt()).reshape(input.shape)
+    shape = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * (
+            weight.reshape(shape) if isinstance(weight, Tensor) else np.reshape(weight, shape)
+        )
+    if bias is not None:
+        out = out + (bias.reshape(shape) if isinstance(bias, Tensor) else np.reshape(bias, shape))
+    return out
+
+
 def embedding(input, weight, padding_idx=None):
     """out[...] = weight[input[...]]: rows of ``weight`` (num_embeddings, dim) picked by
     integer indices; the row at ``padding_idx`` receives no gradient."""
@@ -562,6 +599,104 @@ def embedding(input, weight, padding_idx=None):
         pad = (idx % n == padding_idx % n)[..., None]
         out = where(pad, weight.detach()[idx], out)
     return out
+
+
+def _attention_bias(mask, allowed_when_true, shape, dtype, fn):
+    """An additive mask as a numpy array (a bool mask) or a Tensor (a float mask) that
+    broadcasts to the scores' ``shape``; bool entries become 0 (attend) or -inf (ignore)."""
+    data = np.asarray(_data(mask))
+    try:
+        np.broadcast_shapes(data.shape, shape)
+    except ValueError:
+        raise ValueError(
+            f"{fn}: mask of shape {data.shape} does not broadcast to the attention "
+            f"scores of shape {tuple(shape)} (..., L, S)"
+        ) from None
+    if data.dtype == np.bool_:
+        attend = data if allowed_when_true else ~data
+        return np.where(attend, 0.0, -np.inf).astype(dtype)
+    if not np.issubdtype(data.dtype, np.floating):
+        raise TypeError(f"{fn}: mask must be bool or floating point, got dtype {data.dtype}")
+    return mask if isinstance(mask, Tensor) else data.astype(dtype)
+
+
+def _attend(query, key, value, bias, dropout_p, scale, generator=None):
+    """softmax(q k^T * scale + bias) v along the last dim and the attention weights.
+
+    A row in which every score is -inf (every key masked) gets zero weights, hence a zero
+    output and zero gradients, as PyTorch 2.x's scaled_dot_product_attention returns."""
+    scores = (query @ key.transpose(-2, -1)) * scale
+    if bias is not None:
+        scores = scores + bias
+    dead = np.all(np.isneginf(scores._array), axis=-1, keepdims=True)
+    if dead.any():
+        scores = where(dead, np.zeros((), scores.dtype), scores)
+    weights = scores.softmax(-1)
+    if dead.any():
+        weights = where(dead, np.zeros((), weights.dtype), weights)
+    if dropout_p > 0:
+        weights = dropout(weights, dropout_p, generator=generator)
+    return weights @ value, weights
+
+
+def scaled_dot_product_attention(
+    query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
+):
+    """softmax(Q K^T * scale + bias) V (Vaswani et al. 2017; PyTorch's
+    ``scaled_dot_product_attention``), with Q (..., L, E), K (..., S, E), V (..., S, Ev).
+
+    ``scale`` defaults to 1 / sqrt(E), which keeps the logits at unit variance when the
+    entries of Q and K have unit variance.  ``attn_mask``: a bool mask (True = the query
+    may attend to that key) or a float mask added to the scores, broadcast to (..., L, S);
+    ``is_causal=True`` allows key j for query i only when j <= i (the top-left aligned
+    lower triangle) and excludes ``attn_mask``.  ``dropout_p``: dropout on the attention
+    weights, applied whenever it is positive (as PyTorch; pass 0.0 in evaluation).
+    ``enable_gqa``: key and value may have fewer heads (dim -3) than the query, each
+    shared by ``H_q / H_kv`` query heads.  A query whose every key is masked gets zeros.
+    """
+    fn = "scaled_dot_product_attention"
+    query = _as_tensor(query, fn, "query")
+    key = _as_tensor(key, fn, "key")
+    value = _as_tensor(value, fn, "value")
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
+        raise ValueError(
+            f"{fn}: query, key and value need at least 2 dims (..., L, E), got shapes "
+            f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
+        )
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ValueError(
+            f"{fn}: expected query (..., L, E), key (..., S, E) and value (..., S, Ev), "
+            f"got shapes {tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
+        )
+    if isinstance(dropout_p, bool) or not 0 <= dropout_p <= 1:
+        raise ValueError(f"{fn}: dropout_p must be between 0 and 1, got {dropout_p!r}")
+    if is_causal and attn_mask is not None:
+        raise RuntimeError(f"{fn}: Explicit attn_mask should not be set when is_causal=True")
+    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        hq, hkv = query.shape[-3], key.shape[-3]
+        if hq % hkv or value.shape[-3] != hkv:
+            raise ValueError(
+                f"{fn}: with enable_gqa the query heads ({hq}) must be a multiple of the "
+                f"key/value heads ({hkv}, {value.shape[-3]})"
+            )
+        key, value = _repeat_heads(key, hq // hkv), _repeat_heads(value, hq // hkv)
+    L, S = query.shape[-2], key.shape[-2]
+    scale = 1 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    bias = None
+    if is_causal:
+        bias = _attention_bias(np.tri(L, S, dtype=bool), True, (L, S), query.dtype, fn)
+    elif attn_mask is not None:
+        shape = np.broadcast_shapes(query.shape[:-1], key.shape[:-2] + (1,)) + (S,)
+        bias = _attention_bias(attn_mask, True, shape, query.dtype, fn)
+    return _attend(query, key, value, bias, dropout_p, scale)[0]
+
+
+def _repeat_heads(t, n):
+    """(..., H, S, E) -> (..., H * n, S, E), each head repeated n times in place
+    (``repeat_interleave`` on dim -3)."""
+    shape = t.shape
+    expanded = t.unsqueeze(-3).expand(*shape[:-2], n, *shape[-2:])
+    return expanded.reshape(*shape[:-3], shape[-3] * n, *shape[-2:])
 
 
 # ----------------------------------------------------------------------------------------

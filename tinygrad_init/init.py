@@ -54,9 +54,12 @@ __all__ = [
     "calculate_gain",
     "constant_",
     "default_uniform_",
+    "delta_orthogonal_",
     "dirac_",
     "eye_",
+    "fixup_",
     "get_initializer",
+    "gpt2_residual_normal_",
     "glorot_normal_",
     "glorot_uniform_",
     "he_normal_",
@@ -69,6 +72,8 @@ __all__ = [
     "normal_",
     "ones_",
     "orthogonal_",
+    "residual_scale",
+    "scale_residual_branches_",
     "small_normal_",
     "sparse_",
     "trunc_normal_",
@@ -76,6 +81,7 @@ __all__ = [
     "variance_scaling_",
     "xavier_normal_",
     "xavier_uniform_",
+    "zero_init_residual_",
     "zeros_",
 ]
 
@@ -740,6 +746,221 @@ def lsuv_(model, data, tol: float = 0.1, max_iter: int = 10, generator=None):
     return model
 
 
+# --------------------------------------------------------------------------- residual networks
+#
+# A module that adds branches to a residual stream says so with a method
+# ``residual_branches()`` returning one list of modules per branch (``nn.Residual``: its
+# ``branch``; ``nn.TransformerEncoderLayer``: ``[self_attn]`` and ``[linear1, linear2]``).
+# The functions below find branches through it, so they work on any model built from such
+# blocks; the weighted layers of a branch are its modules with a ``weight``, in order.
+#
+# Not here, because they are not a rescaling of a branch's last layer: T-Fixup (Huang et al.
+# 2020) scales the value and output projections and the feed-forward weights of every
+# attention layer by 0.67 N^(-1/4) and the embeddings by (9N)^(-1/4), and it only works with
+# the LayerNorms removed, an architectural change; muP (Yang & Hu 2021) scales by width, not
+# depth, and is mostly a rule for per-layer learning rates, which belongs to the optimizer.
+
+_RESIDUAL_RULES = ("none", "zero", "sqrt_depth", "gpt2", "fixup")
+
+
+def residual_scale(rule: str, n_layers: int, branch_layers: int = 2) -> float:
+    """The factor a scheme applies to the last layer of every residual branch.
+
+    ==========  ==============================  =======================================
+    rule        factor                          paper / code
+    ==========  ==============================  =======================================
+    none        1                               He et al. 2016 (plain He branches)
+    zero        0                               Goyal et al. 2017; torchvision's
+                                                ``zero_init_residual``
+    sqrt_depth  1 / sqrt(L)                     e.g. Hanin & Rolnick 2018
+    gpt2        1 / sqrt(2 L)                   Radford et al. 2019 (GPT-2); nanoGPT's
+                                                ``c_proj`` init
+    fixup       L^(-1 / (2 m - 2))              Zhang et al. 2019 (applied to every layer
+                                                of a branch but its last, which is 0)
+    ==========  ==============================  =======================================
+
+    L = ``n_layers`` (residual blocks), m = ``branch_layers``.  With branches that preserve
+    the variance of their input, the stream's variance grows by ``(1 + factor^2)`` per
+    block: 2^L unscaled, about e with 1 / sqrt(L), about e^(1/2) with 1 / sqrt(2 L), 1 for
+    zero.
+    """
+    fn = "residual_scale"
+    rule = _choice(rule, _RESIDUAL_RULES, "rule", fn)
+    n = _positive_int(n_layers, "n_layers", fn)
+    m = _positive_int(branch_layers, "branch_layers", fn)
+    if rule == "none":
+        return 1.0
+    if rule == "zero":
+        return 0.0
+    if rule == "sqrt_depth":
+        return 1.0 / math.sqrt(n)
+    if rule == "gpt2":
+        return 1.0 / math.sqrt(2 * n)
+    if m < 2:
+        raise ValueError(f"{fn}: Fixup's exponent -1/(2m-2) needs branch_layers >= 2, got {m}")
+    return n ** (-1.0 / (2 * m - 2))
+
+
+def _positive_int(value, name: str, fn: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{fn}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _residual_branches(model, fn: str) -> list[list]:
+    """Every residual branch of ``model`` as the list of its modules with a weight."""
+    if not callable(getattr(model, "modules", None)):
+        raise TypeError(
+            f"{fn}: model must be a Module (with .modules()), got {type(model).__name__}"
+        )
+    branches = []
+    for m in model.modules():
+        if callable(getattr(m, "residual_branches", None)):
+            for branch in m.residual_branches():
+                layers = []
+                for part in branch:
+                    for sub in part.modules():
+                        if isinstance(getattr(sub, "weight", None), Tensor) and all(
+                            sub is not seen for seen in layers
+                        ):
+                            layers.append(sub)
+                branches.append(layers)
+    if not branches:
+        raise ValueError(
+            f"{fn}: the model has no residual blocks (modules with residual_branches(), "
+            "such as nn.Residual or nn.TransformerEncoderLayer)"
+        )
+    return branches
+
+
+def _count_blocks(model) -> int:
+    return sum(callable(getattr(m, "residual_branches", None)) for m in model.modules())
+
+
+def scale_residual_branches_(model, rule: str = "gpt2", n_layers: int | None = None):
+    """Multiply the weight of the last weighted layer of every residual branch by
+    :func:`residual_scale` ``(rule, n_layers)``; returns ``model``.
+
+    The last weighted layer is the branch's last Linear/Conv, or its last normalization
+    layer when one follows it (then its gain gamma is scaled, as torchvision zeroes the
+    last BatchNorm's weight); its bias is left alone, except that rule 'zero' zeroes it
+    too so that the branch is exactly 0.  ``n_layers`` defaults to the number of residual
+    blocks, so ``rule='gpt2'`` on a transformer of N layers (two branches
+    each) gives std / sqrt(2 N) on the attention output projections and the second
+    feed-forward layers, GPT-2's scheme.  Apply it after the base initialization.
+    """
+    fn = "scale_residual_branches_"
+    if rule == "fixup":
+        raise ValueError(f"{fn}: Fixup changes more than the last layer; use fixup_(model)")
+    branches = _residual_branches(model, fn)
+    factor = residual_scale(rule, _count_blocks(model) if n_layers is None else n_layers)
+    for layers in branches:
+        if layers:
+            last = layers[-1]
+            last.weight._array *= np.asarray(factor, dtype=last.weight.dtype)
+            if factor == 0.0 and getattr(last, "bias", None) is not None:
+                zeros_(last.bias)
+    return model
+
+
+def zero_init_residual_(model):
+    """Zero the last weighted layer (weight and bias) of every residual branch
+    (``scale_residual_branches_`` with rule 'zero'): each block starts as the identity,
+    so the stream's variance is exactly that of the stem at any depth.  Goyal et al. 2017,
+    "Accurate, large minibatch SGD"; torchvision's ``resnet(zero_init_residual=True)``."""
+    return scale_residual_branches_(model, "zero")
+
+
+def gpt2_residual_normal_(tensor, n_layers: int, std: float = 0.02, generator=None):
+    """GPT-2's residual projection init: ``N(0, (std / sqrt(2 * n_layers))^2)``.
+
+    Radford et al. 2019; nanoGPT initialises every ``c_proj`` weight so, the other weights
+    ``N(0, 0.02^2)``: a transformer of ``n_layers`` blocks adds ``2 * n_layers`` branches to
+    its stream, and the division keeps the sum of their variances at ``std^2``.
+    """
+    fn = "gpt2_residual_normal_"
+    factor = residual_scale("gpt2", n_layers)
+    return normal_(tensor, 0.0, _non_negative(std, "std", fn) * factor, generator=generator)
+
+
+def fixup_(model, classifier=None):
+    """Fixup (Zhang, Dauphin & Ma 2019, "Fixup initialization: residual learning without
+    normalization") on a model whose weights hold a standard (He) initialization.
+
+    With L residual branches of m weighted layers each: every layer of a branch but its
+    last is multiplied by ``L^(-1 / (2m - 2))``, the last layer of each branch is zeroed,
+    and so are the classifier's weight and bias (``classifier``, or the last weighted layer
+    outside the branches); the branch biases are zeroed and every scalar multiplier of a
+    branch (an ``nn.ResidualGate``, a module with ``alpha``) is set to 1.  Fixup's scalar
+    biases before each layer are part of the architecture, not of the init: a Linear or
+    Conv with a bias (started at 0 here) plays their role.  Returns ``model``.
+    """
+    fn = "fixup_"
+    branches = _residual_branches(model, fn)
+    n = len(branches)
+    in_branch = set()
+    for layers in branches:
+        weighted = [m for m in layers if m.weight.ndim >= 2]
+        in_branch.update(id(m) for m in layers)
+        if not weighted:
+            continue
+        factor = residual_scale("fixup", n, max(len(weighted), 2))
+        for layer in weighted[:-1]:
+            layer.weight._array *= np.asarray(factor, dtype=layer.weight.dtype)
+        zeros_(weighted[-1].weight)
+        for layer in weighted:
+            if getattr(layer, "bias", None) is not None:
+                zeros_(layer.bias)
+    for m in model.modules():
+        if isinstance(getattr(m, "alpha", None), Tensor):
+            ones_(m.alpha)
+    if classifier is None:
+        outside = [
+            m
+            for m in model.modules()
+            if id(m) not in in_branch
+            and isinstance(getattr(m, "weight", None), Tensor)
+            and m.weight.ndim >= 2
+        ]
+        if not outside:
+            raise ValueError(f"{fn}: no weighted layer outside the branches to use as classifier")
+        classifier = outside[-1]
+    zeros_(classifier.weight)
+    if getattr(classifier, "bias", None) is not None:
+        zeros_(classifier.bias)
+    return model
+
+
+def delta_orthogonal_(tensor, gain: float = 1.0, generator=None):
+    """Delta-orthogonal init of a conv weight (Xiao et al. 2018, "Dynamical isometry and a
+    mean field theory of CNNs"; JAX's ``delta_orthogonal``).
+
+    ``weight[:, :, centre] = gain * H`` with H an (out, in) matrix with orthonormal
+    columns (Haar-distributed, :func:`orthogonal_`), zero at every other kernel position:
+    at init the convolution is an orthogonal map of the channels at each pixel, so it
+    preserves norms exactly (dynamical isometry for the linear part).  Needs a 3-, 4- or
+    5-D weight with ``out_channels >= in_channels``.
+    """
+    fn = "delta_orthogonal_"
+    data = _data(tensor, fn)
+    if data.ndim not in (3, 4, 5):
+        raise ValueError(
+            f"{fn}: only 3-, 4- and 5-D tensors (conv weights) are supported, got shape "
+            f"{data.shape}"
+        )
+    if data.shape[0] < data.shape[1]:
+        raise ValueError(
+            f"{fn}: in_channels ({data.shape[1]}) must be <= out_channels ({data.shape[0]}) "
+            f"for an orthogonal map of the channels, got shape {data.shape}"
+        )
+    centre = Tensor(np.empty(data.shape[:2]))
+    orthogonal_(centre, gain, generator=generator)
+    values = np.zeros(data.shape)
+    values[(slice(None), slice(None)) + tuple(k // 2 for k in data.shape[2:])] = centre._array
+    _write(data, values)
+    return tensor
+
+
 # --------------------------------------------------------------------------- registry
 
 # Names usable with defaults only. constant_ and sparse_ need an argument: pass e.g.
@@ -764,6 +985,7 @@ INITIALIZERS: dict[str, Callable] = {
     "orthogonal": orthogonal_,
     "eye": eye_,
     "dirac": dirac_,
+    "delta_orthogonal": delta_orthogonal_,
     "pytorch_default": default_uniform_,
 }
 

@@ -16,11 +16,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import init as _init
 from . import nn
 from .init import get_initializer, zeros_
 from .tensor import Tensor
 
-__all__ = ["ACTIVATIONS", "make_mlp", "make_cnn", "synthetic_batch", "mse", "input_shape"]
+__all__ = [
+    "ACTIVATIONS",
+    "BRANCH_SCALES",
+    "NORMS",
+    "make_mlp",
+    "make_cnn",
+    "make_resnet",
+    "make_transformer",
+    "TokenTransformer",
+    "synthetic_batch",
+    "mse",
+    "input_shape",
+]
 
 # Activation names accepted by the builders -> nn module class name.
 ACTIVATIONS = {
@@ -149,6 +162,235 @@ def make_cnn(
         _init_layer(nn.Linear(channels * image_size * image_size, out_features), init_fn, gen)
     )
     return nn.Sequential(*layers)
+
+
+# Residual-branch schemes of make_resnet: a rule of init.residual_scale, or 'rezero'.
+BRANCH_SCALES = ("none", "zero", "sqrt_depth", "gpt2", "fixup", "rezero")
+NORMS = (None, "batch", "layer")
+
+
+def _norm(norm, width, kind):
+    if norm is None:
+        return None
+    if norm == "batch":
+        return nn.BatchNorm2d(width) if kind == "conv" else nn.BatchNorm1d(width)
+    if kind == "conv":
+        raise ValueError("make_resnet: norm='layer' is for kind='mlp'; use norm='batch' for conv")
+    return nn.LayerNorm(width)
+
+
+def make_resnet(
+    depth=20,
+    width=32,
+    branch_init=None,
+    branch_scale="none",
+    norm=None,
+    activation="relu",
+    init="kaiming_normal",
+    kind="mlp",
+    branch_layers=2,
+    in_features=32,
+    out_features=10,
+    in_channels=3,
+    image_size=8,
+    kernel_size=3,
+    generator=None,
+):
+    """A residual network: a stem layer, ``depth`` residual blocks and a Linear head.
+
+    Each block is ``nn.Residual`` of a pre-activation branch (He et al. 2016, "Identity
+    mappings in deep residual networks") of ``branch_layers`` weighted layers::
+
+        x + W_m act(norm(... W_1 act(norm(x))))
+
+    ``kind='mlp'``: Linear(in_features, width) stem, Linear(width, width) branch layers;
+    ``kind='conv'``: Conv2d(in_channels, width, kernel_size, same padding) stem and conv
+    branch layers, then Flatten and a Linear head (images keep ``image_size``).
+    ``norm``: None, ``'batch'`` (BatchNorm) or ``'layer'`` (LayerNorm, mlp only) before
+    each activation of a branch.
+
+    ``init`` initialises the stem and the head, ``branch_init`` (default: ``init``) every
+    branch layer, both by registry name or function as in :func:`make_mlp`, biases 0.
+    ``branch_scale`` then rescales the branches: a number multiplies each branch's last
+    layer; ``'none'``, ``'zero'`` (torchvision's zero_init_residual), ``'sqrt_depth'``
+    (1 / sqrt(depth)), ``'gpt2'`` (1 / sqrt(2 depth)) apply
+    :func:`~tinygrad_init.init.scale_residual_branches_`; ``'fixup'`` appends Fixup's scalar
+    multiplier (an ``nn.ResidualGate``) to each branch and applies
+    :func:`~tinygrad_init.init.fixup_`; ``'rezero'`` appends an ``nn.ResidualGate`` with
+    alpha = 0 (ReZero / SkipInit).
+    """
+    depth = _positive("depth", depth)
+    width = _positive("width", width)
+    branch_layers = _positive("branch_layers", branch_layers)
+    out_features = _positive("out_features", out_features)
+    if kind not in ("mlp", "conv"):
+        raise ValueError(f"make_resnet: kind must be 'mlp' or 'conv', got {kind!r}")
+    if norm not in NORMS:
+        raise ValueError(f"make_resnet: norm must be None, 'batch' or 'layer', got {norm!r}")
+    numeric = isinstance(branch_scale, (int, float, np.floating)) and not isinstance(
+        branch_scale, bool
+    )
+    if not numeric and branch_scale not in BRANCH_SCALES:
+        raise ValueError(
+            f"make_resnet: branch_scale must be a number or one of "
+            f"{', '.join(map(repr, BRANCH_SCALES))}, got {branch_scale!r}"
+        )
+    if branch_scale == "fixup" and branch_layers < 2:
+        raise ValueError("make_resnet: Fixup needs branch_layers >= 2")
+    init_fn = get_initializer(init)
+    branch_fn = init_fn if branch_init is None else get_initializer(branch_init)
+    _activation(activation)
+    _norm(norm, width, kind)
+    gen = _generator(generator)
+    if kind == "conv":
+        in_channels = _positive("in_channels", in_channels)
+        image_size = _positive("image_size", image_size)
+        kernel_size = _positive("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+
+        def layer(fan_in):
+            return nn.Conv2d(fan_in, width, kernel_size, padding=kernel_size // 2)
+
+        stem_in = in_channels
+    else:
+
+        def layer(fan_in):
+            return nn.Linear(fan_in, width)
+
+        stem_in = _positive("in_features", in_features)
+    blocks = [_init_layer(layer(stem_in), init_fn, gen)]
+    for _ in range(depth):
+        parts = []
+        for _ in range(branch_layers):
+            for m in (_norm(norm, width, kind), _activation(activation)):
+                if m is not None:
+                    parts.append(m)
+            parts.append(_init_layer(layer(width), branch_fn, gen))
+        if branch_scale in ("fixup", "rezero"):
+            parts.append(nn.ResidualGate(1.0 if branch_scale == "fixup" else 0.0))
+        blocks.append(nn.Residual(nn.Sequential(*parts)))
+    if kind == "conv":
+        blocks.append(nn.Flatten())
+        head = nn.Linear(width * image_size * image_size, out_features)
+    else:
+        head = nn.Linear(width, out_features)
+    blocks.append(_init_layer(head, init_fn, gen))
+    model = nn.Sequential(*blocks)
+    if numeric:
+        for block in blocks[1 : depth + 1]:
+            last = [m for m in block.branch.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+            last[-1].weight._array *= np.asarray(branch_scale, last[-1].weight.dtype)
+    elif branch_scale == "fixup":
+        _init.fixup_(model, classifier=head)
+    elif branch_scale != "rezero":
+        _init.scale_residual_branches_(model, branch_scale)
+    return model
+
+
+class TokenTransformer(nn.Module):
+    """Token and learned position embeddings, a ``TransformerEncoder`` and a Linear head:
+    integer tokens (N, L) -> logits (N, L, vocab_size).  Pre-LN stacks end with a final
+    LayerNorm (``encoder.norm``), as GPT-2 does."""
+
+    def __init__(self, embed, pos, encoder, head, causal):
+        super().__init__()
+        self.embed, self.pos, self.encoder, self.head = embed, pos, encoder, head
+        self.causal = causal
+
+    def forward(self, tokens):
+        length = tokens.shape[-1]
+        positions = Tensor(np.arange(length))
+        x = self.embed(tokens) + self.pos(positions)
+        mask = None
+        if self.causal:
+            mask = ~np.tri(length, length, dtype=bool)
+        return self.head(self.encoder(x, mask=mask, is_causal=self.causal or None))
+
+
+def make_transformer(
+    depth=4,
+    d_model=32,
+    heads=4,
+    norm_first=True,
+    residual_scale="none",
+    dim_feedforward=None,
+    activation="gelu",
+    dropout=0.0,
+    init=None,
+    vocab_size=16,
+    max_len=32,
+    causal=False,
+    generator=None,
+):
+    """A :class:`TokenTransformer` of ``depth`` ``nn.TransformerEncoderLayer`` (batch
+    first, ``heads`` heads, feed-forward width ``dim_feedforward`` = 4 d_model by default).
+
+    ``init=None`` keeps PyTorch's layer defaults (xavier_uniform in-projections, zero
+    attention biases, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) Linear weights, N(0, 1)
+    embeddings); a registry name or function is applied to every weight matrix and
+    embedding instead, biases 0, as in :func:`make_mlp`.  Each layer is drawn on its own
+    (PyTorch's ``TransformerEncoder`` would copy one).  ``residual_scale``: a number that
+    multiplies the last layer of every residual branch (attention ``out_proj``,
+    ``linear2``), or a rule of :func:`~tinygrad_init.init.residual_scale` (``'none'``,
+    ``'zero'``, ``'sqrt_depth'``, ``'gpt2'`` = 1 / sqrt(2 depth), GPT-2's scheme).
+    ``causal=True`` masks attention to later positions.
+    """
+    depth = _positive("depth", depth)
+    d_model = _positive("d_model", d_model)
+    heads = _positive("heads", heads)
+    vocab_size = _positive("vocab_size", vocab_size)
+    max_len = _positive("max_len", max_len)
+    dim_feedforward = 4 * d_model if dim_feedforward is None else dim_feedforward
+    dim_feedforward = _positive("dim_feedforward", dim_feedforward)
+    if d_model % heads:
+        raise ValueError(
+            f"make_transformer: d_model ({d_model}) must be divisible by heads ({heads})"
+        )
+    numeric = isinstance(residual_scale, (int, float, np.floating)) and not isinstance(
+        residual_scale, bool
+    )
+    rules = ("none", "zero", "sqrt_depth", "gpt2")
+    if not numeric and residual_scale not in rules:
+        raise ValueError(
+            f"make_transformer: residual_scale must be a number or one of "
+            f"{', '.join(map(repr, rules))}, got {residual_scale!r}"
+        )
+    init_fn = None if init is None else get_initializer(init)
+    gen = _generator(generator)
+
+    def layer():
+        return nn.TransformerEncoderLayer(
+            d_model,
+            heads,
+            dim_feedforward,
+            dropout,
+            activation,
+            batch_first=True,
+            norm_first=norm_first,
+            generator=gen,
+        )
+
+    encoder = nn.TransformerEncoder(layer(), 1, norm=nn.LayerNorm(d_model) if norm_first else None)
+    encoder.layers = nn.ModuleList([layer() for _ in range(depth)])
+    encoder.num_layers = depth
+    embed = nn.Embedding(vocab_size, d_model, generator=gen)
+    pos = nn.Embedding(max_len, d_model, generator=gen)
+    head = nn.Linear(d_model, vocab_size, generator=gen)
+    model = TokenTransformer(embed, pos, encoder, head, bool(causal))
+    if init_fn is not None:
+        for name, p in model.named_parameters():
+            if p.ndim >= 2:
+                init_fn(p, generator=gen)
+            elif name.endswith("bias"):
+                zeros_(p)
+    if numeric:
+        for block in encoder.layers:
+            for w in (block.self_attn.out_proj.weight, block.linear2.weight):
+                w._array *= np.asarray(residual_scale, w.dtype)
+    else:
+        _init.scale_residual_branches_(model, residual_scale)
+    return model
 
 
 def input_shape(model, batch=64, image_size=8):

@@ -340,8 +340,17 @@ def _run_html(result):
     )
 
 
-def render_report(study, command="tinygrad-init demo"):
-    """The report as one HTML string."""
+def render_report(study, command="tinygrad-init demo", sections=()):
+    """The report as one HTML string; ``study`` may be None when only ``sections`` (of
+    :mod:`tinygrad_init.sections`) were run."""
+    from .report_sections import sections_html
+
+    extra = sections_html(sections)
+    if study is None:
+        return _page(
+            "<h1>How should the weights of a deep network be initialized?</h1>\n"
+            f"<p class='muted'>Reproduce with <code>{_e(command)}</code>.</p>\n{extra}"
+        )
     cfg = study.config
     curves, deep = _loss_curves(study)
     legend = viz.legend_html()
@@ -384,7 +393,12 @@ layer is the same unit).</p>
 layer, relative to the last layer. How to read the colours:</p>
 {legend_svg}
 {runs}
+{extra}
 """
+    return _page(body)
+
+
+def _page(body):
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>"
         f"Initialization study</title><style>{_CSS}</style></head><body>{body}"
@@ -401,7 +415,7 @@ def _legend_digraph(legend):
     return dot
 
 
-def write_report(study, path, command="tinygrad-init demo"):
+def write_report(study, path, command="tinygrad-init demo", sections=()):
     """Write the report to ``path`` atomically (a half-written report never appears)."""
-    text = render_report(study, command)
+    text = render_report(study, command, sections)
     return atomic_write(path, re.sub(r"[ \t]+\n", "\n", text).encode("utf-8"), "report")

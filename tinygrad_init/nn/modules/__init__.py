@@ -13,6 +13,7 @@ from .activation import (
     Softplus,
     Tanh,
 )
+from .attention import MultiheadAttention
 from .containers import ModuleDict, ModuleList, Sequential
 from .conv import AvgPool2d, Conv2d, MaxPool2d
 from .dropout import Dropout
@@ -27,8 +28,10 @@ from .loss import (
     NLLLoss,
 )
 from .module import Module, Parameter, RemovableHandle
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from .residual import Residual, ResidualGate
 from .sparse import Embedding
+from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "Module",
@@ -48,7 +51,13 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "LayerNorm",
+    "GroupNorm",
     "Embedding",
+    "MultiheadAttention",
+    "Residual",
+    "ResidualGate",
+    "TransformerEncoderLayer",
+    "TransformerEncoder",
     "ReLU",
     "LeakyReLU",
     "Sigmoid",

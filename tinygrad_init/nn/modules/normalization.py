@@ -1,4 +1,4 @@
-"""Normalization layers: ``BatchNorm1d``, ``BatchNorm2d``, ``LayerNorm``."""
+"""Normalization layers: ``BatchNorm1d``, ``BatchNorm2d``, ``LayerNorm``, ``GroupNorm``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ...tensor import Tensor
 from ._utils import check_positive_int, float_dtype, initialize, shape_error
 from .module import Module, Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LayerNorm", "GroupNorm"]
 
 
 class _BatchNorm(Module):
@@ -210,4 +210,62 @@ class LayerNorm(Module):
         return (
             f"{self.normalized_shape}, eps={self.eps}, "
             f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
+        )
+
+
+class GroupNorm(Module):
+    """y = (x - mean) / sqrt(var + eps) * gamma + beta, the mean and (biased) variance
+    taken per sample over each of ``num_groups`` groups of ``num_channels / num_groups``
+    channels and all their positions; gamma = ``weight`` (ones) and beta = ``bias``
+    (zeros, none with ``bias=False``) are per channel when ``affine``.  Independent of
+    the batch size, the same in training and evaluation.  Wu & He 2018; ``torch.nn.GroupNorm``.
+    """
+
+    def __init__(
+        self,
+        num_groups,
+        num_channels,
+        eps=1e-5,
+        affine=True,
+        dtype=None,
+        *,
+        bias=True,
+        weight_init=None,
+        bias_init=None,
+        generator=None,
+    ):
+        super().__init__()
+        self.num_groups = check_positive_int(num_groups, "num_groups", "GroupNorm")
+        self.num_channels = check_positive_int(num_channels, "num_channels", "GroupNorm")
+        if self.num_channels % self.num_groups:
+            raise ValueError("GroupNorm: num_channels must be divisible by num_groups")
+        self.eps, self.affine = eps, affine
+        self.weight_init, self.bias_init, self.generator = weight_init, bias_init, generator
+        dtype = float_dtype(dtype, "GroupNorm")
+        if affine:
+            self.weight = Parameter(np.ones(self.num_channels, dtype))
+            if bias:
+                self.bias = Parameter(np.zeros(self.num_channels, dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """weight = 1 and bias = 0, unless initializers were given."""
+        initialize(self.weight, self.weight_init, _init.ones_, self.generator)
+        initialize(self.bias, self.bias_init, _init.zeros_, self.generator)
+
+    def forward(self, input):
+        c = self.num_channels
+        if input.ndim < 2 or input.shape[1] != c:
+            raise shape_error(self, f"input with {c} channels, of shape (N, {c}, *)", input.shape)
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (
+            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+            f"bias={self.bias is not None}"
         )
