@@ -117,7 +117,7 @@ def _headline(status, fwd, bwd, by, n, ratio, ctx):
         parts.append(f"the residual stream {word} over {len(merges)} blocks")
     if bwd in (EXPLODING, VANISHING):
         word = "explode" if bwd == EXPLODING else "vanish"
-        k = len([r for r in ctx.records if r.backward_status == bwd])
+        k = len([r for r in ctx.records if bwd in (r.backward_status, r.status)])
         parts.append(f"gradients {word} toward the input ({k} of {n} layers)")
     if fwd in (EXPLODING, VANISHING):
         word = "explode" if fwd == EXPLODING else "vanish"
