@@ -45,7 +45,7 @@ for title, activation, std in [
     with Monitor(model) as monitor, np.errstate(over="ignore"):
         nn.functional.cross_entropy(model(x), y).backward()
         records = monitor.step()
-    first, last = records[0]["grad_rms"], records[-1]["grad_rms"]
+    first, last = records[0].grad_rms, records[-1].grad_rms
     print(
         f"{title:>26}: first layer {first:9.2e}   last layer {last:9.2e}   "
         f"first/last {first / last:9.2e}   -> {monitor.verdict().status}"

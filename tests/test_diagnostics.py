@@ -34,7 +34,7 @@ def _model(depth, act, init_, width=32, seed=0):
 
 
 def _statuses(mon):
-    return [r["status"] for r in mon.records if r["step"] == mon.steps - 1]
+    return [r.status for r in mon.records if r.step == mon.steps - 1]
 
 
 def test_sigmoid_normal_init_vanishes_toward_the_input():
@@ -85,13 +85,13 @@ def test_close_removes_every_hook():
     m, x, y = _model(4, "relu", "kaiming_normal")
     mon = Monitor(m)
     out = m(x)
+    before = len(mon._recorder.probes)
     assert any(mod._forward_hooks for mod in m.modules())
     mon.close()
     assert not any(mod._forward_hooks for mod in m.modules())
     assert not out._hooks  # the tensor hook on the output is gone as well
-    before = {k: id(v) for k, v in mon._pending.items()}
     models.mse(m(x), y).backward()
-    assert {k: id(v) for k, v in mon._pending.items()} == before  # nothing more recorded
+    assert len(mon._recorder.probes) == before and not mon._tensor_handles  # nothing more
 
 
 def test_context_manager_closes():
@@ -137,7 +137,7 @@ def test_records_fields_csv_and_update_ratio(tmp_path):
 def test_saturation_and_dead_fractions():
     m, x, y = _model(3, "tanh", "normal")
     mon = _run(m, x, y)
-    sat = mon.records[0]["saturated"]
+    sat = mon.records[0].saturated
     act = m[1](m[0](x)).detach().numpy()
     assert sat == pytest.approx(np.mean(np.abs(act) > 0.99))
     m, x, y = _model(3, "relu", "kaiming_normal")
@@ -145,15 +145,15 @@ def test_saturation_and_dead_fractions():
         m[0].bias.data[:5] = -1e3  # five units can never fire
         models.mse(m(x), y).backward()
         mon.step()
-    assert mon.records[0]["dead"] >= 5 / 32
+    assert mon.records[0].dead >= 5 / 32
 
 
 def test_theory_matches_measurement_for_wide_layers():
     m, x, y = _model(6, "relu", "kaiming_normal", width=512)
     mon = _run(m, x, y)
     for r in mon.records[:-1]:
-        assert r["act_std"] == pytest.approx(r["theory_act_std"], rel=0.25)
-        assert r["grad_std"] == pytest.approx(r["theory_grad_std"], rel=0.35)
+        assert r.act_std == pytest.approx(r.theory_act_std, rel=0.25)
+        assert r.grad_std == pytest.approx(r.theory_grad_std, rel=0.35)
 
 
 def test_summary_table_shows_theory_and_status():
@@ -218,9 +218,9 @@ def test_every_records_only_the_chosen_steps_and_matches_full_recording():
             seen.append(len(sparse.step()))
             assert not sparse._tensor_handles
     assert seen == [4, 0, 0, 4, 0, 0, 4]
-    assert sorted({r["step"] for r in sparse.records}) == [0, 3, 6]
+    assert sorted({r.step for r in sparse.records}) == [0, 3, 6]
     full = _run(m, x, y)
-    last_sparse = [r["grad_norm"] for r in sparse.records if r["step"] == 6]
-    assert last_sparse == pytest.approx([r["grad_norm"] for r in full.records], rel=1e-6)
+    last_sparse = [r.grad_norm for r in sparse.records if r.step == 6]
+    assert last_sparse == pytest.approx([r.grad_norm for r in full.records], rel=1e-6)
     with pytest.raises(ValueError, match="every must be a positive int, got 0"):
         Monitor(m, every=0)

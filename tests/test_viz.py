@@ -146,7 +146,7 @@ def test_freed_graph_is_a_clear_error():
     a = tg.tensor([1.0, 2.0], requires_grad=True)
     out = (a * a).sum()
     out.backward()
-    with pytest.raises(RuntimeError, match="freed by a backward pass"):
+    with pytest.raises(RuntimeError, match="freed by a previous backward pass"):
         viz.draw_graph(out)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from . import ops
 from .autograd import FunctionCtx, _FunctionOp, enable_grad
 from .autograd import grad as _grad
+from .graphwalk import walk
 from .tensor import Tensor
 
 __all__ = [
@@ -712,28 +713,7 @@ class GraphCheckReport(list):
 
 def _graph_nodes(roots):
     """Tensors with a recorded node reachable from ``roots``, inputs before their users."""
-    order, seen = [], set()
-    stack = [(r, False) for r in reversed(roots)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in seen or t._node is None:
-            continue
-        seen.add(id(t))
-        node = t._node
-        if node.inputs is None:
-            raise RuntimeError(
-                f"gradcheck_graph: the graph was freed by a previous backward (node "
-                f"'{node.op.name}' has no saved inputs); call gradcheck_graph before "
-                f"backward, or pass retain_graph=True to backward"
-            )
-        stack.append((t, True))
-        for a in reversed(node.inputs):
-            if isinstance(a, Tensor) and a._node is not None and id(a) not in seen:
-                stack.append((a, False))
-    return order
+    return walk(roots, leaves=False, caller="gradcheck_graph")[0]
 
 
 def _node_forward(node, inputs, needs):

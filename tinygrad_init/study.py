@@ -197,7 +197,7 @@ def _distinct_rows(weight):
 
 
 def _mean_of(records, key):
-    values = [r[key] for r in records if r.get(key) is not None]
+    values = [getattr(r, key) for r in records if getattr(r, key) is not None]
     return float(np.mean(values)) if values else None
 
 
@@ -266,7 +266,7 @@ def run_one(x, y, classes, activation, scheme, config, clip=None, depth=None, lr
     if math.isfinite(losses[-1]):  # else the weights are those of the last loss already
         losses.append(final_loss)
     verdict = monitor.verdict(step=0)
-    at_init = [r for r in monitor.records if r["step"] == 0]
+    at_init = [r for r in monitor.records if r.step == 0]
     hidden = [m.weight for m in model if isinstance(m, nn.Linear)][:-1]
     return RunResult(
         activation=activation,

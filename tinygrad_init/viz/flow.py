@@ -15,6 +15,7 @@ top left; the title states the verdict.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 
@@ -63,38 +64,38 @@ def _pct(x):
 
 
 def _label(r, number):
-    layer = r["layer"].replace("->", "\u2192")
-    name = layer if r["name"].isdigit() else f"{r['name']}: {layer}"
+    layer = r.layer.replace("->", "\u2192")
+    name = layer if r.name.isdigit() else f"{r.name}: {layer}"
     rows = [
         f'<TR><TD ALIGN="LEFT"><B>{number}</B>  <FONT POINT-SIZE="9">'
         f"{html.escape(name)}</FONT></TD></TR>"
     ]
-    act = r["activation"]
+    act = r.activation
     extra = []
-    if r["saturated"] is not None:
-        extra.append(f"sat {_pct(r['saturated'])}")
-    if r["dead"] is not None:
-        extra.append(f"dead {_pct(r['dead'])}")
+    if r.saturated is not None:
+        extra.append(f"sat {_pct(r.saturated)}")
+    if r.dead is not None:
+        extra.append(f"dead {_pct(r.dead)}")
     if act:
         rows.append(
             f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">{html.escape(act)}'
             f"{'  ' + ', '.join(extra) if extra else ''}</FONT></TD></TR>"
         )
-    ratio = r["grad_ratio"]
+    ratio = r.grad_ratio
     rtext = "" if ratio is None else f"  (x{fmt(ratio, 0)})"
     rows.append(
-        f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10"><B>grad {fmt(r["grad_norm"])}'
+        f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10"><B>grad {fmt(r.grad_norm)}'
         f"</B>{rtext}</FONT></TD></TR>"
     )
-    if r["weight_grad_norm"] is not None:
+    if r.weight_grad_norm is not None:
         rows.append(
-            f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">dW {fmt(r["weight_grad_norm"])}'
+            f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">dW {fmt(r.weight_grad_norm)}'
             f"</FONT></TD></TR>"
         )
-    if r["act_mean"] is not None:
+    if r.act_mean is not None:
         rows.append(
-            f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">act {r["act_mean"]:+.3g} '
-            f"&#177; {r['act_std']:.3g}</FONT></TD></TR>"
+            f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="9">act {r.act_mean:+.3g} '
+            f"&#177; {r.act_std:.3g}</FONT></TD></TR>"
         )
     return (
         '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
@@ -130,7 +131,7 @@ def gradient_flow(
         mon = model
         thresholds = _as_thresholds(thresholds) if thresholds is not None else mon.thresholds
         recs = mon._last_step(step)
-        layers = mon._layers
+        layers = mon.last_structure
     else:
         if not callable(getattr(model, "named_modules", None)):
             raise TypeError(
@@ -144,14 +145,16 @@ def gradient_flow(
         thresholds = _as_thresholds(thresholds)
         mon = _run_once(model, inputs, target, loss_fn, thresholds)
         recs = mon._last_step(None)
-        layers = mon._layers
+        layers = mon.last_structure
     if thresholds != mon.thresholds:
-        recs = [dict(r, status=thresholds.classify(r["grad_ratio"])) for r in recs]
+        recs = [
+            dataclasses.replace(r, backward_status=thresholds.classify(r.grad_ratio)) for r in recs
+        ]
     if not recs:
         raise ValueError("gradient_flow: the model has no layers that ran")
     n = len(recs)
     if per_row is None:
-        per_row = n if n <= 12 else 10
+        per_row = n if n <= 8 else min(10, math.ceil(n / math.ceil(n / 8)))
     if not isinstance(per_row, int) or per_row < 1:
         raise ValueError(f"gradient_flow: per_row must be a positive int, got {per_row!r}")
     verdict = Verdict.from_records(recs, thresholds, layers)
@@ -196,10 +199,10 @@ def gradient_flow(
             for i in row:
                 sub.node(
                     ids[i],
-                    _label(recs[i], i + 1),
-                    tooltip=recs[i]["status"],
+                    _label(recs[i], recs[i].index),
+                    tooltip=recs[i].status,
                     **node_style(_ratio_for(recs[i]), thresholds),
-                    **{"class": recs[i]["status"]},
+                    **{"class": recs[i].backward_status},
                 )
             if k == len(rows) - 1:
                 sub.node("loss", "loss", shape="plaintext", fontcolor="#555555")
@@ -225,7 +228,7 @@ def gradient_flow(
 
 
 def _ratio_for(r):
-    if r["status"] == "nan":
+    if r.status == "nan":
         return math.nan
-    ratio = r["grad_ratio"]
-    return r["weight_grad_ratio"] if ratio is None else ratio
+    ratio = r.grad_ratio
+    return r.weight_grad_ratio if ratio is None else ratio

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..autograd import grad as _grad
 from ..autograd import record_gradients
+from ..graphwalk import walk
 from ..tensor import Tensor
 from .colors import Thresholds, fmt, legend_html, node_style
 
@@ -143,38 +144,6 @@ def _tensors(value):
 # The graph
 
 
-def _collect(outputs):
-    """Tensors reachable from ``outputs`` (inputs before users) and the edges between them."""
-    order, visited = [], set()
-    stack = [(t, False) for t in outputs]
-    edges = []
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in visited:
-            continue
-        visited.add(id(t))
-        stack.append((t, True))
-        node = t._node
-        if node is None:
-            continue
-        if node.inputs is None:
-            raise RuntimeError(
-                f"draw_graph: the graph was freed by a backward pass (op '{node.op.name}' "
-                "has no inputs any more): call draw_graph before backward() (it runs its own "
-                "pass), or call backward(retain_graph=True) under "
-                "tg.autograd.record_gradients() and pass grads=the recorder"
-            )
-        for a in node.inputs:
-            if isinstance(a, Tensor):
-                edges.append((a, t))
-                if id(a) not in visited:
-                    stack.append((a, False))
-    return order, edges
-
-
 def _run_backward(output, tensors):
     """Gradients reaching every tensor, without touching any ``.grad``."""
     if not output.requires_grad:
@@ -244,7 +213,7 @@ def draw_graph(
         if thresholds is not None
         else Thresholds()
     )
-    tensors, edges = _collect([output])
+    tensors, edges = walk([output], caller="draw_graph")
     if grads is None:
         grads = _run_backward(output, tensors)
     elif grads is False:

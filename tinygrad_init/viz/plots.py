@@ -53,8 +53,8 @@ def plot_gradient_norms(monitor, step=None, ax=None, weights=True):
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
     idx = np.arange(1, len(recs) + 1)
-    g = np.array([r["grad_rms"] if r["grad_rms"] is not None else np.nan for r in recs])
-    ratio = [r["grad_ratio"] for r in recs]
+    g = np.array([r.grad_rms if r.grad_rms is not None else np.nan for r in recs])
+    ratio = [r.grad_ratio for r in recs]
     colors = [fill_color(x, monitor.thresholds) for x in ratio]
     ax.plot(idx, g, color="#555555", lw=1, zorder=1)
     ax.scatter(
@@ -67,11 +67,9 @@ def plot_gradient_norms(monitor, step=None, ax=None, weights=True):
         label="gradient at the layer's output (rms)",
     )
     if weights:
-        w = np.array(
-            [r["weight_grad_rms"] if r["weight_grad_rms"] is not None else np.nan for r in recs]
-        )
+        w = np.array([r.weight_grad_rms if r.weight_grad_rms is not None else np.nan for r in recs])
         ax.plot(idx, w, "s--", color="#9e9e9e", ms=3, lw=1, label="weight gradient (rms)")
-    ref = next((r["grad_rms"] for r in reversed(recs) if r["grad_rms"] is not None), None)
+    ref = next((r.grad_rms for r in reversed(recs) if r.grad_rms is not None), None)
     if ref:
         t = monitor.thresholds
         ax.axhspan(
@@ -98,7 +96,7 @@ def plot_gradient_norms(monitor, step=None, ax=None, weights=True):
         ax.set_ylim(finite.min() / 10, finite.max() * 10)
     ax.set_xlabel("layer (input -> output)")
     ax.set_ylabel("gradient rms")
-    ax.set_title(f"Gradient per layer, step {recs[0]['step']}")
+    ax.set_title(f"Gradient per layer, step {recs[0].step}")
     ax.legend(fontsize=8, loc="best")
     ax.grid(True, which="major", alpha=0.3)
     return ax
@@ -168,15 +166,15 @@ def plot_gradient_heatmap(monitor, ax=None, key="grad_ratio"):
     from matplotlib.colors import ListedColormap, LogNorm
     from matplotlib.ticker import MaxNLocator
 
-    recs = monitor.to_records()
+    recs = monitor.records
     if not recs:
         raise RuntimeError("plot_gradient_heatmap: nothing recorded yet")
     t = monitor.thresholds
-    steps = sorted({r["step"] for r in recs})
-    layers = sorted({r["index"] for r in recs})
+    steps = sorted({r.step for r in recs})
+    layers = sorted({r.index for r in recs})
     image = np.ones((len(layers), len(steps), 3))  # white: no gradient reached the layer
     for r in recs:
-        image[layers.index(r["index"]), steps.index(r["step"])] = _rgb(fill_color(r.get(key), t))
+        image[layers.index(r.index), steps.index(r.step)] = _rgb(fill_color(getattr(r, key), t))
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
     ax.imshow(
