@@ -16,6 +16,7 @@ from . import (
 )
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck, gradcheck_graph, gradgradcheck
+from .replay import compile
 from .serialization import load, save
 from .tensor import (
     DtypeError,
@@ -52,6 +53,7 @@ int64, bool = _np.dtype(_np.int64), _np.dtype(_np.bool_)
 
 __all__ = [
     "autograd",
+    "compile",
     "enable_grad",
     "grad",
     "is_grad_enabled",

@@ -385,8 +385,11 @@ class Monitor:
 
     # -- hooks ------------------------------------------------------------------------
     def _forward_hook(self, name):
+        def idle():
+            return self._closed or self._steps % self.every != 0
+
         def hook(module, args, output):
-            if self._closed or self._steps % self.every:
+            if idle():
                 return None
             out = _first_tensor(output)
             if out is None:
@@ -404,6 +407,7 @@ class Monitor:
             self._pending[name] = entry
             return None
 
+        hook.compile_guard = idle  # tg.compile replays only the steps the Monitor skips
         return hook
 
     def _grad_hook(self, entry):

@@ -112,6 +112,8 @@ def apply(op, *args, params=()):
         raise ShapeError(f"{op.name}: {e} (operand shapes: {shapes})") from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
+    if _state.tape is not None:  # tg.compile is recording this call
+        _state.tape.forward(op, args, arrays, params, out)
     if _state.grad_enabled:
         if True in needs:
             site = None
@@ -124,6 +126,12 @@ def apply(op, *args, params=()):
 
 def _data(x):
     return x._array if isinstance(x, Tensor) else x
+
+
+def _unrecordable(construct):
+    """Raise when tg.compile is recording: ``construct`` would not be replayed."""
+    if _state.tape is not None:
+        _state.tape.refuse(construct)
 
 
 def _shape_args(shape):
@@ -229,6 +237,7 @@ class Tensor:
 
     @data.setter
     def data(self, value):
+        _unrecordable("assigning tensor.data")
         if not isinstance(value, Tensor):
             raise TypeError(
                 f"assigned data must be a Tensor, got {type(value).__name__} "
@@ -278,6 +287,7 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
+        _unrecordable("bool(tensor) (data-dependent Python control flow)")
         if self._array.size != 1:
             raise RuntimeError(
                 f"Boolean value of Tensor with {self._array.size} values is ambiguous"
@@ -291,6 +301,7 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
+        _unrecordable("np.asarray(tensor)")
         return self._array if dtype is None else self._array.astype(dtype)
 
     def __repr__(self):
@@ -351,6 +362,7 @@ class Tensor:
 
     # -- conversion -------------------------------------------------------------------
     def numpy(self):
+        _unrecordable("Tensor.numpy()")
         if self.requires_grad:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. "
@@ -359,6 +371,7 @@ class Tensor:
         return self._array
 
     def item(self):
+        _unrecordable("Tensor.item()")
         if self._array.size != 1:
             raise RuntimeError(
                 f"a Tensor with {self._array.size} elements cannot be converted to a Python scalar"
@@ -366,6 +379,7 @@ class Tensor:
         return self._array.item()
 
     def tolist(self):
+        _unrecordable("Tensor.tolist()")
         return self._array.tolist()
 
     def to(self, dtype):
@@ -386,14 +400,17 @@ class Tensor:
 
     # -- in-place (on data, never recorded) ----------------------------------------------
     def zero_(self):
+        _unrecordable("Tensor.zero_() (an in-place write)")
         self._array[...] = 0
         return self
 
     def fill_(self, value):
+        _unrecordable("Tensor.fill_() (an in-place write)")
         self._array[...] = value
         return self
 
     def copy_(self, src):
+        _unrecordable("Tensor.copy_() (an in-place write)")
         self._array[...] = _data(src)
         return self
 
@@ -660,6 +677,7 @@ class Tensor:
         and leaves under ``no_grad`` (e.g. editing weights).  Writing into a tensor that
         takes part in a recorded computation raises, as the recorded graph would no longer
         describe the data."""
+        _unrecordable("tensor[...] = value (an in-place write)")
         if self.requires_grad and _state.grad_enabled:
             kind = (
                 "a leaf Variable that requires grad"
@@ -781,6 +799,7 @@ def eye(n, m=None, dtype=None, requires_grad=False):
 
 def rand(*size, generator=None, dtype=None, requires_grad=False):
     """Uniform samples on [0, 1)."""
+    _unrecordable("tg.rand() (a random draw)")
     gen = generator or _generator
     dtype = np.dtype(dtype or _default_dtype)
     return Tensor(gen.random(_shape_args(size), dtype=dtype), requires_grad=requires_grad)
@@ -788,6 +807,7 @@ def rand(*size, generator=None, dtype=None, requires_grad=False):
 
 def randn(*size, generator=None, dtype=None, requires_grad=False):
     """Standard normal samples."""
+    _unrecordable("tg.randn() (a random draw)")
     gen = generator or _generator
     dtype = np.dtype(dtype or _default_dtype)
     return Tensor(gen.standard_normal(_shape_args(size), dtype=dtype), requires_grad=requires_grad)
@@ -795,6 +815,7 @@ def randn(*size, generator=None, dtype=None, requires_grad=False):
 
 def randint(low, high=None, size=(), generator=None, dtype=np.int64):
     """Integers uniform on [low, high) (``randint(high, size)`` also works)."""
+    _unrecordable("tg.randint() (a random draw)")
     if high is None:
         low, high = 0, low
     gen = generator or _generator
