@@ -241,14 +241,16 @@ class _Tape:
         self.signature.append(("vjp", node.op.name, tuple(needs)))
         posts = []
         vjp, needs = node.op.vjp, list(needs)
-        as_input_grad = _autograd._as_input_grad
+        as_input_grad, ndarray = _autograd._as_input_grad, np.ndarray
+        constant_params = pspec[1] if pspec[0] == _CONST else None
 
         def step(env):
-            grads = vjp(
-                ops.NUMPY, env[gs], env[os_], _resolve_all(specs, env), _resolve(pspec, env), needs
-            )
+            params = constant_params if constant_params is not None else _resolve(pspec, env)
+            grads = vjp(ops.NUMPY, env[gs], env[os_], _resolve_all(specs, env), params, needs)
             for i, dtype, shape, prev, dst in posts:
-                ga = as_input_grad(grads[i], dtype, shape, node)
+                ga = grads[i]
+                if type(ga) is not ndarray or ga.dtype is not dtype or ga.shape != shape:
+                    ga = as_input_grad(ga, dtype, shape, node)
                 env[dst] = ga if prev is None else env[prev] + ga
 
         self.steps.append(step)
@@ -449,7 +451,10 @@ def _resolve(spec, env):
 
 
 def _resolve_all(specs, env):
-    return [env[v] if k == _SLOT else _resolve((k, v), env) for k, v in specs]
+    return [
+        env[v] if k == _SLOT else v._array if k == _LEAF else _resolve((k, v), env)
+        for k, v in specs
+    ]
 
 
 def _effect_arg(spec, env):
