@@ -106,7 +106,7 @@ class _Tape:
 
     def __init__(self, inputs):
         self.thread = threading.get_ident()
-        self.steps, self.signature, self.constants = [], [], []
+        self.steps, self.reads, self.signature, self.constants = [], [], [], []
         self.slot_of, self.keep = {}, []
         self.nslots = 0
         self.created = set()
@@ -116,6 +116,10 @@ class _Tape:
             self.new_slot(t._array)
         self.output = None
         self.spoiled = None  # why this recording must not be replayed (the call was eager)
+
+    def add(self, step, reads):
+        self.steps.append(step)
+        self.reads.append(reads)
 
     def refuse(self, construct):
         refuse(construct)
@@ -192,7 +196,7 @@ class _Tape:
                 r = forward(*_resolve_all(specs, env), *_resolve(pspec, env))
                 env[dst] = r if type(r) is ndarray else asarray(r)
 
-        self.steps.append(step)
+        self.add(step, _slots((list, specs)) + _slots(pspec))
 
     def check_backward(self, create_graph, inputs, recorder):
         if create_graph:
@@ -210,7 +214,7 @@ class _Tape:
         def step(env):
             env[dst] = np.array(_resolve(spec, env), copy=True)
 
-        self.steps.append(step)
+        self.add(step, _slots(spec))
 
     def begin_backward(self):
         """Each backward pass has its own set of ``.grad`` buffers it owns (``_store_grad``)."""
@@ -221,7 +225,7 @@ class _Tape:
         def step(env):
             env[dst] = set()
 
-        self.steps.append(step)
+        self.add(step, [])
 
     def check_tensor(self, t):
         if t._hooks:
@@ -239,7 +243,7 @@ class _Tape:
         pspec = self.ref(tuple(node.params), what) if node.params else (_CONST, ())
         gs, os_ = self.slot_of[id(g)], self.slot_of[id(out)]
         self.signature.append(("vjp", node.op.name, tuple(needs)))
-        posts = []
+        posts, reads = [], [gs, os_, *_slots((list, specs)), *_slots(pspec)]
         vjp, needs = node.op.vjp, list(needs)
         as_input_grad, ndarray = _autograd._as_input_grad, np.ndarray
         constant_params = pspec[1] if pspec[0] == _CONST else None
@@ -253,11 +257,14 @@ class _Tape:
                     ga = as_input_grad(ga, dtype, shape, node)
                 env[dst] = ga if prev is None else env[prev] + ga
 
-        self.steps.append(step)
-        return posts
+        self.add(step, reads)
+        return posts, reads
 
-    def input_grad(self, posts, i, data, prev, new):
+    def input_grad(self, handle, i, data, prev, new):
+        posts, reads = handle
         prev_slot = None if prev is None else self.slot_of[id(prev)]
+        if prev_slot is not None:
+            reads.append(prev_slot)
         posts.append((i, data.dtype, data.shape, prev_slot, self.new_slot(new)))
 
     def store(self, t, g):
@@ -276,7 +283,7 @@ class _Tape:
             _store_grad(leaf, env[gs], False, env[stored])
             env[dst] = leaf.grad._array
 
-        self.steps.append(step)
+        self.add(step, [gs, stored])
 
     def effect(self, fn, args, kwargs):
         args = [list(a) if _is_iterator(a) else a for a in args]
@@ -301,7 +308,7 @@ class _Tape:
             if rslot is not None:
                 env[rslot] = r._array if isinstance(r, Tensor) else r
 
-        self.steps.append(step)
+        self.add(step, _effect_slots(aspec) + _effect_slots(list(kspec.values())))
         return result
 
     def _effect_ref(self, value, what):
@@ -342,10 +349,27 @@ class _Tape:
     # -- after the call -----------------------------------------------------------------
     def finish(self, result):
         self.output = self._output_ref(result)
+        self.plan = self._plan()
         self.keep = self.slot_of = None
         self.created = None
         self.guards = tuple(self.leaves.values())
         self.module_guards = tuple(self.modules.values())
+
+    def _plan(self):
+        """(step, slots to release after it): a slot is dropped after its last read, so a
+        replay holds no more arrays alive than the eager call, whose graph is freed as
+        backward walks it (keeping them all measured 40% slower on a 20-layer MLP)."""
+        last = {}
+        for k, reads in enumerate(self.reads):
+            for slot in reads:
+                last[slot] = k
+        for slot in _slots(self.output):
+            last[slot] = len(self.steps)
+        drops = [[] for _ in self.steps]
+        for slot, k in last.items():
+            if k < len(self.steps):
+                drops[k].append(slot)
+        return [(step, tuple(d)) for step, d in zip(self.steps, drops)]
 
     def _output_ref(self, value):
         if isinstance(value, Tensor):
@@ -398,8 +422,10 @@ class _Tape:
         env.inputs = inputs
         for i, t in enumerate(inputs):
             env[i] = t._array
-        for step in self.steps:
+        for step, drops in self.plan:
             step(env)
+            for slot in drops:
+                env[slot] = None
         return _build_output(self.output, env)
 
 
@@ -455,6 +481,28 @@ def _resolve_all(specs, env):
         env[v] if k == _SLOT else v._array if k == _LEAF else _resolve((k, v), env)
         for k, v in specs
     ]
+
+
+def _slots(spec):
+    """The slots a reference reads."""
+    kind, v = spec
+    if kind == _SLOT:
+        return [v]
+    if kind is dict:
+        return [s for sub in v.values() for s in _slots(sub)]
+    if isinstance(kind, type):
+        return [s for sub in v for s in _slots(sub)]
+    return []
+
+
+def _effect_slots(specs):
+    out = []
+    for spec in specs:
+        if spec[0] in ("tensor", "array"):
+            out.append(spec[1])
+        elif spec[0] == "seq":
+            out.extend(_effect_slots(spec[2]))
+    return out
 
 
 def _effect_arg(spec, env):
