@@ -349,6 +349,27 @@ def test_a_numpy_constant_computed_from_data_raises_on_the_second_call():
         fn(tg.tensor([-1.0, 1.0]))
 
 
+def test_assigning_grad_inside_raises_and_zero_grad_does_not():
+    model = _mlp()
+    x = tg.ones(2, 6)
+
+    def by_hand(t):
+        for p in model.parameters():
+            p.grad = None
+        model(t).sum().backward()
+
+    assert "assigning .grad (p.grad = None" in _refused(tg.compile(by_hand), x)
+
+    def recorded(t):
+        model.zero_grad()
+        model(t).sum().backward()
+
+    fn = tg.compile(recorded)
+    for _ in range(3):
+        fn(x)
+    assert fn.replays == 1
+
+
 def test_create_graph_and_grad_raise():
     w = tg.ones(3, requires_grad=True)
     x = tg.ones(3)

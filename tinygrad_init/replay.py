@@ -34,8 +34,11 @@ flag and the identity of its parameters and children, and any module hook's own 
 changed key or guard records again (``debug=True`` warns which part changed).  What cannot
 be replayed faithfully raises a clear ``RuntimeError`` while recording: reading a value
 into Python (``item``, ``tolist``, ``numpy``, ``bool``, ``float``), in-place writes on a
-Tensor, tensor hooks, ``retain_grad``, ``create_graph``/``tg.grad``, module hooks without a
-guard, random ops without an explicit ``generator``.  Anomaly mode runs eagerly.
+Tensor, assigning ``.grad`` of a leaf that backward then fills (seen on the second call,
+which compares the leaves' ``.grad`` with the recorded effects' resets), tensor hooks,
+``retain_grad``, ``create_graph``/``tg.grad``, module hooks without a guard, random ops
+without an explicit ``generator``.  Anomaly mode runs eagerly.  Other plain attribute
+writes inside the function (``module.p = 0.2``) are neither replayed nor detected.
 
 Python side effects of the function other than tensor operations and the recorded effects
 (appending to a list, reading a global) happen only while recording.  Tensors returned by
@@ -116,6 +119,7 @@ class _Tape:
             self.new_slot(t._array)
         self.output = None
         self.spoiled = None  # why this recording must not be replayed (the call was eager)
+        self.stored_leaves, self.grads_before, self.reset_by_effect = [], {}, set()
 
     def add(self, step, reads):
         self.steps.append(step)
@@ -275,6 +279,8 @@ class _Tape:
             refuse("backward into a tensor created inside the compiled function")
         else:
             ref = self.ref_tensor(t, "a leaf reached by backward")
+            self.stored_leaves.append(t)
+            self._check_grad_kept(t)
         gs, stored = self.slot_of[id(g)], self.stored_slot
         dst = self.new_slot(t.grad._array)
 
@@ -284,6 +290,23 @@ class _Tape:
             env[dst] = leaf.grad._array
 
         self.add(step, [gs, stored])
+
+    def watch_grads(self, leaves):
+        """Note the ``.grad`` of the leaves an earlier recording stored into, to tell a
+        reset by a recorded effect (zero_grad) from an assignment the tape cannot see."""
+        self.grads_before = {id(t): (t, t.grad) for t in leaves}
+
+    def _note_resets(self):
+        for key, (t, before) in self.grads_before.items():
+            if t.grad is not before:
+                self.reset_by_effect.add(key)
+
+    def _check_grad_kept(self, t):
+        t_before = self.grads_before.get(id(t))
+        if t_before is None or t_before[1] is None or t.grad is t_before[1]:
+            return
+        if id(t) not in self.reset_by_effect:
+            refuse("assigning .grad (p.grad = None; zero_grad() is recorded, this is not)")
 
     def effect(self, fn, args, kwargs):
         args = [list(a) if _is_iterator(a) else a for a in args]
@@ -297,6 +320,7 @@ class _Tape:
             result = fn(*args, **kwargs)
         finally:
             _state.tape = self if self.spoiled is None else None
+        self._note_resets()
         rslot = None
         if isinstance(result, Tensor):
             rslot = self.new_slot(result._array)
@@ -551,8 +575,10 @@ def _noting_init_fields(self, data, node=None):
         tape.keep.append(self)
 
 
-def _record(fn, args, kwargs, inputs):
+def _record(fn, args, kwargs, inputs, prior=None):
     tape = _Tape(inputs)
+    if prior is not None:
+        tape.watch_grads(prior.stored_leaves)
     _recording[tape.thread] = tape
     if len(_recording) == 1:
         Tensor._init_fields = _noting_init_fields
@@ -639,7 +665,8 @@ class _Compiled:
             self._explain_key(key)
         self.last_key = key
         self.records += 1
-        new, result = _record(self.fn, args, kwargs, tensors)
+        prior = entry[0] if entry is not None and why is None else None
+        new, result = _record(self.fn, args, kwargs, tensors, prior)
         if new.spoiled is not None:
             self._explain(f"this call ran eagerly: {new.spoiled}")
             return result
