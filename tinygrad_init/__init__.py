@@ -26,6 +26,7 @@ from . import autograd_functional as _autograd_functional
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .devices import accelerator, backends, cuda, device
 from .gradcheck import GradcheckError, gradcheck, gradcheck_graph, gradgradcheck
+from .replay import compile
 from .serialization import load, save
 from .tensor import (
     DtypeError,
@@ -82,6 +83,7 @@ short, int, long = int16, int32, int64
 __all__ = [
     "__version__",
     "autograd",
+    "compile",
     "enable_grad",
     "grad",
     "is_grad_enabled",

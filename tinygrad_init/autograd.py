@@ -46,6 +46,7 @@ class _ThreadState(threading.local):
         self.grad_enabled = True
         self.anomaly = False
         self.recorder = None
+        self.tape = None  # the recording of tg.compile, while one is made
 
 
 _state = _ThreadState()
@@ -483,12 +484,20 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
     captured = None if inputs is None else {t: None for t in inputs}
     anomaly = _state.anomaly
     recorder = _state.recorder
+    tape = _state.tape
+    if tape is not None:
+        tape.check_backward(create_graph, inputs, recorder)
+        tape.begin_backward()
+        for g in grads.values():
+            tape.root(g)
     stored = set()
     with set_grad_enabled(create_graph):
         for t in reversed(order):
             g = pop(t, None)
             if g is None:
                 continue
+            if tape is not None:
+                tape.check_tensor(t)
             if t._hooks:
                 g = _run_hooks(t, g, create_graph, stored)
             if recorder is not None:
@@ -503,6 +512,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
                     continue
             elif node is None or t._retains_grad:
                 _store_grad(t, g, create_graph, stored)
+                if tape is not None:
+                    tape.store(t, g)
             if node is None:
                 continue
             inputs_ = node.inputs
@@ -518,21 +529,23 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
                 input_grads = node.op.vjp(xp, g, t, inputs_, node.params, needs)
             else:
                 input_grads = node.op.vjp(xp, g, t._array, node.arrays, node.params, needs)
+                if tape is not None:
+                    posts = tape.backward_node(node, g, t._array, needs)
             for i, ga in enumerate(input_grads):
                 if ga is None:
                     continue
                 a = inputs_[i]
                 if create_graph:
-                    shape = a._array.shape
+                    if ga.shape != a._array.shape:
+                        ga = _reduce_to(xp, ga, a._array.shape, node)
                 else:
-                    if type(ga) is not ndarray:
-                        ga = np.asarray(ga)
                     data = a._array
-                    if ga.dtype is not data.dtype and ga.dtype != data.dtype:
-                        ga = ga.astype(data.dtype)
-                    shape = data.shape
-                if ga.shape != shape:
-                    ga = _reduce_to(xp, ga, a, node)
+                    if (
+                        type(ga) is not ndarray
+                        or ga.dtype is not data.dtype
+                        or ga.shape != data.shape
+                    ):
+                        ga = _as_input_grad(ga, data.dtype, data.shape, node)
                 if anomaly:
                     check_finite(
                         node.name(),
@@ -542,6 +555,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
                     )
                 prev = get(a)
                 grads[a] = ga if prev is None else prev + ga
+                if tape is not None:
+                    tape.input_grad(posts, i, a._array, prev, grads[a])
             if not retain_graph:
                 node.free()
 
@@ -550,14 +565,25 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
     return None
 
 
-def _reduce_to(xp, ga, a, node):
+def _as_input_grad(ga, dtype, shape, node):
+    """A rule's numpy gradient as an array of its input's ``dtype`` and ``shape``."""
+    if type(ga) is not np.ndarray:
+        ga = np.asarray(ga)
+    if ga.dtype is not dtype and ga.dtype != dtype:
+        ga = ga.astype(dtype)
+    if ga.shape != shape:
+        ga = _reduce_to(ops.NUMPY, ga, shape, node)
+    return ga
+
+
+def _reduce_to(xp, ga, shape, node):
     """Undo broadcasting, or explain which rule returned a gradient of the wrong shape."""
     try:
-        return ops.unbroadcast(xp, ga, a.shape)
+        return ops.unbroadcast(xp, ga, shape)
     except ValueError:
         raise RuntimeError(
             f"op '{node.op.name}' returned a gradient of shape {tuple(ga.shape)} for an "
-            f"input of shape {tuple(a.shape)}"
+            f"input of shape {tuple(shape)}"
         ) from None
 
 

@@ -15,7 +15,8 @@ import warnings
 import numpy as np
 
 from . import ops
-from .autograd import is_grad_enabled
+from .autograd import _state, is_grad_enabled
+from .replay import check_generator, effect
 from .tensor import Tensor, apply, default_generator, where
 
 __all__ = [
@@ -268,9 +269,15 @@ def dropout(input, p=0.5, training=True, inplace=False, generator=None):
         return input
     if p == 1:
         return input * np.zeros(input.shape, dtype=input.dtype)
-    gen = generator or default_generator()
-    keep = gen.random(input.shape) >= p
-    return input * (keep * (1 / (1 - p))).astype(input.dtype)
+    check_generator(generator, "dropout")
+    return input * _dropout_scale(generator or default_generator(), input.shape, p, input.dtype)
+
+
+@effect
+def _dropout_scale(gen, shape, p, dtype):
+    """1 / (1 - p) where an element is kept (probability 1 - p), 0 elsewhere."""
+    keep = gen.random(shape) >= p
+    return (keep * (1 / (1 - p))).astype(dtype)
 
 
 def linear(input, weight, bias=None):
@@ -445,6 +452,21 @@ def _channel_shape(input, fn):
     return (1, input.shape[1]) + (1,) * (input.ndim - 2)
 
 
+@effect
+def _update_running_stats(running_mean, running_var, mean, var, momentum, count):
+    """running = (1 - momentum) * running + momentum * batch statistic, in place (the
+    variance unbiased: times count / (count - 1))."""
+    c = mean._array.size
+    if running_mean is not None:
+        rm = _data(running_mean)
+        rm *= 1 - momentum
+        rm += momentum * mean._array.reshape(c).astype(rm.dtype)
+    if running_var is not None:
+        rv = _data(running_var)
+        rv *= 1 - momentum
+        rv += momentum * (var._array.reshape(c) * (count / (count - 1))).astype(rv.dtype)
+
+
 def batch_norm(
     input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
 ):
@@ -483,14 +505,7 @@ def batch_norm(
         mean = input.mean(axes, keepdim=True)
         centered = input - mean
         var = (centered * centered).mean(axes, keepdim=True)
-        if running_mean is not None:
-            rm = _data(running_mean)
-            rm *= 1 - momentum
-            rm += momentum * mean._array.reshape(c).astype(rm.dtype)
-        if running_var is not None:
-            rv = _data(running_var)
-            rv *= 1 - momentum
-            rv += momentum * (var._array.reshape(c) * (count / (count - 1))).astype(rv.dtype)
+        _update_running_stats(running_mean, running_var, mean, var, momentum, count)
         out = centered / (var + eps).sqrt()
     else:
         if running_mean is None or running_var is None:
@@ -768,6 +783,22 @@ def _targets_in_range(t, c):
     return int(np.maximum.reduce(unsigned, axis=None)) < c
 
 
+@effect
+def _check_class_targets(t, c, ignore_index, fn):
+    """Raise IndexError for a target that is neither a class nor ``ignore_index``.
+
+    Returns the ``ignore_index`` the primitive needs: None when every target is a class
+    and none equals ``ignore_index`` (so the primitive skips looking for ignored ones)."""
+    if _targets_in_range(t, c):
+        if not (0 <= ignore_index < c and (t == ignore_index).any()):
+            return None
+        return ignore_index
+    bad = (t != ignore_index) & ((t < 0) | (t >= c))  # ignored targets, bad ones, or none
+    if bad.any():
+        raise IndexError(f"{fn}: target {t[bad].flat[0]} is out of bounds for {c} classes")
+    return ignore_index
+
+
 def _classes_last(input, target, fn):
     """(N, C, d1, ...) logits and (N, d1, ...) targets -> (M, C) and (M,)."""
     if input.ndim == 1:
@@ -840,15 +871,10 @@ def cross_entropy(
         raise ValueError(
             f"{fn}: expected target of shape {expected} for input of shape {shape}, got {t.shape}"
         )
-    if _targets_in_range(t, c):
-        # every target is a class, so none is ignored unless ignore_index is a class too;
-        # the primitive takes None for "nothing ignored" and skips looking for it
-        if not (0 <= ignore_index < c and (t == ignore_index).any()):
-            ignore_index = None
-    else:  # ignored targets, or bad ones (or no targets at all)
-        bad = (t != ignore_index) & ((t < 0) | (t >= c))
-        if bad.any():
-            raise IndexError(f"{fn}: target {t[bad].flat[0]} is out of bounds for {c} classes")
+    if _state.tape is None:
+        ignore_index = _check_class_targets(t, c, ignore_index, fn)
+    else:  # tg.compile records the check and keeps ignore_index, which no data decides
+        _check_class_targets(t, c, ignore_index, fn)
     x2, t2, spatial = _classes_last(input, t, fn)
     saved = ops._Saved() if input.requires_grad and is_grad_enabled() else None
     loss = apply(

@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_limits
 
 from . import data as datasets
 from . import functional as F
-from . import init, models, nn, optim
+from . import init, models, nn, optim, replay
 from .autograd import no_grad
 from .diagnostics import Monitor, Thresholds
 
@@ -222,11 +222,17 @@ def _train(model, x, y, config, clip, lr):
     """Full-batch SGD; stops early once the loss is no longer finite."""
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=config.momentum)
     losses, initial_samples = [], {}
+
+    @replay.compile  # replayed on the steps the Monitor skips; its steps run eagerly
+    def forward_backward(x, y):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
     with Monitor(model, every=config.record_every) as monitor:
         for step in range(config.steps):
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
+            loss = forward_backward(x, y)
             monitor.step()
             if step == 0:
                 initial_samples = dict(monitor.samples)

@@ -153,6 +153,8 @@ def apply(op, *args, params=()):
         raise DtypeError(f"{op.name}: {e} (operand dtypes: {dtypes})") from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
+    if _state.tape is not None:  # tg.compile is recording this call
+        _state.tape.forward(op, args, arrays, params, out)
     if _state.grad_enabled:
         if True in needs:
             site = None
@@ -304,6 +306,12 @@ def _compare(ufunc, a, b):
         raise ShapeError(f"{ufunc.__name__}: {e}") from None
 
 
+def _unrecordable(construct):
+    """Raise when tg.compile is recording: ``construct`` would not be replayed."""
+    if _state.tape is not None:
+        _state.tape.refuse(construct)
+
+
 def _shape_args(shape):
     """Accept f(2, 3) and f((2, 3)) alike."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -416,6 +424,7 @@ class Tensor:
 
     @data.setter
     def data(self, value):
+        _unrecordable("assigning tensor.data")
         if not isinstance(value, Tensor):
             raise TypeError(
                 f"assigned data must be a Tensor, got {type(value).__name__} "
@@ -493,6 +502,7 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
+        _unrecordable("bool(tensor) (data-dependent Python control flow)")
         if self._array.size != 1:
             raise RuntimeError(
                 f"Boolean value of Tensor with {self._array.size} values is ambiguous"
@@ -506,6 +516,7 @@ class Tensor:
         return int(self.item())
 
     def __array__(self, dtype=None, copy=None):
+        _unrecordable("np.asarray(tensor)")
         return self._array if dtype is None else self._array.astype(dtype)
 
     def __repr__(self):
@@ -568,6 +579,7 @@ class Tensor:
 
     # -- conversion -------------------------------------------------------------------
     def numpy(self):
+        _unrecordable("Tensor.numpy()")
         if self.requires_grad:
             raise RuntimeError(
                 "Can't call numpy() on Tensor that requires grad. "
@@ -576,6 +588,7 @@ class Tensor:
         return self._array
 
     def item(self):
+        _unrecordable("Tensor.item()")
         if self._array.size != 1:
             raise RuntimeError(
                 f"a Tensor with {self._array.size} elements cannot be converted to a Python scalar"
@@ -583,6 +596,7 @@ class Tensor:
         return self._array.item()
 
     def tolist(self):
+        _unrecordable("Tensor.tolist()")
         return self._array.tolist()
 
     def to(self, *args, dtype=None, device=None, copy=False):
@@ -663,6 +677,7 @@ class Tensor:
 
     def _take(self, result, name, any_cast=False):
         """Write ``result`` (a Tensor) into this tensor's storage; adopt its node if any."""
+        _unrecordable(f"Tensor.{name}() (an in-place write)")
         arr = result._array
         if arr.shape != self._array.shape:
             raise ShapeError(
@@ -703,6 +718,7 @@ class Tensor:
         """Replace every value by ``value`` (broadcast and cast to this tensor's dtype):
         copy_, fill_, zero_, normal_, uniform_.  Recorded as a select, so no gradient
         reaches the old value and ``value``'s gradient is summed back to its shape."""
+        _unrecordable(f"Tensor.{name}() (an in-place write)")
         try:
             np.broadcast_shapes(np.shape(_data(value)), self._array.shape)
         except ValueError:
@@ -1074,6 +1090,7 @@ class Tensor:
         and leaves under ``no_grad`` (e.g. editing weights).  Writing into a tensor that
         takes part in a recorded computation raises, as the recorded graph would no longer
         describe the data."""
+        _unrecordable("tensor[...] = value (an in-place write)")
         if _state.grad_enabled:
             if self.requires_grad and self._node is None:
                 raise RuntimeError(
@@ -1284,6 +1301,7 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
 
 def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
     """Uniform samples on [0, 1) (``rand(2, 3)``, ``rand((2, 3))`` or ``rand(size=(2, 3))``)."""
+    _unrecordable("tg.rand() (a random draw)")
     check_device(device, "rand")
     gen = generator or _generator
     dtype = np.dtype(dtype or _default_dtype)
@@ -1293,6 +1311,7 @@ def rand(*shape, size=None, generator=None, dtype=None, device=None, requires_gr
 
 def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_grad=False):
     """Standard normal samples (the shape given as for ``rand``)."""
+    _unrecordable("tg.randn() (a random draw)")
     check_device(device, "randn")
     gen = generator or _generator
     dtype = np.dtype(dtype or _default_dtype)
@@ -1302,6 +1321,7 @@ def randn(*shape, size=None, generator=None, dtype=None, device=None, requires_g
 
 def randint(low, high=None, size=(), generator=None, dtype=np.int64, device=None):
     """Integers uniform on [low, high) (``randint(high, size)`` also works)."""
+    _unrecordable("tg.randint() (a random draw)")
     check_device(device, "randint")
     if isinstance(high, (tuple, list)):  # randint(high, size), as torch.randint allows
         size, high = high, None

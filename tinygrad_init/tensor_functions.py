@@ -28,6 +28,7 @@ from .tensor import (
     _data,
     _dim,
     _shape_args,
+    _unrecordable,
     apply,
     default_generator,
     get_default_dtype,
@@ -931,6 +932,7 @@ def rand_like(input, dtype=None, device=None, requires_grad=False, generator=Non
     """Uniform [0, 1) samples with the shape of ``input`` (``torch.rand_like``)."""
     check_device(device, "rand_like")
     dtype = _float_like(input, dtype, "rand_like")
+    _unrecordable("tg.rand_like() (a random draw)")
     gen = generator or default_generator()
     return Tensor(gen.random(input.shape, dtype=dtype), requires_grad=requires_grad)
 
@@ -940,6 +942,7 @@ def randn_like(input, dtype=None, device=None, requires_grad=False, generator=No
     """Standard normal samples with the shape of ``input`` (``torch.randn_like``)."""
     check_device(device, "randn_like")
     dtype = _float_like(input, dtype, "randn_like")
+    _unrecordable("tg.randn_like() (a random draw)")
     gen = generator or default_generator()
     return Tensor(gen.standard_normal(input.shape, dtype=dtype), requires_grad=requires_grad)
 
@@ -950,6 +953,7 @@ def randint_like(input, low=0, high=None, dtype=None, device=None, generator=Non
     check_device(device, "randint_like")
     if high is None:
         low, high = 0, low
+    _unrecordable("tg.randint_like() (a random draw)")
     gen = generator or default_generator()
     values = gen.integers(low, high, size=_tensor(input, "randint_like").shape)
     return Tensor(values.astype(dtype or input.dtype))
@@ -961,6 +965,7 @@ def randperm(n, *, generator=None, dtype=np.int64, device=None, requires_grad=Fa
     check_device(device, "randperm")
     if n < 0:
         raise RuntimeError(f"randperm: n must be non-negative, got {n}")
+    _unrecordable("tg.randperm() (a random draw)")
     gen = generator or default_generator()
     return Tensor(gen.permutation(int(n)).astype(dtype), requires_grad=requires_grad)
 
@@ -970,6 +975,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None)
     """Samples of N(mean, std^2): elementwise for tensor ``mean``/``std``, or of ``size``
     for numbers (``torch.normal``)."""
     check_device(device, "normal")
+    _unrecordable("tg.normal() (a random draw)")
     gen = generator or default_generator()
     m, s = _data(mean), _data(std)
     if size is None:
@@ -1012,6 +1018,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
             "invalid multinomial distribution (with replacement=False, not enough "
             "non-negative category to sample)"
         )
+    _unrecordable("tg.multinomial() (a random draw)")
     gen = generator or default_generator()
     if replacement:
         cdf = np.cumsum(rows / totals, axis=1)

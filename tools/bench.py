@@ -18,6 +18,10 @@ float32 on fixed random data:
     chain      100,000 elementwise ops forward and backward (reported in us per op)
     inference  the mnist MLP forward under no_grad (numpy-hand: its plain forward)
 
+Each workload but the chain is also timed through ``tg.compile`` (column ``compiled``):
+the same step recorded once and replayed; ``comp/hand`` and ``comp/torch`` are its
+ratios of medians.
+
 Extra sections (also selectable with --only):
 
     memory     peak memory of the wide workload, one fresh process per framework
@@ -117,6 +121,7 @@ import bench_reference as ref  # noqa: E402
 WORKLOADS = ("tiny", "mnist", "deep", "wide", "cnn", "chain", "inference")
 SECTIONS = ("memory", "startup", "gradcheck", "jacobian")
 HAND, TG, TORCH = "numpy-hand", "tinygrad_init", "torch"
+COMPILED = "compiled"  # tinygrad_init's step through tg.compile (not for the chain)
 FRAMEWORKS = (TG, HAND, TORCH)
 TOLERANCE = 1e-5
 LR = 0.01
@@ -335,6 +340,26 @@ class FrameworkTrainer:
         with self.fw.no_grad():
             return self.model(self.x)
 
+    def compiled(self, inference):
+        """The step (or the forward under no_grad) through tg.compile, tinygrad_init only."""
+
+        def step(x, y):
+            self.opt.zero_grad()
+            loss = self.loss_fn(self.model(x), y)
+            loss.backward()
+            self.opt.step()
+
+        if not inference:
+            fn = self.fw.tg.compile(step)
+            return lambda: fn(self.x, self.y)
+        forward = self.fw.tg.compile(self.model)
+
+        def infer():
+            with self.fw.no_grad():
+                return forward(self.x)
+
+        return infer
+
     def gradients(self):
         self.opt.zero_grad()
         loss = self.loss_fn(self.model(self.x), self.y)
@@ -537,6 +562,8 @@ def bench_workload(name, frameworks, quick):
         trainer = make_trainer(fw, problem)
         label = fw if isinstance(fw, str) else fw.name
         callables[label] = trainer.infer if name == "inference" else trainer.step
+        if label == TG and hasattr(trainer, "compiled"):
+            callables[COMPILED] = make_trainer(fw, problem).compiled(name == "inference")
     samples = time_round_robin(callables, quick)
     scale = 1e6 / (2 * problem["n_ops"]) if name == "chain" else 1e3
     unit = "us/op" if name == "chain" else "ms/step"
@@ -828,7 +855,8 @@ def print_table(results, have_torch):
     """Medians, ratios of medians, spread, targets; tg/hand@p10 is the ratio of the 10th
     percentiles, steadier than the medians when the machine is busy (not used for targets)."""
     header = (
-        f"{'workload':<10} {'unit':<8} {TG:>13} {HAND:>11} {TORCH:>9} {'tg/hand':>8} "
+        f"{'workload':<10} {'unit':<8} {TG:>13} {COMPILED:>9} {HAND:>11} {TORCH:>9} "
+        f"{'tg/hand':>8} {'comp/hand':>9} {'comp/torch':>10} "
         f"{'tg/torch':>8} {'tg/hand@p10':>11}  {'spread (IQR/median) tg/hand/torch':<34} "
         f"{'target':<17} result"
     )
@@ -844,9 +872,10 @@ def print_table(results, have_torch):
         target, mark = target_mark(name, ratios)
         p10 = f[TG]["p10"] / f[HAND]["p10"]
         print(
-            f"{name:<10} {r['unit']:<8} {_fmt(med.get(TG)):>13} {_fmt(med.get(HAND)):>11} "
-            f"{_fmt(med.get(TORCH)) if have_torch else 'n/a':>9} "
-            f"{_ratio(ratios.get(HAND)):>8} {_ratio(ratios.get(TORCH)):>8} "
+            f"{name:<10} {r['unit']:<8} {_fmt(med.get(TG)):>13} {_fmt(med.get(COMPILED)):>9} "
+            f"{_fmt(med.get(HAND)):>11} {_fmt(med.get(TORCH)) if have_torch else 'n/a':>9} "
+            f"{_ratio(ratios.get(HAND)):>8} {_ratio(ratios.get('compiled/hand')):>9} "
+            f"{_ratio(ratios.get('compiled/torch')):>10} {_ratio(ratios.get(TORCH)):>8} "
             f"{_ratio(p10):>11}  {spreads:<34} {target:<17} {mark}"
         )
 
@@ -987,6 +1016,10 @@ def main(argv=None):
         r["ratios"] = {HAND: med[TG] / med[HAND]}
         if TORCH in med:
             r["ratios"][TORCH] = med[TG] / med[TORCH]
+        if COMPILED in med:
+            r["ratios"]["compiled/hand"] = med[COMPILED] / med[HAND]
+            if TORCH in med:
+                r["ratios"]["compiled/torch"] = med[COMPILED] / med[TORCH]
         fw_stats = r["frameworks"]
         r["ratio_p10_hand"] = fw_stats[TG]["p10"] / fw_stats[HAND]["p10"]
         r["target"] = target_mark(name, r["ratios"])

@@ -217,6 +217,7 @@ class Recorder:
                 self.on_root(outs)
             return None
 
+        hook.compile_guard = lambda: not self.enabled  # tg.compile replays the idle steps
         return hook
 
     def _claim(self, outs, name, inputs):

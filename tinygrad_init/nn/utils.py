@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ..replay import effect
 from ..tensor import Tensor
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_"]
@@ -43,6 +44,7 @@ def _vector_norm(a, p):
     return (np.abs(a) ** a.dtype.type(p)).sum() ** a.dtype.type(1.0 / p)
 
 
+@effect
 def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     r"""The norm of the norms of ``tensors``: as if all were concatenated into one vector.
 
@@ -66,6 +68,7 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     return Tensor._make(total)
 
 
+@effect
 def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
     r"""Scale gradients given their precomputed ``total_norm``.
 
@@ -85,6 +88,7 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
             p.grad = Tensor._make(g * coef.astype(g.dtype))
 
 
+@effect
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     r"""Scale the gradients in place so that their total norm is at most ``max_norm``.
 
@@ -103,6 +107,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     return total
 
 
+@effect
 def clip_grad_value_(parameters, clip_value, foreach=None):
     r"""Clamp every gradient entry to ``[-clip_value, clip_value]``, in place.
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..replay import effect
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -56,6 +57,7 @@ class Adam(Optimizer):
     def _check_group(self, group):
         _check(group["lr"], group["betas"], group["eps"], group["weight_decay"])
 
+    @effect
     def step(self, closure=None):
         """One Adam update of every parameter that has a gradient; returns the closure's loss."""
         loss = self._closure_loss(closure)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from ..replay import effect
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR"]
@@ -48,6 +49,7 @@ class LRScheduler:
         """The learning rates the last ``step()`` set, one per parameter group."""
         return self._last_lr
 
+    @effect
     def step(self):
         """Advance one epoch and set the groups' ``lr``."""
         self._step_count += 1

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from ..autograd import enable_grad
+from ..replay import effect
 from ..tensor import Tensor
 
 __all__ = ["Optimizer"]
@@ -147,6 +148,7 @@ class Optimizer:
         """Validate a group's hyperparameters (subclasses raise ValueError)."""
 
     # -- gradients ------------------------------------------------------------------------
+    @effect
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of all parameters.
 

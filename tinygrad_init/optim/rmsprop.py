@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..replay import effect
 from .optimizer import Optimizer
 
 __all__ = ["RMSprop"]
@@ -53,6 +54,7 @@ class RMSprop(Optimizer):
     def _check_group(self, group):
         _check(group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"])
 
+    @effect
     def step(self, closure=None):
         """One RMSprop update of every parameter with a gradient; returns the closure's loss."""
         loss = self._closure_loss(closure)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..replay import effect
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -58,6 +59,7 @@ class SGD(Optimizer):
             group["dampening"],
         )
 
+    @effect
     def step(self, closure=None):
         """One SGD update of every parameter that has a gradient; returns the closure's loss."""
         loss = self._closure_loss(closure)

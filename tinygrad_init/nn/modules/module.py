@@ -20,7 +20,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ...autograd import Function, is_grad_enabled
+from ...autograd import Function, _state, is_grad_enabled
+from ...replay import effect
 from ...tensor import DtypeError, Tensor, _to_dtype_arg, get_default_dtype
 
 __all__ = ["Parameter", "Module", "RemovableHandle"]
@@ -537,6 +538,7 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
+    @effect
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of all parameters: to None (default) or to zeros in place."""
         for p in self.parameters():
@@ -732,6 +734,8 @@ class Module:
     # -- calling -----------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         d = self.__dict__
+        if _state.tape is not None:  # tg.compile is recording: guard training mode and hooks
+            _state.tape.module_call(self)
         if not (d.get("_forward_pre_hooks", True) or d["_forward_hooks"] or d["_backward_hooks"]):
             return self.forward(*args, **kwargs)  # no hooks: nothing else to do
         for hook in tuple(self._forward_pre_hooks.values()):

@@ -8,6 +8,7 @@ import numpy as np
 
 from ... import functional as F
 from ... import init as _init
+from ...replay import effect, refuse
 from ...tensor import Tensor
 from ._utils import check_positive_int, float_dtype, initialize, shape_error
 from .module import Module, Parameter
@@ -98,6 +99,15 @@ class _BatchNorm(Module):
                 self, f"input with {c} features, of shape {self._layout.format(c=c)}", input.shape
             )
 
+    @effect
+    def _count_batch(self):
+        """num_batches_tracked += 1; the momentum to use (the cumulative average's 1 / n
+        when ``momentum`` is None)."""
+        self.num_batches_tracked._array += 1
+        if self.momentum is None:
+            return 1.0 / float(self.num_batches_tracked._array)
+        return self.momentum
+
     def forward(self, input):
         self._check_input(input)
         factor = 0.0 if self.momentum is None else self.momentum
@@ -109,9 +119,9 @@ class _BatchNorm(Module):
                     f"channel when training, got input of shape "
                     f"{tuple(input.shape)}"
                 )
-            self.num_batches_tracked._array += 1
             if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked._array)
+                refuse("BatchNorm with momentum=None (a factor read from num_batches_tracked)")
+            factor = self._count_batch()
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
         return F.batch_norm(

@@ -1,0 +1,397 @@
+"""tg.compile: bit-identical to eager, re-recording on every key change, clear errors."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tinygrad_init as tg
+import tinygrad_init.nn.functional as F
+from tinygrad_init import nn, optim
+from tinygrad_init.diagnostics import Monitor
+
+STEPS = 100
+
+
+def _batches(shape, classes, n=STEPS, seed=1):
+    rng = np.random.default_rng(seed)
+    xs = [tg.tensor(rng.standard_normal(shape).astype(np.float32)) for _ in range(n)]
+    ys = [tg.tensor(rng.integers(0, classes, shape[0])) for _ in range(n)]
+    return xs, ys
+
+
+def _mlp():
+    tg.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 4)
+    )
+
+
+def _train(build, compiled, step_extra=None, batches=None, steps=STEPS):
+    """Losses, parameters, grads and optimizer state after ``steps`` steps."""
+    model, opt = build()
+    xs, ys = batches or _batches((5, 6), 4)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        if step_extra is not None:
+            step_extra(model)
+        opt.step()
+        return loss
+
+    fn = tg.compile(step) if compiled else step
+    losses = [fn(x, y).detach()._array.copy() for x, y in zip(xs[:steps], ys[:steps])]
+    state = [
+        {k: np.array(v._array if isinstance(v, tg.Tensor) else v) for k, v in s.items()}
+        for s in opt.state.values()
+    ]
+    return dict(
+        losses=losses,
+        params=[p._array.copy() for p in model.parameters()],
+        grads=[p.grad._array.copy() for p in model.parameters()],
+        state=state,
+        fn=fn,
+        model=model,
+        opt=opt,
+    )
+
+
+def _assert_identical(a, b):
+    for key in ("losses", "params", "grads"):
+        assert len(a[key]) == len(b[key])
+        for u, v in zip(a[key], b[key]):
+            assert u.dtype == v.dtype and np.array_equal(u, v), key
+    assert len(a["state"]) == len(b["state"])
+    for s, t in zip(a["state"], b["state"]):
+        assert s.keys() == t.keys()
+        for k in s:
+            assert np.array_equal(s[k], t[k]), k
+
+
+OPTIMIZERS = {
+    "sgd": lambda ps: optim.SGD(ps, lr=0.05),
+    "sgd-momentum-wd": lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=1e-3),
+    "sgd-nesterov": lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True),
+    "adam": lambda ps: optim.Adam(ps, lr=1e-2),
+    "adam-amsgrad": lambda ps: optim.Adam(ps, lr=1e-2, amsgrad=True, weight_decay=1e-3),
+    "adamw": lambda ps: optim.AdamW(ps, lr=1e-2),
+    "rmsprop": lambda ps: optim.RMSprop(ps, lr=1e-2, momentum=0.5, centered=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_is_bit_identical_over_100_steps(name):
+    def build():
+        model = _mlp()
+        return model, OPTIMIZERS[name](model.parameters())
+
+    eager, compiled = _train(build, False), _train(build, True)
+    _assert_identical(eager, compiled)
+    assert compiled["fn"].records == 2 and compiled["fn"].replays == STEPS - 2
+
+
+def test_grads_parameters_and_state_are_the_objects_eager_mode_uses():
+    model = _mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    params = list(model.parameters())
+    xs, ys = _batches((5, 6), 4, n=4)
+
+    @tg.compile
+    def step(x, y):
+        opt.zero_grad(set_to_none=False)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    for x, y in zip(xs, ys):
+        step(x, y)
+    assert step.replays == 2
+    assert list(model.parameters()) == params
+    assert all(opt.state[p]["momentum_buffer"] is not None for p in params)
+    grads = [p.grad for p in params]
+    step(xs[0], ys[0])
+    assert all(p.grad is g for p, g in zip(params, grads))  # zeroed and refilled in place
+
+
+def test_scheduler_and_lr_changes_are_seen_by_the_replay():
+    def build():
+        model = _mlp()
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        sched = optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
+        build.sched = sched
+        return model, opt
+
+    eager = _train(build, False, step_extra=lambda m: build.sched.step())
+    compiled = _train(build, True, step_extra=lambda m: build.sched.step())
+    _assert_identical(eager, compiled)
+
+
+@pytest.mark.parametrize("clip", ["norm", "value"])
+def test_gradient_clipping_is_replayed(clip):
+    def extra(model):
+        if clip == "norm":
+            nn.utils.clip_grad_norm_(model.parameters(), 0.05)
+        else:
+            nn.utils.clip_grad_value_(model.parameters(), 0.01)
+
+    def build():
+        model = _mlp()
+        return model, optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    _assert_identical(_train(build, False, extra), _train(build, True, extra))
+
+
+def test_dropout_with_a_generator_and_batchnorm_running_statistics():
+    def build():
+        tg.manual_seed(0)
+        gen = np.random.default_rng(7)
+        model = nn.Sequential(
+            nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3, generator=gen),
+            nn.Linear(16, 4),
+        )  # fmt: skip
+        return model, optim.Adam(model.parameters(), lr=1e-2)
+
+    eager, compiled = _train(build, False), _train(build, True)
+    _assert_identical(eager, compiled)
+    bn_e, bn_c = eager["model"][1], compiled["model"][1]
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        assert np.array_equal(getattr(bn_e, name)._array, getattr(bn_c, name)._array)
+    assert int(bn_c.num_batches_tracked._array) == STEPS
+
+
+def test_conv_pool_and_cross_entropy():
+    def build():
+        tg.manual_seed(0)
+        model = nn.Sequential(
+            nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(4, 4, 3, stride=1), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(4, 3),
+        )  # fmt: skip
+        return model, optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+    batches = _batches((3, 2, 8, 8), 3)
+    _assert_identical(_train(build, False, batches=batches), _train(build, True, batches=batches))
+
+
+def test_eval_mode_forward_without_grad():
+    model = _mlp().eval()
+    fn = tg.compile(lambda x: model(x).softmax(1))
+    xs, _ = _batches((5, 6), 4, n=5)
+    with tg.no_grad():
+        for x in xs:
+            assert np.array_equal(fn(x)._array, model(x).softmax(1)._array)
+    assert fn.replays == 3
+
+
+# -- re-recording on key changes ------------------------------------------------------------
+
+
+def _counting_step(model, opt):
+    @tg.compile(debug=True)
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+def _warm(step, x, y):
+    for _ in range(3):
+        step(x, y)
+
+
+def test_each_key_change_records_again_and_debug_says_which():
+    model = _mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    step = _counting_step(model, opt)
+    xs, ys = _batches((5, 6), 4, n=1)
+    x, y = xs[0], ys[0]
+    _warm(step, x, y)
+    assert (step.records, step.replays) == (2, 1)
+
+    def new_shape():
+        step(tg.randn(7, 6, generator=np.random.default_rng(0)), y[:1].expand(7))
+
+    def eval_mode():
+        model.eval()
+        step(x, y)
+
+    def frozen_weight():
+        model.train()
+        model[0].weight.requires_grad_(False)
+        step(x, y)
+
+    changes = [
+        (new_shape, "argument entry"),
+        (lambda: step(x.double(), y), "argument entry"),
+        (eval_mode, "training changed"),
+        (frozen_weight, "requires_grad"),
+    ]
+    for change, message in changes:
+        before = step.records
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            change()
+        assert step.records == before + 1
+        assert any(message in str(w.message) for w in caught), [str(w.message) for w in caught]
+
+
+def test_grad_mode_and_replaced_parameters_record_again():
+    model = _mlp()
+    fn = tg.compile(lambda x: model(x).sum(), debug=True)
+    xs, _ = _batches((5, 6), 4, n=1)
+    for _ in range(3):
+        fn(xs[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with tg.no_grad():
+            fn(xs[0])
+    assert fn.records == 3 and "grad mode changed" in str(caught[0].message)
+    fn(xs[0])
+    model[0].weight = nn.Parameter(tg.zeros(12, 6))
+    records = fn.records
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(xs[0])
+    assert fn.records == records + 1 and "parameters or children" in str(caught[0].message)
+    assert np.array_equal(out._array, model(xs[0]).sum()._array)
+
+
+def test_the_cache_is_bounded():
+    model = _mlp()
+    fn = tg.compile(lambda x: model(x).sum(), cache_size=1)
+    a, b = tg.zeros(2, 6), tg.zeros(3, 6)
+    for _ in range(3):
+        fn(a)
+        fn(b)
+    assert fn.records == 6 and fn.replays == 0 and len(fn.cache) == 1
+
+
+def test_monitored_steps_run_eagerly_and_the_others_replay():
+    def run(compiled):
+        model = _mlp()
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        xs, ys = _batches((5, 6), 4, n=12)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            return loss
+
+        fn = tg.compile(step) if compiled else step
+        with Monitor(model, every=4) as monitor:
+            for x, y in zip(xs, ys):
+                fn(x, y)
+                monitor.step()
+                opt.step()
+        return monitor, model, fn
+
+    (me, model_e, _), (mc, model_c, fn) = run(False), run(True)
+    assert fn.replays > 0
+    assert [r.step for r in me.records] == [r.step for r in mc.records]
+    for r, s in zip(me.to_records(), mc.to_records()):
+        assert r.keys() == s.keys()
+        assert all(
+            np.array_equal(r[k], s[k]) for k in r if isinstance(r[k], (float, int, np.ndarray))
+        )
+    for p, q in zip(model_e.parameters(), model_c.parameters()):
+        assert np.array_equal(p._array, q._array)
+
+
+# -- what cannot be replayed ----------------------------------------------------------------
+
+
+def _refused(fn, *args):
+    with pytest.raises(RuntimeError) as info:
+        for _ in range(3):
+            fn(*args)
+    return str(info.value)
+
+
+def test_item_and_data_dependent_control_flow_raise():
+    x = tg.randn(4, generator=np.random.default_rng(0))
+    assert "Tensor.item()" in _refused(tg.compile(lambda t: t.sum().item()), x)
+    assert "bool(tensor)" in _refused(tg.compile(lambda t: t * 2 if t.sum() > 0 else t), x)
+    assert "Tensor.numpy()" in _refused(tg.compile(lambda t: tg.tensor(t.numpy() * 2)), x)
+
+
+def test_random_ops_need_an_explicit_generator():
+    x = tg.ones(4, 4)
+    message = _refused(tg.compile(lambda t: F.dropout(t, 0.5)), x)
+    assert "dropout without an explicit generator=" in message
+    assert "tg.randn() (a random draw)" in _refused(tg.compile(lambda t: t + tg.randn(4, 4)), x)
+
+
+def test_in_place_writes_and_hooks_raise():
+    x = tg.ones(3)
+    assert "in-place write" in _refused(tg.compile(lambda t: (t * 2).zero_()), x)
+    for write in (lambda t: t.add_(1), lambda t: t.mul_(2), lambda t: t.copy_(t * 3)):
+        assert "in-place write" in _refused(tg.compile(write), x.clone())
+
+    def augmented(t):
+        t += 1
+        return t
+
+    assert "Tensor.add_() (an in-place write)" in _refused(tg.compile(augmented), x.clone())
+    assert "tg.randperm() (a random draw)" in _refused(tg.compile(lambda t: tg.randperm(3)), x)
+    w = tg.ones(3, requires_grad=True)
+
+    def hooked(t):
+        y = w * t
+        y.register_hook(lambda g: g * 2)
+        y.sum().backward()
+
+    assert "tensor hook" in _refused(tg.compile(hooked), x)
+    model = nn.Linear(3, 3)
+    model.register_forward_hook(lambda m, a, o: None)
+    assert "module hook" in _refused(tg.compile(lambda t: model(t)), x)
+
+
+def test_a_numpy_constant_computed_from_data_raises_on_the_second_call():
+    fn = tg.compile(lambda t: F.leaky_relu(t, 0.1).sum())
+    fn(tg.tensor([1.0, -1.0]))
+    with pytest.raises(RuntimeError, match="computed outside the recorded operations"):
+        fn(tg.tensor([-1.0, 1.0]))
+
+
+def test_assigning_grad_inside_raises_and_zero_grad_does_not():
+    model = _mlp()
+    x = tg.ones(2, 6)
+
+    def by_hand(t):
+        for p in model.parameters():
+            p.grad = None
+        model(t).sum().backward()
+
+    assert "assigning .grad (p.grad = None" in _refused(tg.compile(by_hand), x)
+
+    def recorded(t):
+        model.zero_grad()
+        model(t).sum().backward()
+
+    fn = tg.compile(recorded)
+    for _ in range(3):
+        fn(x)
+    assert fn.replays == 1
+
+
+def test_create_graph_and_grad_raise():
+    w = tg.ones(3, requires_grad=True)
+    x = tg.ones(3)
+    assert "create_graph=True" in _refused(
+        tg.compile(lambda t: (w * t).sum().backward(create_graph=True)), x
+    )
+    assert "tg.grad()" in _refused(tg.compile(lambda t: tg.grad((w * t).sum(), w)), x)
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="expected a callable"):
+        tg.compile(3)
+    with pytest.raises(ValueError, match="cache_size must be a positive int"):
+        tg.compile(lambda: None, cache_size=0)
+    with pytest.raises(TypeError, match="pass arrays to a compiled function as Tensors"):
+        tg.compile(lambda a: a)(np.ones(2))
