@@ -14,8 +14,6 @@ import re
 import numpy as np
 import pytest
 
-import tinygrad_init as tg
-
 SCRIPTS = pathlib.Path(__file__).parent / "scripts"
 NAMES = sorted(p.stem for p in SCRIPTS.glob("*.py"))
 
@@ -29,9 +27,6 @@ LOSSES = {
     ("regression", "loss"): (10.0, 1e-2),
     ("makemore_batchnorm", "loss"): (0.15, 2.6),
 }
-# scripts that need the in-place operators and methods (``p -= ...``, ``add_``)
-NEEDS_INPLACE = {"polynomial_fit", "regression", "makemore_batchnorm"}
-HAS_INPLACE = hasattr(tg.Tensor, "add_") and hasattr(tg.Tensor, "__isub__")
 
 _IMPORT = re.compile(r"^(\s*)(import|from) torch(\.[\w.]+)?( as \w+| import .*)?$")
 
@@ -96,20 +91,6 @@ def max_difference(ours, theirs):
     return float(np.max(np.abs(a - b), initial=0.0))
 
 
-def _params(names):
-    return [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(
-                n in NEEDS_INPLACE and not HAS_INPLACE,
-                reason="needs in-place tensor operators (p -= ..., add_)",
-                strict=True,
-            ),
-        )
-        for n in names
-    ]
-
-
 def test_swap_imports_changes_only_import_lines():
     src = (
         "import torch\nimport torch.nn as nn\nfrom torch.utils.data import DataLoader\n"
@@ -121,7 +102,7 @@ def test_swap_imports_changes_only_import_lines():
     )
 
 
-@pytest.mark.parametrize("name", _params(NAMES))
+@pytest.mark.parametrize("name", NAMES)
 def test_script_runs_with_the_import_swapped(name):
     result = run(name, swap=True)
     for (script, key), (_, bound) in LOSSES.items():
@@ -129,7 +110,7 @@ def test_script_runs_with_the_import_swapped(name):
             assert result[key] < bound, f"{name}: {key} {result[key]:.4g} >= {bound}"
 
 
-@pytest.mark.parametrize("name", _params(NAMES))
+@pytest.mark.parametrize("name", NAMES)
 def test_script_matches_torch(name):
     pytest.importorskip("torch")
     ours, theirs = run(name, swap=True), run(name, swap=False)
