@@ -161,7 +161,26 @@ class BatchNorm2d(_BatchNorm):
     _layout = "(N, {c}, H, W)"
 
 
-class LayerNorm(Module):
+def _affine_parameters(module, shape, affine, bias, dtype):
+    """Register ``weight`` (ones) and ``bias`` (zeros) of ``shape``, or None for each one
+    that ``affine`` / ``bias`` turn off, then initialize them."""
+    module.register_parameter("weight", Parameter(np.ones(shape, dtype)) if affine else None)
+    module.register_parameter(
+        "bias", Parameter(np.zeros(shape, dtype)) if affine and bias else None
+    )
+    module.reset_parameters()
+
+
+class _AffineNorm(Module):
+    """A normalization layer with an optional per-feature scale and shift."""
+
+    def reset_parameters(self):
+        """weight = 1 and bias = 0, unless initializers were given."""
+        initialize(self.weight, self.weight_init, _init.ones_, self.generator)
+        initialize(self.bias, self.bias_init, _init.zeros_, self.generator)
+
+
+class LayerNorm(_AffineNorm):
     """y = (x - mean) / sqrt(var + eps) * gamma + beta, the mean and (biased) variance
     taken over the last ``len(normalized_shape)`` dims of each sample; gamma = ``weight``
     (ones) and beta = ``bias`` (zeros) have shape ``normalized_shape`` when
@@ -192,21 +211,7 @@ class LayerNorm(Module):
         self.eps, self.elementwise_affine = eps, elementwise_affine
         self.weight_init, self.bias_init, self.generator = weight_init, bias_init, generator
         dtype = float_dtype(dtype, "LayerNorm")
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        """weight = 1 and bias = 0, unless initializers were given."""
-        initialize(self.weight, self.weight_init, _init.ones_, self.generator)
-        initialize(self.bias, self.bias_init, _init.zeros_, self.generator)
+        _affine_parameters(self, self.normalized_shape, elementwise_affine, bias, dtype)
 
     def forward(self, input):
         k = len(self.normalized_shape)
@@ -223,7 +228,7 @@ class LayerNorm(Module):
         )
 
 
-class GroupNorm(Module):
+class GroupNorm(_AffineNorm):
     """y = (x - mean) / sqrt(var + eps) * gamma + beta, the mean and (biased) variance
     taken per sample over each of ``num_groups`` groups of ``num_channels / num_groups``
     channels and all their positions; gamma = ``weight`` (ones) and beta = ``bias``
@@ -252,21 +257,7 @@ class GroupNorm(Module):
         self.eps, self.affine = eps, affine
         self.weight_init, self.bias_init, self.generator = weight_init, bias_init, generator
         dtype = float_dtype(dtype, "GroupNorm")
-        if affine:
-            self.weight = Parameter(np.ones(self.num_channels, dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(self.num_channels, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        """weight = 1 and bias = 0, unless initializers were given."""
-        initialize(self.weight, self.weight_init, _init.ones_, self.generator)
-        initialize(self.bias, self.bias_init, _init.zeros_, self.generator)
+        _affine_parameters(self, self.num_channels, affine, bias, dtype)
 
     def forward(self, input):
         c = self.num_channels
