@@ -27,7 +27,33 @@ from .structure import Structure
 from .theory import predict
 from .verdict import Verdict
 
-__all__ = ["Monitor"]
+__all__ = ["Monitor", "Summary"]
+
+
+class Summary(str):
+    """The text table that :meth:`Monitor.summary` returns: a ``str`` (print it, search
+    it) that a notebook shows as an HTML table (``_repr_html_``) or as the plain table
+    (``_repr_pretty_``), not as a quoted string of ``\\n`` escapes."""
+
+    def __new__(cls, text, html_table=""):
+        self = super().__new__(cls, text)
+        self._html = html_table
+        return self
+
+    def _repr_html_(self):
+        return self._html or f"<pre>{html.escape(str(self))}</pre>"
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(str(self))
+
+
+def _table_html(caption, header, rows):
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table>{cap}<tr>{head}</tr>{body}</table>"
 
 
 class Monitor:
@@ -212,16 +238,12 @@ class Monitor:
             "  ".join("-" * w for w in widths),
         ]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
-        return "\n".join(lines)
+        return Summary("\n".join(lines), _table_html(lines[0], header, rows))
 
     def summary_html(self, step=None):
         """:meth:`summary` as an HTML table (for notebooks)."""
         _, header, rows = self._rows(step)
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
-        )
-        return f"<table><tr>{head}</tr>{body}</table>"
+        return _table_html(None, header, rows)
 
     def verdict(self, step=None):
         """A :class:`Verdict` for ``step`` (default the last)."""
@@ -249,10 +271,13 @@ class Monitor:
         )
 
     def _repr_pretty_(self, p, cycle):
-        p.text(repr(self) if not self.records or cycle else repr(self) + "\n" + self.summary())
+        if not self.records or cycle:
+            p.text(repr(self))
+            return
+        p.text(f"{self!r}\n{self.summary()}\n\n{self.verdict()}")
 
     def _repr_html_(self):
         text = html.escape(repr(self))
         if not self.records:
             return f"<p>{text}</p>"
-        return f"<p>{text}</p>{self.summary_html()}{self.verdict()._repr_html_()}"
+        return f"<p>{text}</p>{self.summary()._repr_html_()}{self.verdict()._repr_html_()}"

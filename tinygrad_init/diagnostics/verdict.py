@@ -100,8 +100,10 @@ class Verdict:
         )
         first, *rest = str(self).split("\n")
         items = "".join(f"<li>{html.escape(x)}</li>" for x in rest)
+        status = html.escape(self.status)
         return (
-            f'<div><p style="color:{colour}"><b>{html.escape(first)}</b></p><ul>{items}</ul></div>'
+            f'<div data-status="{status}"><p style="color:{colour}"><b>{status.upper()}: '
+            f"{html.escape(first)}</b></p><ul>{items}</ul></div>"
         )
 
 
