@@ -25,6 +25,7 @@ import numpy as np
 from ..diagnostics import Monitor, Verdict, _as_thresholds
 from ..tensor import Tensor
 from .colors import fmt, legend_html, node_style
+from .flowmodel import build_flow, ratio_of
 
 __all__ = ["gradient_flow"]
 
@@ -115,6 +116,7 @@ def gradient_flow(
     per_row=None,
     title=None,
     legend=True,
+    collapse=None,
 ):
     """One node per layer in forward order, coloured by the gradient reaching it.
 
@@ -124,7 +126,11 @@ def gradient_flow(
     as they were), or a :class:`~tinygrad_init.diagnostics.Monitor` whose recorded
     ``step`` (default the last) is drawn.
     ``thresholds``: where vanishing/exploding start (see :class:`Thresholds`).
-    ``per_row``: layers per row (default 10, or all of them when there are at most 12).
+    ``per_row``: a plain chain's layers per row (default 10, or all of them when there
+    are at most 12).  A residual network is drawn as its DAG: the stream as a column, each
+    block's branch beside it, a skip edge into each merge.
+    ``collapse``: None draws each run of identical blocks as one box when the diagram
+    would pass about 60 boxes; True always, False never.
     Returns a ``graphviz.Digraph``.
     """
     if isinstance(model, Monitor):
@@ -152,44 +158,137 @@ def gradient_flow(
         ]
     if not recs:
         raise ValueError("gradient_flow: the model has no layers that ran")
-    n = len(recs)
-    if per_row is None:
-        per_row = n if n <= 8 else min(10, math.ceil(n / math.ceil(n / 8)))
-    if not isinstance(per_row, int) or per_row < 1:
+    if per_row is not None and (not isinstance(per_row, int) or per_row < 1):
         raise ValueError(f"gradient_flow: per_row must be a positive int, got {per_row!r}")
     verdict = Verdict.from_records(recs, thresholds, layers)
+    diagram = build_flow(layers, recs, collapse=collapse)
+    return _to_dot(diagram, verdict, thresholds, title=title, per_row=per_row, legend=legend)
 
+
+_GRAPH = {
+    "rankdir": "TB",
+    "fontname": "Helvetica",
+    "nodesep": "0.18",
+    "ranksep": "0.35",
+    "labelloc": "t",
+    "fontsize": "15",
+    "newrank": "true",
+}
+_NODE = {"shape": "box", "fontname": "Helvetica", "fontsize": "10", "margin": "0.06,0.03"}
+_EDGE = {
+    "stream": {"color": "#555555", "penwidth": "1.6", "weight": "10"},
+    "skip": {"color": "#555555", "penwidth": "1.6", "weight": "10", "xlabel": "skip"},
+    "branch": {"color": "#888888"},
+}
+
+
+def _to_dot(diagram, verdict, thresholds, *, title=None, per_row=None, legend=True):
+    """Render a :class:`FlowDiagram` as a ``graphviz.Digraph``."""
     dot = graphviz.Digraph(
         "gradient_flow",
-        graph_attr={
-            "rankdir": "TB",
+        graph_attr=_GRAPH,
+        node_attr=_NODE,
+        edge_attr={
+            "color": "#555555",
+            "arrowsize": "0.6",
             "fontname": "Helvetica",
-            "nodesep": "0.18",
-            "ranksep": "0.35",
-            "labelloc": "t",
-            "fontsize": "15",
-            "newrank": "true",
+            "fontsize": "9",
+            "fontcolor": "#757575",
         },
-        node_attr={
-            "shape": "box",
-            "fontname": "Helvetica",
-            "fontsize": "10",
-            "margin": "0.06,0.03",
-        },
-        edge_attr={"color": "#555555", "arrowsize": "0.6"},
     )
+    where = (
+        "input at the top left, output at the bottom right; each box is a layer"
+        if diagram.is_chain
+        else "input at the top; the residual stream runs straight down through the + merges, "
+        "each block's branch beside it"
+    )
+    dot.attr(label=_title(verdict, title, where))
+    if diagram.is_chain:
+        last_row = _chain_rows(dot, diagram, thresholds, per_row)
+    else:
+        last_row = _dag(dot, diagram, thresholds)
+    if legend:
+        dot.node(
+            "legend",
+            legend_html(thresholds, "the last layer's (output gradient RMS)"),
+            shape="plaintext",
+            margin="0",
+        )
+        dot.edge(last_row, "legend", style="invis")
+    return dot
+
+
+def _title(verdict, title, where):
     head = html.escape(title) + "<BR/>" if title else ""
     colour_word = {"vanishing": "#08519c", "exploding": "#a50f15", "nan": "#ff00ff"}.get(
         verdict.status, "#238b45"
     )
-    dot.attr(
-        label=f'<{head}<FONT COLOR="{colour_word}"><B>'
+    return (
+        f'<{head}<FONT COLOR="{colour_word}"><B>'
         f'{html.escape(verdict.headline)}</B></FONT><BR/><FONT POINT-SIZE="11">'
-        f"input at the top left, output at the bottom right; each box is a "
-        f"layer</FONT>>"
+        f"{where}</FONT>>"
     )
 
-    ids = [f"L{i}" for i in range(n)]
+
+def _box(graph, node, thresholds):
+    """One node of the model as a DOT node (label, colour, shape by kind)."""
+    r = node.record
+    attrs = dict(node_style(ratio_of(r), thresholds))
+    attrs["class"] = r.backward_status
+    attrs["tooltip"] = r.status
+    if node.kind == "collapsed":
+        graph.node(node.id, _collapsed_label(node), shape="box3d", group="stream", **attrs)
+        return
+    if node.kind == "merge":
+        attrs["style"] = attrs["style"].replace(",rounded", "")
+        ratio = r.grad_ratio
+        label = "+" if ratio is None else f"+\\nx{fmt(ratio, 0)}"
+        graph.node(
+            node.id,
+            label,
+            shape="circle",
+            width="0.3",
+            margin="0",
+            fontsize="9",
+            group="stream",
+            **attrs,
+        )
+        return
+    if node.kind == "norm":
+        attrs["peripheries"] = "2"
+    if node.on_spine:
+        attrs["group"] = "stream"
+    graph.node(node.id, _label(r, r.index), **attrs)
+
+
+def _collapsed_label(node):
+    first, last = node.records[0], node.records[-1]
+    blocks = {r.block for r in node.records if r.block}
+    ratios = [x for x in (ratio_of(r) for r in node.records) if x is not None]
+    span = f"grad x{fmt(min(ratios), 0)} .. x{fmt(max(ratios), 0)}" if ratios else "no gradient"
+    w = node.record
+    rows = [
+        f"<B>Block x {node.count}</B>",
+        f'<FONT POINT-SIZE="9">{html.escape(first.block or first.name)} .. '
+        f"{html.escape(last.block or last.name)}  ({len(blocks)} blocks)</FONT>",
+        f'<FONT POINT-SIZE="9">each: x + branch(x), {len(node.records) // node.count} nodes</FONT>',
+        f'<FONT POINT-SIZE="10"><B>{span}</B></FONT>',
+        f'<FONT POINT-SIZE="9">worst: {html.escape(w.name)} ({html.escape(w.status)})</FONT>',
+    ]
+    return (
+        '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
+        + "".join(f'<TR><TD ALIGN="LEFT">{row}</TD></TR>' for row in rows)
+        + "</TABLE>>"
+    )
+
+
+def _chain_rows(dot, diagram, thresholds, per_row):
+    """A plain chain: left to right in rows of ``per_row``; returns the last row's first id."""
+    nodes = diagram.nodes
+    n = len(nodes)
+    if per_row is None:
+        per_row = n if n <= 8 else min(10, math.ceil(n / math.ceil(n / 8)))
+    ids = [node.id for node in nodes]
     rows = [list(range(s, min(s + per_row, n))) for s in range(0, n, per_row)]
     for k, row in enumerate(rows):
         with dot.subgraph(name=f"row{k}") as sub:
@@ -197,13 +296,7 @@ def gradient_flow(
             if k == 0:
                 sub.node("input", "input", shape="plaintext", fontcolor="#555555")
             for i in row:
-                sub.node(
-                    ids[i],
-                    _label(recs[i], recs[i].index),
-                    tooltip=recs[i].status,
-                    **node_style(_ratio_for(recs[i]), thresholds),
-                    **{"class": recs[i].backward_status},
-                )
+                _box(sub, nodes[i], thresholds)
             if k == len(rows) - 1:
                 sub.node("loss", "loss", shape="plaintext", fontcolor="#555555")
     dot.edge("input", ids[0])
@@ -216,19 +309,31 @@ def gradient_flow(
             for a, b in zip(row, nxt):
                 dot.edge(ids[a], ids[b], style="invis")
     dot.edge(ids[-1], "loss")
-    if legend:
-        dot.node(
-            "legend",
-            legend_html(thresholds, "the last layer's (output gradient RMS)"),
-            shape="plaintext",
-            margin="0",
-        )
-        dot.edge(ids[rows[-1][0]], "legend", style="invis")
-    return dot
+    return ids[rows[-1][0]]
 
 
-def _ratio_for(r):
-    if r.status == "nan":
-        return math.nan
-    ratio = r.grad_ratio
-    return r.weight_grad_ratio if ratio is None else ratio
+def _dag(dot, diagram, thresholds):
+    """The DAG: spine nodes in one column (heavy stream edges), each branch a cluster."""
+    in_cluster = {i for c in diagram.clusters for i in c.nodes}
+    dot.node("input", "input", shape="plaintext", fontcolor="#555555", group="stream")
+    for node in diagram.nodes:
+        if node.id not in in_cluster:
+            _box(dot, node, thresholds)
+    for k, cluster in enumerate(diagram.clusters):
+        with dot.subgraph(name=f"cluster_{k}") as sub:
+            sub.attr(
+                label=f"block {cluster.name}",
+                labeljust="r",
+                style="rounded,dashed",
+                color="#bdbdbd",
+                fontsize="10",
+                fontcolor="#757575",
+            )
+            for node_id in cluster.nodes:
+                _box(sub, diagram.node(node_id), thresholds)
+    for e in diagram.edges:
+        dot.edge(e.src, e.dst, **{"class": e.kind}, **_EDGE[e.kind])
+    spine = [n.id for n in diagram.nodes if n.on_spine]
+    dot.node("loss", "loss", shape="plaintext", fontcolor="#555555", group="stream")
+    dot.edge(spine[-1], "loss", **_EDGE["stream"])
+    return "loss"

@@ -1,0 +1,89 @@
+"""The layer-level diagram of a residual net draws its DAG: the stream as a spine, skip
+edges into every merge, and runs of identical blocks collapsed above the box budget."""
+
+import re
+
+import pytest
+
+from tinygrad_init import models, viz
+from tinygrad_init.diagnostics import Monitor
+from tinygrad_init.viz.flowmodel import build_flow
+
+
+def _resnet(depth, **kw):
+    m = models.make_resnet(depth=depth, width=16, generator=0, **kw)
+    x, y = models.synthetic_batch(m, generator=1)
+    return m, x, y
+
+
+def _monitor(m, x, y):
+    with Monitor(m) as mon:
+        models.mse(m(x), y).backward()
+        mon.step()
+    return mon
+
+
+def _boxes(src):
+    return set(re.findall(r"^\s*([LB]\d+) \[", src, re.M))
+
+
+def test_every_merge_has_a_skip_edge_from_its_block_input():
+    m, x, y = _resnet(6, norm="batch")
+    mon = _monitor(m, x, y)
+    s = mon.last_structure
+    diagram = build_flow(s, mon._last_step())
+    ids = {r.name: f"L{i}" for i, r in enumerate(mon._last_step())}
+    skips = {(e.src, e.dst) for e in diagram.edges if e.kind == "skip"}
+    merges = s.merges
+    assert len(merges) == 6
+    for prev, merge in zip(s.spine, s.spine[1:]):
+        if merge in merges:
+            assert (ids[prev], ids[merge]) in skips
+    assert len(skips) == 6
+    src = viz.gradient_flow(mon).source
+    assert src.count("class=skip") == 6
+    for prev, merge in zip(s.spine, s.spine[1:]):
+        if merge in merges:
+            assert re.search(rf"\b{ids[prev]} -> {ids[merge]} \[class=skip", src)
+    assert src.count("subgraph cluster_") == 6  # each branch beside the stream
+    assert "peripheries=2" in src  # normalization layers are marked
+    assert "shape=circle" in src  # the merges
+
+
+def test_a_chain_is_not_drawn_as_a_dag():
+    m = models.make_mlp(5, 16, "relu", "kaiming_normal", generator=0)
+    x, y = models.synthetic_batch(m, generator=1)
+    src = viz.gradient_flow(m, x, y).source
+    assert "class=skip" not in src and "cluster_" not in src
+    assert "each box is a layer" in src
+
+
+def test_forty_blocks_collapse_to_one_box_unless_told_not_to():
+    m, x, y = _resnet(40)
+    mon = _monitor(m, x, y)
+    src = viz.gradient_flow(mon).source
+    assert len(_boxes(src)) <= 5
+    assert "Block x 40" in src and "shape=box3d" in src
+    assert re.search(r"grad x[\d.e+-]+ \.\. x[\d.e+-]+", src)  # the range of ratios
+    full = viz.gradient_flow(mon, collapse=False).source
+    assert len(_boxes(full)) == len(mon._last_step()) and "Block x" not in full
+    assert full.count("class=skip") == 40
+
+
+def test_collapse_is_forced_or_rejected():
+    m, x, y = _resnet(3)
+    mon = _monitor(m, x, y)
+    assert "Block x" not in viz.gradient_flow(mon).source  # small: drawn in full
+    forced = viz.gradient_flow(mon, collapse=True).source
+    assert "Block x 3" in forced
+    with pytest.raises(ValueError, match="collapse must be"):
+        viz.gradient_flow(mon, collapse="yes")
+
+
+def test_the_collapsed_box_takes_the_worst_members_colour():
+    m, x, y = _resnet(40)
+    mon = _monitor(m, x, y)
+    diagram = build_flow(mon.last_structure, mon._last_step(), collapse=True)
+    box = next(n for n in diagram.nodes if n.kind == "collapsed")
+    assert box.count == 40 and box.record.status == "exploding"
+    assert box.record in box.records
