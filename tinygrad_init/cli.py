@@ -527,12 +527,16 @@ def _configure_stats(p):
 
 
 def _run_stats(args):
+    from ._progress import terminal_progress
     from .diagnostics import Monitor
 
     model, x, y, desc = load_model(args)
     params = list(model.parameters())
+    progress = terminal_progress()
+    total = args.steps + 1
     with Monitor(model, thresholds=_thresholds(args), sample_size=0) as mon:
-        for _ in range(args.steps):
+        for step in range(args.steps):
+            progress(step, total, f"stats: recording step {step + 1}/{args.steps}")
             for p in params:
                 p.grad = None
             loss = _loss(model(x), y)
@@ -541,10 +545,13 @@ def _run_stats(args):
             for p in params:
                 if p.grad is not None:
                     p._array -= args.lr * p.grad._array
+    progress(args.steps, total, "stats: summarising")
+    summary, verdict = mon.summary(), mon.verdict()
+    progress(total, total, "stats: done")
     print(f"{desc}\n")
-    print(mon.summary())
+    print(summary)
     print()
-    print(mon.verdict())
+    print(verdict)
     if args.csv:
         directory = os.path.dirname(os.path.abspath(args.csv))
         if not os.path.isdir(directory):

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from . import report, sections, study
+from ._progress import Progress, terminal_progress
 from .cli import UsageError, require_renderers
 from .sections import SECTIONS
 from .study import StudyConfig
@@ -74,27 +74,6 @@ def configure(parser):
         default="init-report.html",
         help="where to write the HTML report (default init-report.html)",
     )
-
-
-class Progress:
-    """A one-line progress bar on a terminal; plain lines elsewhere (logs, CI)."""
-
-    def __init__(self, stream=None, width=30):
-        self.stream = stream or sys.stderr
-        self.width = width
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = time.perf_counter()
-
-    def __call__(self, done, total, label):
-        elapsed = time.perf_counter() - self.start
-        filled = int(self.width * done / total)
-        bar = "#" * filled + "-" * (self.width - filled)
-        line = f"[{bar}] {done}/{total} {elapsed:5.0f} s  {label}"
-        if self.tty:
-            self.stream.write("\r" + line.ljust(80) + ("\n" if done == total else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
 
 
 def _config(args):
@@ -178,6 +157,12 @@ def run(args):
     for finding in findings:
         mark = "yes" if finding.holds else "NO "
         print(f"[{mark}] {finding.title}\n      {finding.evidence}")
-    path = report.write_report(result, args.out, command=_command(args, config), sections=measured)
+    path = report.write_report(
+        result,
+        args.out,
+        command=_command(args, config),
+        sections=measured,
+        progress=terminal_progress(),
+    )
     print(f"\nReport: {os.path.abspath(path)}")
     return 0

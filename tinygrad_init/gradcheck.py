@@ -192,7 +192,7 @@ def _bad(analytic, numerical, atol, rtol):
 # Full Jacobians
 
 
-def _analytic_jacobians(outputs, out_pos, inputs, in_pos):
+def _analytic_jacobians(outputs, out_pos, inputs, in_pos, tick=None):
     """{(o, i): J} with J[j, k] = d outputs[o].flat[j] / d inputs[i].flat[k], one VJP a row."""
     xs = [inputs[i] for i in in_pos]
     jac = {
@@ -205,6 +205,8 @@ def _analytic_jacobians(outputs, out_pos, inputs, in_pos):
         if not y.requires_grad:
             continue  # independent of every input: a zero Jacobian
         for j in range(y._array.size):
+            if tick is not None:
+                tick("backward passes")
             seed = np.zeros(y.shape, dtype=y.dtype)
             seed.reshape(-1)[j] = 1
             grads = _grad([y], xs, [seed], retain_graph=True, allow_unused=True)
@@ -214,7 +216,7 @@ def _analytic_jacobians(outputs, out_pos, inputs, in_pos):
     return jac
 
 
-def _numerical_jacobians(fn, inputs, in_pos, out_pos, base, eps):
+def _numerical_jacobians(fn, inputs, in_pos, out_pos, base, eps, tick=None):
     """Central differences, plus the one-sided ones used to recognise kinks.
 
     Returns {(o, i): (central, left, right)}, each of shape (output size, input size).
@@ -226,6 +228,8 @@ def _numerical_jacobians(fn, inputs, in_pos, out_pos, base, eps):
         cols = {o: [np.empty((base[k].size, n)) for _ in range(3)] for k, o in enumerate(out_pos)}
         with _writable(t) as data:
             for flat in range(n):
+                if tick is not None:
+                    tick(f"perturbing input {i}")
                 pos = np.unravel_index(flat, data.shape)
                 orig = data[pos].copy()
                 try:
@@ -331,12 +335,43 @@ def _indent(text, n):
     return "\n".join(" " * n + line for line in text.splitlines())
 
 
-def _full_check(fn, inputs, in_pos, eps, atol, rtol, nondet_tol):
+# Full checks perturbing more elements than this show progress on a terminal by default.
+PROGRESS_ELEMENTS = 2000
+
+
+def _ticker(progress, outputs, out_pos, inputs, in_pos):
+    """A ``tick(label)`` counting the backward passes and perturbed elements, or None."""
+    perturbed = sum(inputs[i]._array.size for i in in_pos)
+    if progress is None:
+        progress = perturbed > PROGRESS_ELEMENTS
+    if progress is False:
+        return None, None
+    if progress is True:
+        from ._progress import terminal_progress
+
+        progress = terminal_progress()
+    rows = sum(outputs[o]._array.size for o in out_pos if outputs[o].requires_grad)
+    total = 2 * rows + perturbed
+    done = 0
+
+    def tick(label):
+        nonlocal done
+        progress(done, total, f"gradcheck: {label}")
+        done += 1
+
+    def finish():
+        progress(total, total, "gradcheck: done")
+
+    return tick, finish
+
+
+def _full_check(fn, inputs, in_pos, eps, atol, rtol, nondet_tol, progress=None):
     outputs = _as_tuple(fn(*inputs))
     out_pos = _output_positions(outputs)
     base = [np.array(outputs[o]._array, dtype=np.float64) for o in out_pos]
-    analytic = _analytic_jacobians(outputs, out_pos, inputs, in_pos)
-    numerical = _numerical_jacobians(fn, inputs, in_pos, out_pos, base, eps)
+    tick, finish = _ticker(progress, outputs, out_pos, inputs, in_pos)
+    analytic = _analytic_jacobians(outputs, out_pos, inputs, in_pos, tick)
+    numerical = _numerical_jacobians(fn, inputs, in_pos, out_pos, base, eps, tick)
     failures = []
     for o in out_pos:
         for i in in_pos:
@@ -347,10 +382,13 @@ def _full_check(fn, inputs, in_pos, eps, atol, rtol, nondet_tol):
             if found:
                 failures.append((o, i, a, n, found, not np.isfinite(n).all()))
     if not failures:
-        _check_reentrant(
-            analytic, _analytic_jacobians(outputs, out_pos, inputs, in_pos), nondet_tol
-        )
+        again = _analytic_jacobians(outputs, out_pos, inputs, in_pos, tick)
+        if finish is not None:
+            finish()
+        _check_reentrant(analytic, again, nondet_tol)
         return
+    if finish is not None:
+        finish()
     o, i, a, n, found, nonfinite = failures[0]
     text = "gradcheck failed: " + _describe_pair(
         o, i, a, n, found, outputs[o].shape, inputs[i].shape, atol, rtol, nonfinite
@@ -546,6 +584,7 @@ def gradcheck(
     fast_mode=False,
     raise_exception=True,
     nondet_tol=0.0,
+    progress=None,
 ):
     """Check the gradients of ``fn`` at ``inputs`` against central finite differences.
 
@@ -560,14 +599,21 @@ def gradcheck(
     ``fast_mode=True`` compares ``u^T J v`` for random unit vectors instead of whole
     Jacobians: a few forward and backward passes, whatever the number of parameters.
 
+    ``progress`` (full checks only): None shows a bar on stderr, when it is a terminal, for
+    checks perturbing more than ``PROGRESS_ELEMENTS`` elements; True shows it whatever the
+    size (still only on a terminal); False never; or a callable ``progress(done, total,
+    label)`` such as a ``Progress`` on another stream.
+
     Returns True; on failure raises ``GradcheckError`` with a report naming the output and
     input and the worst entries, or returns False when ``raise_exception=False``.
     """
     inputs = _as_tuple(inputs)
     in_pos = _differentiable_inputs(inputs)
-    check = _fast_check if fast_mode else _full_check
     try:
-        check(fn, inputs, in_pos, eps, atol, rtol, nondet_tol)
+        if fast_mode:
+            _fast_check(fn, inputs, in_pos, eps, atol, rtol, nondet_tol)
+        else:
+            _full_check(fn, inputs, in_pos, eps, atol, rtol, nondet_tol, progress)
     except GradcheckError:
         if raise_exception:
             raise
@@ -586,6 +632,7 @@ def gradgradcheck(
     fast_mode=False,
     raise_exception=True,
     nondet_tol=0.0,
+    progress=None,
 ):
     """Check second derivatives: gradcheck of ``(inputs, v) -> grad(fn(inputs), inputs, v)``.
 
@@ -640,6 +687,7 @@ def gradgradcheck(
         fast_mode=fast_mode,
         raise_exception=raise_exception,
         nondet_tol=nondet_tol,
+        progress=progress,
     )
 
 

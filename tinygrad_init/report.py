@@ -340,21 +340,35 @@ def _run_html(result):
     )
 
 
-def render_report(study, command="tinygrad-init demo", sections=()):
+def render_report(study, command="tinygrad-init demo", sections=(), progress=None):
     """The report as one HTML string; ``study`` may be None when only ``sections`` (of
-    :mod:`tinygrad_init.sections`) were run."""
+    :mod:`tinygrad_init.sections`) were run.  ``progress(done, total, label)``, when given,
+    is told as each part is drawn."""
     from .report_sections import sections_html
 
+    total = 1 if study is None else len(study.results) + 2
+
+    def tell(done, label):
+        if progress is not None:
+            progress(done, total, label)
+
+    tell(0, "report: the sections")
     extra = sections_html(sections)
     if study is None:
+        tell(total, "report: done")
         return _page(
             "<h1>How should the weights of a deep network be initialized?</h1>\n"
             f"<p class='muted'>Reproduce with <code>{_e(command)}</code>.</p>\n{extra}"
         )
     cfg = study.config
+    tell(1, "report: training curves")
     curves, deep = _loss_curves(study)
     legend = viz.legend_html()
-    runs = "\n".join(_run_html(r) for r in study.results)
+    drawn = []
+    for k, r in enumerate(study.results):
+        tell(2 + k, f"report: gradient flow of run {k + 1}/{len(study.results)}")
+        drawn.append(_run_html(r))
+    runs = "\n".join(drawn)
     legend_svg = _svg(_legend_digraph(legend))
     body = f"""
 <h1>How should the weights of a deep network be initialized?</h1>
@@ -395,6 +409,7 @@ layer, relative to the last layer. How to read the colours:</p>
 {runs}
 {extra}
 """
+    tell(total, "report: done")
     return _page(body)
 
 
@@ -415,7 +430,7 @@ def _legend_digraph(legend):
     return dot
 
 
-def write_report(study, path, command="tinygrad-init demo", sections=()):
+def write_report(study, path, command="tinygrad-init demo", sections=(), progress=None):
     """Write the report to ``path`` atomically (a half-written report never appears)."""
-    text = render_report(study, command, sections)
+    text = render_report(study, command, sections, progress)
     return atomic_write(path, re.sub(r"[ \t]+\n", "\n", text).encode("utf-8"), "report")
