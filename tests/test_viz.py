@@ -210,3 +210,21 @@ def test_plots(tmp_path):
     ax = plots.plot_gradient_heatmap(mon)
     assert ax.images[0].get_array().shape == (6, 3, 3)  # RGB: the diagrams' colours
     ax.figure.savefig(tmp_path / "h.png")
+
+
+def _row_lengths(dot):
+    """Boxes per row of a chain diagram, read from its ``row<k>`` subgraphs."""
+    rows = re.findall(r"subgraph row\d+ \{(.*?)\n\t?\}", dot.source, flags=re.S)
+    return [len(re.findall(r"\bL\d+ \[", row)) for row in rows]
+
+
+@pytest.mark.parametrize("depth", [3, 6, 12, 30])
+def test_rows_are_chosen_from_the_layer_count(depth):
+    lengths = _row_lengths(viz.gradient_flow(*_model(depth, "tanh", "xavier_normal")))
+    n = sum(lengths)
+    assert n > 0
+    if n <= 8:
+        assert lengths == [n]
+    else:
+        assert len(lengths) > 1 and max(lengths) <= 10
+        assert max(lengths) - min(lengths) <= max(lengths) // 2  # no stub of a last row

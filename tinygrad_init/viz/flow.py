@@ -126,8 +126,9 @@ def gradient_flow(
     as they were), or a :class:`~tinygrad_init.diagnostics.Monitor` whose recorded
     ``step`` (default the last) is drawn.
     ``thresholds``: where vanishing/exploding start (see :class:`Thresholds`).
-    ``per_row``: a plain chain's layers per row (default 10, or all of them when there
-    are at most 12).  A residual network is drawn as its DAG: the stream as a column, each
+    ``per_row``: a plain chain's layers per row (default: all of them up to 8, otherwise
+    rows of equal length of at most 8 ... 10, ``ceil(n / ceil(n / 8))``, so 12 layers make
+    two rows of 6).  A residual network is drawn as its DAG: the stream as a column, each
     block's branch beside it, a skip edge into each merge.
     ``collapse``: None draws each run of identical blocks as one box when the diagram
     would pass about 60 boxes; True always, False never.
