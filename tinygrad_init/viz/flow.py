@@ -270,7 +270,7 @@ def _collapsed_label(node):
     w = node.record
     rows = [
         f"<B>Block x {node.count}</B>",
-        f'<FONT POINT-SIZE="9">{html.escape(first.block or first.name)} .. '
+        f'<FONT POINT-SIZE="9">blocks {html.escape(first.block or first.name)} .. '
         f"{html.escape(last.block or last.name)}  ({len(blocks)} blocks)</FONT>",
         f'<FONT POINT-SIZE="9">each: x + branch(x), {len(node.records) // node.count} nodes</FONT>',
         f'<FONT POINT-SIZE="10"><B>{span}</B></FONT>',

@@ -138,7 +138,9 @@ def build_flow(structure, recs, *, collapse=None, max_boxes=MAX_BOXES):
                 continue
             seen.add((src, dst))
             from_spine = p == "input" or structure.nodes[p].on_spine
-            if not (from_spine and n.on_spine):
+            if "B" in (src[0], dst[0]):
+                kind = "stream"  # into or out of a collapsed run: the stream
+            elif not (from_spine and n.on_spine):
                 kind = "branch"
             elif n.kind == "merge" and not dst.startswith("B"):
                 kind = "skip"  # the block's input straight into its merge
