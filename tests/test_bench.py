@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "tools" / "bench.py"
-WORKLOADS = ("tiny", "mnist", "deep", "wide", "cnn", "chain", "inference")
+WORKLOADS = ("tiny", "scalar", "mnist", "deep", "wide", "cnn", "chain", "inference")
 
 
 def run(args, timeout=120):

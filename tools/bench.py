@@ -10,6 +10,7 @@ hand.  Every workload is a full training step (forward, loss, backward, SGD upda
 float32 on fixed random data:
 
     tiny       MLP 32-64-64-10, relu, batch 16
+    scalar     MLP 2-16-16-1, tanh, batch 32, mean-squared-error loss on a real target
     mnist      MLP 784-256-256-10, relu, batch 64
     deep       50 tanh layers of 64, batch 32
     wide       MLP 2048-2048-2048-10, relu, batch 256
@@ -118,7 +119,7 @@ for _path in (_TOOLS, _ROOT):
 
 import bench_reference as ref  # noqa: E402
 
-WORKLOADS = ("tiny", "mnist", "deep", "wide", "cnn", "chain", "inference")
+WORKLOADS = ("tiny", "scalar", "mnist", "deep", "wide", "cnn", "chain", "inference")
 SECTIONS = ("memory", "startup", "gradcheck", "jacobian")
 HAND, TG, TORCH = "numpy-hand", "tinygrad_init", "torch"
 COMPILED = "compiled"  # tinygrad_init's step through tg.compile (not for the chain)
@@ -151,6 +152,7 @@ def sizes(quick):
     """Every size the workloads use; --quick shrinks the expensive ones."""
     return {
         "tiny": dict(layers=[32, 64, 64, 10], batch=16, activation="relu"),
+        "scalar": dict(layers=[2, 16, 16, 1], batch=32, activation="tanh", loss="mse"),
         "mnist": dict(layers=[784, 256, 256, 10], batch=64, activation="relu"),
         "deep": dict(layers=[64] * 51 + [10], batch=32, activation="tanh"),
         "wide": (
@@ -199,15 +201,20 @@ def make_problem(name, quick):
     """Fixed random data and initial weights of workload ``name`` (numpy arrays)."""
     rng = np.random.default_rng(SEED)
     s = sizes(quick)
-    if name in ("tiny", "mnist", "deep", "wide", "inference"):
+    if name in ("tiny", "scalar", "mnist", "deep", "wide", "inference"):
         spec = s["mnist" if name == "inference" else name]
         layers, batch = spec["layers"], spec["batch"]
+        loss = spec.get("loss", "cross_entropy")
         x = rng.standard_normal((batch, layers[0]), dtype=np.float32)
-        y = rng.integers(0, layers[-1], batch).astype(np.int64)
+        if loss == "mse":
+            y = rng.standard_normal((batch, layers[-1]), dtype=np.float32)
+        else:
+            y = rng.integers(0, layers[-1], batch).astype(np.int64)
         return dict(
             kind="mlp",
             x=x,
             y=y,
+            loss=loss,
             activation=spec["activation"],
             layers=layers,
             params=mlp_params(rng, layers, spec["activation"]),
@@ -320,13 +327,15 @@ def build_cnn(fw):
 
 
 class FrameworkTrainer:
-    """A model of tinygrad_init or PyTorch with its loss and SGD, on fixed data."""
+    """A model of tinygrad_init or PyTorch with its loss (cross-entropy, or MSE where the
+    problem says so) and SGD, on fixed data."""
 
     def __init__(self, fw, model, problem):
         self.fw, self.model = fw, model
         self.parameters = list(model.parameters())
         fw.load(self.parameters, problem["params"])
-        self.loss_fn = fw.nn.CrossEntropyLoss()
+        mse = problem.get("loss") == "mse"
+        self.loss_fn = fw.nn.MSELoss() if mse else fw.nn.CrossEntropyLoss()
         self.opt = fw.optim.SGD(self.parameters, lr=LR)
         self.x, self.y = fw.tensor(problem["x"]), fw.tensor(problem["y"])
 
@@ -401,7 +410,7 @@ class HandTrainer:
     def __init__(self, problem):
         self.x, self.y = problem["x"], problem.get("y")
         if problem["kind"] == "mlp":
-            self.model = ref.MLP(problem["params"], problem["activation"], LR)
+            self.model = ref.MLP(problem["params"], problem["activation"], LR, problem["loss"])
         elif problem["kind"] == "cnn":
             self.model = ref.CNN(problem["params"], LR)
         else:

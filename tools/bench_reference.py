@@ -12,6 +12,8 @@ Conventions shared with PyTorch, so the gradients can be compared entry by entry
 * Linear: ``y = x @ W.T + b`` with ``W`` of shape ``(out_features, in_features)``.
 * Cross-entropy: mean over the batch of ``logsumexp(z) - z[label]``; its gradient with
   respect to the logits is ``(softmax(z) - onehot(label)) / N``.
+* Mean squared error: ``mean((z - y)^2)`` over every entry; its gradient with respect to
+  ``z`` is ``2 (z - y) / z.size`` (PyTorch's ``MSELoss``, reduction ``'mean'``).
 * relu'(0) = 0; tanh' = 1 - tanh^2.
 * Conv2d: weight ``(out, in, kh, kw)``, stride 1, no padding (cross-correlation).
 * MaxPool2d(2): windows that do not fit are dropped (floor), the gradient goes to the
@@ -27,7 +29,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["MLP", "CNN", "Chain", "CHAIN_OPS", "chain_ops", "softmax_cross_entropy"]
+__all__ = [
+    "MLP",
+    "CNN",
+    "Chain",
+    "CHAIN_OPS",
+    "chain_ops",
+    "softmax_cross_entropy",
+    "mean_squared_error",
+]
 
 
 def softmax_cross_entropy(z, labels):
@@ -47,15 +57,34 @@ def softmax_cross_entropy(z, labels):
     return loss, e
 
 
+def mean_squared_error(z, target):
+    """Mean squared error of ``z`` against ``target`` (same shape) and its gradient.
+
+    loss = mean((z - target)^2);  dL/dz = 2 (z - target) / z.size.
+    """
+    d = z - target
+    loss = np.mean(d * d)
+    d *= 2.0 / d.size
+    return loss, d
+
+
+LOSSES = {"cross_entropy": softmax_cross_entropy, "mse": mean_squared_error}
+
+
 class MLP:
-    """Linear layers with relu or tanh between them, softmax cross-entropy, plain SGD.
+    """Linear layers with relu or tanh between them, a loss, plain SGD.
 
     ``params`` is ``[W1, b1, W2, b2, ...]`` (copied); the last layer has no activation.
+    ``loss`` is ``'cross_entropy'`` (integer labels) or ``'mse'`` (a float target of the
+    output's shape).
     """
 
-    def __init__(self, params, activation, lr):
+    def __init__(self, params, activation, lr, loss="cross_entropy"):
         if activation not in ("relu", "tanh"):
             raise ValueError(f"activation must be 'relu' or 'tanh', got {activation!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        self.loss = LOSSES[loss]
         self.params = [np.array(p, dtype=np.float32) for p in params]
         self.activation = activation
         self.lr = lr
@@ -91,7 +120,7 @@ class MLP:
                 else:
                     np.tanh(h, out=h)
                 hs.append(h)
-        loss, dz = softmax_cross_entropy(h, labels)
+        loss, dz = self.loss(h, labels)
 
         grads = [None] * len(self.params)
         for k in range(len(layers) - 1, -1, -1):
