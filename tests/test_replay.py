@@ -395,3 +395,115 @@ def test_bad_arguments():
         tg.compile(lambda: None, cache_size=0)
     with pytest.raises(TypeError, match="pass arrays to a compiled function as Tensors"):
         tg.compile(lambda a: a)(np.ones(2))
+
+
+class _Scale(nn.Module):
+    """A module whose forward reads a plain Python attribute."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return x.tanh() * self.scale
+
+
+def test_the_fields_left_out_of_the_attribute_guard_are_those_every_module_has():
+    from tinygrad_init.replay import _MODULE_FIELDS
+
+    assert _MODULE_FIELDS == set(nn.Module().__dict__)
+
+
+def _edited_run(compiled, edit, at=5, steps=9):
+    """Losses and parameters of a run whose ``edit(model, opt, knobs)`` happens between
+    the calls before step ``at``: ``knobs`` holds a variable the step closes over."""
+    tg.manual_seed(0)
+    gen = np.random.default_rng(3)
+    model = nn.Sequential(
+        nn.Linear(4, 8), _Scale(2.0), nn.Dropout(0.3, generator=gen), nn.Linear(8, 2)
+    )
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    xs, ys = _batches((5, 4), 2, n=steps)
+    shift = 0.0
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x) + shift, y) * 1.0
+        loss.backward()
+        opt.step()
+        return loss
+
+    def set_shift(value):
+        nonlocal shift
+        shift = value
+
+    fn = tg.compile(step, debug=True) if compiled else step
+    losses, caught = [], []
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if i == at:
+            edit(model, opt, set_shift)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            losses.append(fn(x, y).detach()._array.copy())
+        caught += [str(m.message) for m in w]
+    return dict(losses=losses, params=[p._array.copy() for p in model.parameters()]), fn, caught
+
+
+def _assert_runs_identical(a, b):
+    for key in ("losses", "params"):
+        for u, v in zip(a[key], b[key], strict=True):
+            assert u.dtype == v.dtype and np.array_equal(u, v), key
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m, o, s: setattr(m[2], "p", 0.6), "an attribute of a Dropout changed (p)"),
+        (lambda m, o, s: setattr(m[1], "scale", 0.5), "an attribute of a _Scale changed (scale)"),
+        (lambda m, o, s: setattr(m[1], "offset", 1.0), "_Scale changed (offset)"),
+        (lambda m, o, s: s(0.25), "a variable the function closes over changed"),
+    ],
+    ids=["dropout-p", "module-attribute", "new-attribute", "closure-variable"],
+)
+def test_python_values_the_recording_read_record_again_when_changed(edit, message):
+    eager, _, _ = _edited_run(False, edit)
+    compiled, fn, caught = _edited_run(True, edit)
+    _assert_runs_identical(eager, compiled)
+    assert fn.records == 4 and fn.replays == 5  # two before the edit, two after
+    assert any(message in m for m in caught), caught
+
+
+def test_optimizer_hyperparameter_edits_are_read_by_the_replayed_step():
+    """The replay calls Optimizer.step again, which reads every param_group afresh: an
+    edit between calls takes effect without recording again."""
+
+    def edit(model, opt, set_shift):
+        opt.param_groups[0]["lr"] = 0.3
+        opt.param_groups[0]["momentum"] = 0.9
+        opt.param_groups[0]["weight_decay"] = 1e-2
+
+    eager, _, _ = _edited_run(False, edit)
+    compiled, fn, _ = _edited_run(True, edit)
+    _assert_runs_identical(eager, compiled)
+    assert fn.records == 2 and fn.replays == 7
+
+
+def test_a_function_that_rebinds_what_it_closes_over_runs_eagerly_every_call():
+    model = _Scale(1.0)
+    calls = 0
+
+    def fn(x):
+        nonlocal calls
+        calls += 1
+        out = model(x) * float(calls)
+        model.scale = float(calls)  # written after the forward has read it
+        return out
+
+    compiled = tg.compile(fn)
+    x = tg.tensor(np.linspace(-1, 1, 4, dtype=np.float32))
+    outs = [compiled(x)._array for _ in range(4)]
+    assert calls == 4 and compiled.records == 4 and compiled.replays == 0
+    scales = [1.0, 1.0, 2.0, 3.0]  # each call's forward reads the previous call's write
+    expected = [np.tanh(x._array) * np.float32(s) * np.float32(k + 1) for k, s in enumerate(scales)]
+    for out, want in zip(outs, expected):
+        assert np.array_equal(out, want)

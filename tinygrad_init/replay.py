@@ -29,20 +29,32 @@ data, a random draw the tape cannot see) or a different sequence of operations
 
 The key of a recording is the structure of the arguments (shapes, dtypes, requires_grad of
 Tensors; other arguments by value), grad mode and the default dtype; each replay also
-checks its *guards*: every leaf's shape, dtype and requires_grad, each module's training
-flag and the identity of its parameters and children, and any module hook's own guard.  A
-changed key or guard records again (``debug=True`` warns which part changed).  What cannot
+checks its *guards*: every leaf's shape, dtype and requires_grad; for each module called,
+its training flag, the identity of its parameters and children, and its other attributes
+as its first forward of the call found them (dropout's ``p``, an ``eps``, a user's
+``self.scale``: numbers, strings, None and tuples/lists of them by value, other objects by
+identity); the values the function closes over, as the call started from them (compared
+the same way); and any module hook's own guard.  A changed key or guard records again
+(``debug=True`` warns which part changed), so a value the recording baked into a step is
+never replayed stale.  An optimizer's hyper-parameters need no guard: the replay calls its
+``step`` again, which reads each ``param_group`` afresh.  What cannot
 be replayed faithfully raises a clear ``RuntimeError`` while recording: reading a value
 into Python (``item``, ``tolist``, ``numpy``, ``bool``, ``float``), in-place writes on a
 Tensor, assigning ``.grad`` of a leaf that backward then fills (seen on the second call,
 which compares the leaves' ``.grad`` with the recorded effects' resets), tensor hooks,
 ``retain_grad``, ``create_graph``/``tg.grad``, module hooks without a guard, random ops
-without an explicit ``generator``.  Anomaly mode runs eagerly.  Other plain attribute
-writes inside the function (``module.p = 0.2``) are neither replayed nor detected.
+without an explicit ``generator``.  Anomaly mode runs eagerly.  Checks of the input's
+values that eager mode makes (cross-entropy's target range, binary cross-entropy's [0, 1]
+input) are effects, so a replay raises as eager mode would.
 
 Python side effects of the function other than tensor operations and the recorded effects
-(appending to a list, reading a global) happen only while recording.  Tensors returned by
-a replay hold the replayed values and no ``grad_fn``.
+(appending to a list, an attribute write on an object that is not a module it calls)
+happen only while recording; a global the function reads is not guarded (pass it as an
+argument, which is part of the key).  A closed-over variable that the function rebinds,
+or a module attribute it writes after that module's forward, to a new value on every call
+fails the guard on each next call, so such a function runs eagerly every time
+(``debug=True`` says why).  Tensors returned by a replay hold the replayed
+values and no ``grad_fn``.
 """
 
 from __future__ import annotations
@@ -354,7 +366,8 @@ class _Tape:
 
     def module_call(self, module):
         d = module.__dict__
-        self.modules[id(module)] = (module, module.training, _structure(d))
+        if id(module) not in self.modules:  # what its first forward of this call read
+            self.modules[id(module)] = (module, module.training, _structure(d), _attributes(d))
         for kind in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks"):
             for hook in d.get(kind, {}).values():
                 guard = getattr(hook, "compile_guard", None)
@@ -431,11 +444,17 @@ class _Tape:
             a = t._array
             if t.requires_grad is not requires_grad or a.shape != shape or a.dtype != dtype:
                 return "a parameter or leaf tensor changed shape, dtype or requires_grad"
-        for m, training, structure in self.module_guards:
+        for m, training, structure, attributes in self.module_guards:
             if m.training is not training:
                 return f"{type(m).__name__}.training changed"
-            if _structure(m.__dict__) != structure:
+            d = m.__dict__
+            if _structure(d) != structure:
                 return f"the parameters or children of a {type(m).__name__} changed"
+            name = _attribute_changed(d, attributes)
+            if name is not None:
+                return f"an attribute of a {type(m).__name__} changed ({name})"
+        if _cells_changed(self.closure, self.cells):
+            return "a variable the function closes over changed"
         for guard in self.hook_guards:
             if not guard():
                 return "a module hook is active on this call"
@@ -466,6 +485,81 @@ def _structure(d):
     return tuple(map(id, d.get("_parameters", {}).values())) + tuple(
         map(id, d.get("_modules", {}).values())
     )
+
+
+# The fields every Module has, guarded by _structure and the training flag (or, for
+# buffers, through the leaves that read them); everything else in a module's __dict__ is
+# an attribute its forward may read as a Python value.
+_MODULE_FIELDS = frozenset(
+    (
+        "training",
+        "_parameters",
+        "_buffers",
+        "_non_persistent_buffers_set",
+        "_modules",
+        "_forward_hooks",
+        "_forward_pre_hooks",
+        "_backward_hooks",
+    )
+)
+
+
+def _snap(value):
+    """A value the recording read, to tell on replay whether it is still the same: by
+    identity, and by value where identity cannot tell (a list edited in place, an equal
+    number set again)."""
+    return (value, _describe(value) if _holds_list(value) else None)
+
+
+def _holds_list(value):
+    return isinstance(value, list) or (
+        isinstance(value, tuple) and any(_holds_list(v) for v in value)
+    )
+
+
+def _same(value, snap):
+    then, described = snap
+    if value is then:
+        return described is None or _describe(value) == described
+    return _describe(value) == (_describe(then) if described is None else described)
+
+
+def _attributes(d):
+    """A module's own attributes (dropout's ``p``, an ``eps``, a user's ``scale``): numbers,
+    strings, None and tuples/lists of them by value, other objects by identity."""
+    return len(d), tuple((k, _snap(v)) for k, v in d.items() if k not in _MODULE_FIELDS)
+
+
+def _attribute_changed(d, attributes):
+    """The name of an attribute that differs from ``attributes``, or None."""
+    n, snaps = attributes
+    for k, snap in snaps:
+        if not _same(d.get(k, _MISSING), snap):
+            return k
+    if len(d) != n:
+        return next(k for k in d if k not in _MODULE_FIELDS and all(k != j for j, _ in snaps))
+    return None
+
+
+_MISSING = object()
+
+
+def _cells(closure):
+    """The values a function closes over, snapped as module attributes are."""
+    if not closure:
+        return ()
+    return tuple(_snap(_cell_value(cell)) for cell in closure)
+
+
+def _cells_changed(closure, cells):
+    return any(not _same(_cell_value(c), snap) for c, snap in zip(closure or (), cells))
+
+
+def _cell_value(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:  # a cell not yet bound
+        return _MISSING
 
 
 def _describe(value):
@@ -577,6 +671,8 @@ def _noting_init_fields(self, data, node=None):
 
 def _record(fn, args, kwargs, inputs, prior=None):
     tape = _Tape(inputs)
+    tape.closure = getattr(fn, "__closure__", None)
+    tape.cells = _cells(tape.closure)  # the values the call starts from
     if prior is not None:
         tape.watch_grads(prior.stored_leaves)
     _recording[tape.thread] = tape
