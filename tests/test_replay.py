@@ -488,6 +488,31 @@ def test_optimizer_hyperparameter_edits_are_read_by_the_replayed_step():
     assert fn.records == 2 and fn.replays == 7
 
 
+def test_binary_cross_entropy_checks_each_replayed_input_as_eager_mode_does():
+    def loss_and_grad(p, y):
+        loss = F.binary_cross_entropy(p, y)
+        loss.backward()
+        return loss, p.grad
+
+    compiled = tg.compile(loss_and_grad)
+    y = tg.tensor(np.array([1.0, 0.0, 1.0], np.float32))
+
+    def probabilities(*values):
+        return tg.tensor(np.array(values, np.float32), requires_grad=True)
+
+    for _ in range(3):  # recorded on inputs strictly inside (0, 1)
+        compiled(probabilities(0.5, 0.5, 0.5), y)
+    with pytest.raises(ValueError, match="all elements of input should be between 0 and 1"):
+        compiled(probabilities(0.5, 1.5, 0.2), y)
+    # an exact 0 or 1 takes the clamped log (-100, zero gradient) on replay as eagerly
+    loss, grad = compiled(probabilities(0.0, 1.0, 0.2), y)
+    expected, expected_grad = loss_and_grad(probabilities(0.0, 1.0, 0.2), y)
+    assert compiled.records == 2 and compiled.replays == 3
+    assert np.array_equal(loss._array, expected._array) and loss.item() > 60
+    assert np.array_equal(grad._array, expected_grad._array)
+    assert np.isfinite(grad._array).all()
+
+
 def test_a_function_that_rebinds_what_it_closes_over_runs_eagerly_every_call():
     model = _Scale(1.0)
     calls = 0

@@ -931,9 +931,24 @@ def nll_loss(
     return loss.sum() / np.asarray(total, dtype=input.dtype)
 
 
+@effect
+def _positive(x):
+    """x > 0 as a boolean array (an effect, so that a compiled replay computes it afresh)."""
+    return x._array > 0
+
+
+@effect
+def _check_probabilities(input, fn):
+    """Raise ValueError unless every element of ``input`` is in [0, 1] (an effect, so that
+    a compiled replay checks each call's input as eager mode does)."""
+    x = input._array
+    if not ((x >= 0) & (x <= 1)).all():  # NaN fails both comparisons, as in PyTorch
+        raise ValueError(f"{fn}: all elements of input should be between 0 and 1")
+
+
 def _log_clamped(x):
     """max(log(x), -100) with a zero gradient (not NaN) where x == 0."""
-    positive = x._array > 0
+    positive = _positive(x)
     safe = where(positive, x, np.ones((), dtype=x.dtype))
     return where(positive, safe.log(), np.full((), -100, dtype=x.dtype)).clamp(min=-100)
 
@@ -957,9 +972,7 @@ def binary_cross_entropy(
     """-w (y log(x) + (1 - y) log(1 - x)), each log clamped to >= -100 as PyTorch does."""
     fn = "binary_cross_entropy"
     input, target = _binary_loss_inputs(fn, input, target, reduction, size_average, reduce)
-    x = input._array
-    if not ((x >= 0) & (x <= 1)).all():  # NaN fails both comparisons, as in PyTorch
-        raise ValueError(f"{fn}: all elements of input should be between 0 and 1")
+    _check_probabilities(input, fn)
     loss = -(target * _log_clamped(input) + (1 - target) * _log_clamped(1 - input))
     if weight is not None:
         loss = loss * weight
