@@ -532,3 +532,38 @@ def test_a_function_that_rebinds_what_it_closes_over_runs_eagerly_every_call():
     expected = [np.tanh(x._array) * np.float32(s) * np.float32(k + 1) for k, s in enumerate(scales)]
     for out, want in zip(outs, expected):
         assert np.array_equal(out, want)
+
+
+@pytest.mark.parametrize("block", [None, 16], ids=["whole", "blocked"])
+def test_plain_sgd_replays_its_update_as_array_operations(monkeypatch, block):
+    """A plain SGD step replays as ``w += -lr * g`` alone (no call of step()), bit-identical
+    to eager, bumping the same version counters; an edit that makes a group no longer
+    plain falls back to calling step()."""
+    from tinygrad_init.optim import SGD
+
+    if block is not None:  # parameters above the block size take _add_scaled's blocks
+        monkeypatch.setattr(SGD, "_BLOCK", block)
+    calls = []  # each run of step() asks for its closure's loss first
+    closure_loss = SGD._closure_loss
+    monkeypatch.setattr(SGD, "_closure_loss", lambda *a: calls.append(1) or closure_loss(*a))
+
+    def build():
+        model = _mlp()
+        return model, optim.SGD(model.parameters(), lr=0.05)
+
+    eager = _train(build, False)
+    calls.clear()
+    compiled = _train(build, True)
+    _assert_identical(eager, compiled)
+    assert compiled["fn"].replays == STEPS - 2 and len(calls) == 2  # the recordings
+    versions = [[p._version for p in r["model"].parameters()] for r in (eager, compiled)]
+    assert versions[0] == versions[1] == [STEPS + 1] * 6  # one write by the initialiser
+
+    def edit(model, opt, set_shift):
+        opt.param_groups[0]["momentum"] = 0.9
+
+    eager, _, _ = _edited_run(False, edit)
+    calls.clear()
+    compiled, fn, _ = _edited_run(True, edit)
+    _assert_runs_identical(eager, compiled)
+    assert fn.replays == 7 and len(calls) == 2 + 4  # the replays after the edit call step()

@@ -14,7 +14,8 @@ tape sees four kinds of event, each turned into one replay step, a closure over 
   graph (``Optimizer.step``, ``zero_grad``, gradient clipping, BatchNorm's running
   statistics, dropout's mask, ``LRScheduler.step``).  It is replayed by calling it again
   with the same objects, so ``.grad``, parameters and optimizer state are the very objects
-  eager mode uses, updated by the same code;
+  eager mode uses, updated by the same code; an effect may offer a cheaper replay with the
+  same result bit for bit (a plain ``SGD.step`` replays as its ``w += -lr * g`` updates);
 * the root gradient of a backward pass (a fresh copy of the recorded one, ones for a
   scalar loss).
 
@@ -36,8 +37,8 @@ as its first forward of the call found them (dropout's ``p``, an ``eps``, a user
 identity); the values the function closes over, as the call started from them (compared
 the same way); and any module hook's own guard.  A changed key or guard records again
 (``debug=True`` warns which part changed), so a value the recording baked into a step is
-never replayed stale.  An optimizer's hyper-parameters need no guard: the replay calls its
-``step`` again, which reads each ``param_group`` afresh.  What cannot
+never replayed stale.  An optimizer's hyper-parameters need no guard: the replayed step
+reads each ``param_group`` afresh.  What cannot
 be replayed faithfully raises a clear ``RuntimeError`` while recording: reading a value
 into Python (``item``, ``tolist``, ``numpy``, ``bool``, ``float``), in-place writes on a
 Tensor, assigning ``.grad`` of a leaf that backward then fills (seen on the second call,
@@ -95,19 +96,24 @@ def check_generator(generator, what):
         )
 
 
-def effect(fn):
+def effect(fn=None, *, flat=None):
     """Mark ``fn`` as a recorded effect: a compiled function's replay calls it again.
 
     For library functions that update Python-side state with numpy (optimizer steps,
     ``zero_grad``, clipping, running statistics); outside recording it costs one check.
+    ``flat(*args, **kwargs)``, asked once the recorded call has run, may return a cheaper
+    replay of it: a function of no arguments with the same effects bit for bit (and a
+    result of None), or None to replay by calling ``fn`` again.
     """
+    if fn is None:
+        return lambda f: effect(f, flat=flat)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         tape = _state.tape
         if tape is None:
             return fn(*args, **kwargs)
-        return tape.effect(fn, args, kwargs)
+        return tape.effect(fn, args, kwargs, flat)
 
     return wrapper
 
@@ -320,7 +326,7 @@ class _Tape:
         if id(t) not in self.reset_by_effect:
             refuse("assigning .grad (p.grad = None; zero_grad() is recorded, this is not)")
 
-    def effect(self, fn, args, kwargs):
+    def effect(self, fn, args, kwargs, flat=None):
         args = [list(a) if _is_iterator(a) else a for a in args]
         kwargs = {k: list(v) if _is_iterator(v) else v for k, v in kwargs.items()}
         what = f"an argument of {fn.__qualname__}"
@@ -333,6 +339,10 @@ class _Tape:
         finally:
             _state.tape = self if self.spoiled is None else None
         self._note_resets()
+        replay = flat(*args, **kwargs) if flat is not None and result is None else None
+        if replay is not None:
+            self.add(lambda env: replay(), [])
+            return result
         rslot = None
         if isinstance(result, Tensor):
             rslot = self.new_slot(result._array)

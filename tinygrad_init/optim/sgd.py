@@ -59,7 +59,44 @@ class SGD(Optimizer):
             group["dampening"],
         )
 
-    @effect
+    def _flat_step(self, closure=None):
+        """For ``tg.compile``: the replay of a plain step (no closure, momentum, weight
+        decay or maximize) as its array updates alone, ``w += -lr * g`` (``_add_scaled``,
+        its scratch bound in advance), with ``lr`` read afresh; None for any other step.
+        A replay whose groups are no longer plain, or hold other parameters, calls step()."""
+        groups = self.param_groups
+        if closure is not None or not all(_plain(g) for g in groups):
+            return None
+        layout = [(g, g["params"], len(g["params"])) for g in groups]
+        plan = [
+            (g, [(p, self._scratch(p._array, 1) if p._array.size <= self._BLOCK else None)
+                 for p in ps])
+            for g, ps, _ in layout
+        ]  # fmt: skip
+        full = SGD.step.__wrapped__
+
+        def replay():
+            if len(groups) != len(layout) or not all(
+                _plain(g) and g["params"] is ps and len(ps) == n for g, ps, n in layout
+            ):
+                full(self)
+                return
+            for group, params in plan:
+                alpha = -float(group["lr"])
+                for p, s in params:
+                    grad = p.grad
+                    if grad is None:
+                        continue
+                    w, g = self._arrays(p)
+                    if s is None:
+                        self._add_scaled(w, g, alpha)
+                    else:
+                        np.multiply(g, alpha, out=s)
+                        w += s
+
+        return replay
+
+    @effect(flat=lambda self, closure=None: self._flat_step(closure))
     def step(self, closure=None):
         """One SGD update of every parameter that has a gradient; returns the closure's loss."""
         loss = self._closure_loss(closure)
@@ -103,6 +140,10 @@ class SGD(Optimizer):
                         g = b
                 self._add_scaled(w, g, -lr)
         return loss
+
+
+def _plain(group):
+    return group["momentum"] == 0 and group["weight_decay"] == 0 and not group["maximize"]
 
 
 def _check(lr, momentum, weight_decay, nesterov, dampening):
