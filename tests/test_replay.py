@@ -567,3 +567,18 @@ def test_plain_sgd_replays_its_update_as_array_operations(monkeypatch, block):
     compiled, fn, _ = _edited_run(True, edit)
     _assert_runs_identical(eager, compiled)
     assert fn.replays == 7 and len(calls) == 2 + 4  # the replays after the edit call step()
+
+
+def test_debug_explains_a_call_after_one_that_ran_eagerly():
+    model = _mlp()
+    xs, _ = _batches((5, 6), 4, n=1)
+    fn = tg.compile(lambda x: model(x).sum(), debug=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Monitor(model, every=1) as monitor:  # its hooks make each call run eagerly
+            for _ in range(2):
+                fn(xs[0])
+                monitor.step()
+    messages = [str(w.message) for w in caught]
+    assert fn.records == 2 and fn.replays == 0
+    assert any("ran eagerly and left no recording" in m for m in messages), messages

@@ -796,7 +796,9 @@ class _Compiled:
         if not self.debug or self.last_key is None:
             return
         old = self.last_key
-        if len(old) != len(key):
+        if old == key:  # the last call ran eagerly (a spoiled recording is not kept)
+            why = "the last call with this key ran eagerly and left no recording"
+        elif len(old) != len(key):
             why = "the argument structure changed"
         else:
             k = next(i for i, (a, b) in enumerate(zip(old, key)) if a != b)
