@@ -164,10 +164,18 @@ def relu(input, inplace=False):
     return _as_tensor(input, "relu").relu()
 
 
+@effect
+def _mask(compare, x, bound):
+    """``compare(x, bound)`` (``np.greater``, ``np.less``) as a boolean array, for ``where``:
+    an effect, so that a compiled replay computes it from each call's data rather than
+    keep the mask it recorded."""
+    return compare(x._array, bound)
+
+
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x if x > 0 else negative_slope * x."""
     input = _as_tensor(input, "leaky_relu")
-    return where(input._array > 0, input, input * negative_slope)
+    return where(_mask(np.greater, input, 0), input, input * negative_slope)
 
 
 def sigmoid(input):
@@ -210,7 +218,7 @@ def elu(input, alpha=1.0, inplace=False):
     """x if x > 0 else alpha * (exp(x) - 1) (Clevert et al. 2015)."""
     input = _as_tensor(input, "elu")
     negative = alpha * (input.clamp(max=0).exp() - 1)
-    return where(input._array > 0, input, negative)
+    return where(_mask(np.greater, input, 0), input, negative)
 
 
 def selu(input, inplace=False):
@@ -226,7 +234,7 @@ def softplus(input, beta=1.0, threshold=20.0):
     smooth = apply(ops.softplus, scaled)
     if beta != 1:
         smooth = smooth / beta
-    return where(scaled._array > threshold, input, smooth)
+    return where(_mask(np.greater, scaled, threshold), input, smooth)
 
 
 def _softmax_dim(input, dim, fn):
@@ -746,7 +754,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
         raise ValueError(f"huber_loss: delta must be positive, got {delta!r}")
     d = input - target
     a = d.abs()
-    loss = where(a._array < delta, 0.5 * d * d, delta * (a - 0.5 * delta))
+    loss = where(_mask(np.less, a, delta), 0.5 * d * d, delta * (a - 0.5 * delta))
     return _reduce(loss, reduction)
 
 
@@ -759,7 +767,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     a = d.abs()
     if beta == 0:
         return _reduce(a, reduction)
-    loss = where(a._array < beta, (0.5 / beta) * d * d, a - 0.5 * beta)
+    loss = where(_mask(np.less, a, beta), (0.5 / beta) * d * d, a - 0.5 * beta)
     return _reduce(loss, reduction)
 
 
@@ -932,12 +940,6 @@ def nll_loss(
 
 
 @effect
-def _positive(x):
-    """x > 0 as a boolean array (an effect, so that a compiled replay computes it afresh)."""
-    return x._array > 0
-
-
-@effect
 def _check_probabilities(input, fn):
     """Raise ValueError unless every element of ``input`` is in [0, 1] (an effect, so that
     a compiled replay checks each call's input as eager mode does)."""
@@ -948,7 +950,7 @@ def _check_probabilities(input, fn):
 
 def _log_clamped(x):
     """max(log(x), -100) with a zero gradient (not NaN) where x == 0."""
-    positive = _positive(x)
+    positive = _mask(np.greater, x, 0)
     safe = where(positive, x, np.ones((), dtype=x.dtype))
     return where(positive, safe.log(), np.full((), -100, dtype=x.dtype)).clamp(min=-100)
 

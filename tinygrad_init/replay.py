@@ -46,7 +46,11 @@ which compares the leaves' ``.grad`` with the recorded effects' resets), tensor 
 ``retain_grad``, ``create_graph``/``tg.grad``, module hooks without a guard, random ops
 without an explicit ``generator``.  Anomaly mode runs eagerly.  Checks of the input's
 values that eager mode makes (cross-entropy's target range, binary cross-entropy's [0, 1]
-input) are effects, so a replay raises as eager mode would.
+input) are effects, so a replay raises as eager mode would; so are the branch masks of the
+library's piecewise functions (``leaky_relu``, ``elu``, ``softplus``, ``huber_loss``,
+``smooth_l1_loss``, binary cross-entropy's clamped log).  A comparison in the function
+itself (``tg.where(t > 0, ...)``) gives a constant: it raises when it changes between the
+two recording calls, but one equal on both is trusted from then on.
 
 Python side effects of the function other than tensor operations and the recorded effects
 (appending to a list, an attribute write on an object that is not a module it calls)
