@@ -354,3 +354,66 @@ def test_autograd_functional_errors():
     np.testing.assert_allclose(
         AF.jacobian(f_vec, tg.tensor(_r(4)), vectorize=True, strategy="forward-mode").shape, (3, 4)
     )
+
+
+class _ScaledCube(tg.autograd.Function):
+    """(x, w) -> (w x^3, sin x): two inputs, two outputs, a jvp and a backward."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return w * x**3, x.sin()
+
+    @staticmethod
+    def backward(ctx, g_cube, g_sin):
+        x, w = ctx.saved_tensors
+        return g_cube * 3 * w * x**2 + g_sin * x.cos(), (g_cube * x**3).sum(0)
+
+    @staticmethod
+    def jvp(ctx, t_x, t_w):
+        x, w = ctx.saved_tensors
+        return 3 * w * x**2 * t_x + t_w * x**3, x.cos() * t_x
+
+
+def _cube_map(x, w):
+    a, b = _ScaledCube.apply(x, w)
+    return a * 2 + b
+
+
+def test_custom_function_jvp_is_adjoint_of_backward_and_matches_finite_differences():
+    x, w = _r(3, 4), _r(4)
+    primals = (tg.tensor(x), tg.tensor(w))
+    tx, tw = R.standard_normal(x.shape), R.standard_normal(w.shape)
+    out, jv = func.jvp(_cube_map, primals, (tg.tensor(tx), tg.tensor(tw)))
+    u = R.standard_normal(out.shape)
+    _, vjp_fn = func.vjp(_cube_map, *primals)
+    gx, gw = vjp_fn(tg.tensor(u))
+    lhs = np.sum(u * jv.numpy())
+    rhs = np.sum(gx.numpy() * tx) + np.sum(gw.numpy() * tw)
+    assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-12)
+    eps = 1e-6
+    plus = _cube_map(tg.tensor(x + eps * tx), tg.tensor(w + eps * tw)).numpy()
+    minus = _cube_map(tg.tensor(x - eps * tx), tg.tensor(w - eps * tw)).numpy()
+    np.testing.assert_allclose(jv.numpy(), (plus - minus) / (2 * eps), atol=1e-7)
+    # Recorded tangents too: jacrev over jacfwd runs the jvp on Tensors and differentiates it.
+    h_fwd = func.jacrev(func.jacfwd(lambda x: _cube_map(x, primals[1]).sum()))(primals[0])
+    h_rev = func.hessian(lambda x: _cube_map(x, primals[1]).sum())(primals[0])
+    np.testing.assert_allclose(h_fwd.numpy(), h_rev.numpy(), atol=1e-12)
+
+
+def test_custom_function_without_jvp_names_the_function():
+    class NoTangent(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    x = tg.tensor(_r(3))
+    with pytest.raises(
+        NotImplementedError,
+        match="NoTangent: You must implement the jvp function for custom autograd.Function",
+    ):
+        func.jvp(NoTangent.apply, (x,), (tg.ones_like(x),))

@@ -783,7 +783,11 @@ class _Piece(ops.Primitive):
             flat = xp.reshape(xp.astype(g, packed.dtype), (-1,))
             return xp.scatter(flat, packed.shape, (sl,))
 
+        def tangent(xp, t, out, packed):  # arrays and Tensors both slice with t[sl]
+            return xp.astype(xp.reshape(t[sl], shape), dtype)
+
         super().__init__(name, forward, rule)
+        ops.defjvp(self, tangent)
 
 
 class _FunctionOp:
@@ -811,6 +815,64 @@ class _FunctionOp:
         Tensor = _tensor.Tensor
         args = [Tensor._make(a) if isinstance(a, np.ndarray) else a for a in arrays_and_ctx[:-1]]
         return self.run(FunctionCtx((False,) * len(args)), args)
+
+    def jvp(self, i, xp, t, out, inputs, params):
+        """Input ``i``'s contribution ``J_i t`` to the output tangent, from the user's
+        ``jvp(ctx, *tangents)`` called with ``t`` at position ``i``, zeros at the other Tensor
+        arguments and None at the rest.  The tangent sweep sums these contributions over the
+        inputs; ``jvp`` is linear, so the sum equals one call with every tangent (a Function
+        with k differentiated inputs costs k calls of its jvp)."""
+        Tensor = _tensor.Tensor
+        if self.function.jvp is Function.jvp:
+            raise NotImplementedError(
+                f"{self.name}: You must implement the jvp function for custom "
+                "autograd.Function to use it with forward mode AD."
+            )
+        recorded = xp is not ops.NUMPY
+        (ctx,) = params
+        tangents = []
+        for k, a in enumerate(inputs):
+            if k == i:
+                tangents.append(t if recorded else Tensor._make(t))
+            elif isinstance(a, (Tensor, np.ndarray)):
+                shape, dtype = a.shape, a.dtype
+                tangents.append(Tensor._make(np.zeros(shape, dtype=dtype)))
+            else:
+                tangents.append(None)
+        if recorded:
+            result = self.function.jvp(ctx, *tangents)
+        else:
+            with no_grad():
+                result = self.function.jvp(ctx, *tangents)
+        several = self.layout is not None
+        results = result if isinstance(result, tuple) else (result,)
+        count = len(self.layout.shapes) if several else 1
+        if len(results) != count:
+            raise RuntimeError(
+                f"function {self.name}.jvp returned an incorrect number of tangents "
+                f"(expected {count}, got {len(results)})"
+            )
+        shapes = self.layout.shapes if several else [out.shape]
+        kept = self.layout.differentiable if several else [True]
+        pieces = []
+        for r, shape, keep in zip(results, shapes, kept):
+            if not keep:
+                continue
+            if r is None:
+                r = Tensor._make(np.zeros(shape, dtype=out.dtype))
+            elif not isinstance(r, Tensor):
+                r = Tensor._make(np.asarray(r))
+            if tuple(r.shape) != tuple(shape):
+                raise RuntimeError(
+                    f"function {self.name}.jvp returned a tangent of shape {tuple(r.shape)} "
+                    f"for an output of shape {tuple(shape)}"
+                )
+            pieces.append(r)
+        if not several:
+            return pieces[0] if recorded else pieces[0]._array
+        if recorded:
+            return _tensor.cat([p.reshape(-1).to(out.dtype) for p in pieces])
+        return np.concatenate([p._array.reshape(-1).astype(out.dtype) for p in pieces])
 
     def vjp(self, xp, g, out, inputs, params, needs):
         Tensor = _tensor.Tensor
@@ -861,6 +923,10 @@ class Function:
     ``forward`` may return a tuple of Tensors; ``backward`` then takes one gradient per
     output (zeros for an output that received none, and for those passed to
     ``ctx.mark_non_differentiable``, which are returned without a graph).
+
+    For forward mode (``tg.func.jvp``, ``jacfwd``) define ``jvp(ctx, *tangents)`` too: one
+    tangent per forward argument in (zeros for a Tensor argument not being differentiated,
+    None for a non-Tensor), ``J t`` out, one per output (``torch.autograd.Function.jvp``).
     """
 
     @staticmethod
@@ -870,6 +936,15 @@ class Function:
     @staticmethod
     def backward(ctx, *grad_outputs):
         raise NotImplementedError("Function subclasses must implement backward(ctx, grad)")
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        """Forward mode (``torch.autograd.Function.jvp``): one tangent per forward argument
+        in, ``J t`` out (one tangent per output; None counts as zero)."""
+        raise NotImplementedError(
+            "You must implement the jvp function for custom autograd.Function to use it "
+            "with forward mode AD."
+        )
 
     @classmethod
     def apply(cls, *args):

@@ -13,7 +13,8 @@ with ``create_graph=True``, the tangent rules with Tensor operations), so an out
 differentiates through it.  Each transform differentiates with respect to a fresh node
 (a clone of the primal), so closures over an outer primal are constants to it, as in
 ``torch.func``.  Conv and pooling tangents are numpy-only: recorded (nested) use of them
-raises NotImplementedError naming the op.
+raises NotImplementedError naming the op.  A custom ``Function`` takes part through its
+``jvp(ctx, *tangents)``; one without it raises NotImplementedError naming it.
 
 Jacobians take one recorded forward and then one backward (jacrev) or tangent sweep
 (jacfwd) per basis vector, reusing that forward.
