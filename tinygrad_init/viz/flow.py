@@ -1,4 +1,4 @@
-"""Layer-level gradient-flow diagrams: one node per layer, in forward order.
+"""Layer-level gradient-flow diagrams: the network's module DAG, one node per layer.
 
     dot = tg.viz.gradient_flow(model, x, y)          # runs one forward/backward itself
     dot = tg.viz.gradient_flow(monitor)              # or: what a Monitor recorded
@@ -9,8 +9,16 @@ with the activation that follows it) and shows the gradient reaching its output
 (``grad``: L2 norm and the ratio to the last layer's RMS), its weight gradient's norm
 (``dW``), its activation mean and std and the saturated or dead fraction.  The fill is the
 gradient ratio on the shared colour scale, so vanishing shows as blue spreading from the
-input, exploding as red.  Layers run left to right in rows of ``per_row``, input at the
-top left; the title states the verdict.
+input, exploding as red; the title states the verdict.
+
+The layout follows the structure the Monitor recorded (``Structure``, built by
+:mod:`tinygrad_init.viz.flowmodel` before any DOT is written).  A plain chain runs left
+to right in rows of ``per_row``, input at the top left.  A residual network is drawn as
+its DAG: the stream as a vertical spine, each block's branch in a cluster beside it, a
+skip edge from the block's input into its merge (a circle), normalization layers with a
+double border.  A run of identical blocks becomes one box ("Block x 40") when the diagram
+would pass about 60 boxes (``collapse=False`` expands it); the box takes the fill of its
+worst member and is labelled with the range of its members' ratios.
 """
 
 from __future__ import annotations
@@ -264,14 +272,13 @@ def _box(graph, node, thresholds):
 
 def _collapsed_label(node):
     first, last = node.records[0], node.records[-1]
-    blocks = {r.block for r in node.records if r.block}
     ratios = [x for x in (ratio_of(r) for r in node.records) if x is not None]
     span = f"grad x{fmt(min(ratios), 0)} .. x{fmt(max(ratios), 0)}" if ratios else "no gradient"
     w = node.record
     rows = [
         f"<B>Block x {node.count}</B>",
         f'<FONT POINT-SIZE="9">blocks {html.escape(first.block or first.name)} .. '
-        f"{html.escape(last.block or last.name)}  ({len(blocks)} blocks)</FONT>",
+        f"{html.escape(last.block or last.name)}</FONT>",
         f'<FONT POINT-SIZE="9">each: x + branch(x), {len(node.records) // node.count} nodes</FONT>',
         f'<FONT POINT-SIZE="10"><B>{span}</B></FONT>',
         f'<FONT POINT-SIZE="9">worst: {html.escape(w.name)} ({html.escape(w.status)})</FONT>',
