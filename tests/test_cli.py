@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "tinygrad-init")
@@ -205,3 +206,155 @@ def test_arch_errors_are_usage_errors():
     args = cli.build_parser().parse_args(["stats", "--arch", "resnet", "--branch-scale", "big"])
     with pytest.raises(cli.UsageError, match="branch_scale must be a number or one of"):
         cli.load_model(args)
+
+
+RESIDUAL_MODEL = """
+import numpy as np
+import tinygrad_init as tg
+from tinygrad_init import init, nn
+
+
+class Block(nn.Module):
+    def __init__(self, width, gen, zero):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width)
+        for fc in (self.fc1, self.fc2):
+            init.kaiming_normal_(fc.weight, generator=gen)
+            init.zeros_(fc.bias)
+        if zero:
+            init.zeros_(self.fc2.weight)
+
+    def forward(self, x):
+        return x + self.fc2(self.act(self.fc1(x)))
+
+
+class ResMLP(nn.Module):
+    def __init__(self, zero=False, depth=20, width=64):
+        super().__init__()
+        gen = np.random.default_rng(0)
+        self.blocks = nn.ModuleList([Block(width, gen, zero) for _ in range(depth)])
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.norm(x))
+
+
+def _batch():
+    g = np.random.default_rng(1)
+    x = tg.tensor(g.standard_normal((128, 64)).astype(np.float32))
+    return x, tg.tensor(g.integers(0, 10, 128))
+
+
+def make_model():
+    return ResMLP(), _batch()
+
+
+def zero_init():
+    return ResMLP(zero=True), _batch()
+"""
+
+
+def _remedies(stdout):
+    return [line for line in stdout.splitlines() if line.startswith("Remedy:")]
+
+
+def test_stats_on_a_residual_model_file(tmp_path):
+    """He branches and a final LayerNorm: the stream explodes (not "vanishing"), with the
+    residual cause and remedies; zero-initialised last branch layers: healthy, said so."""
+    (tmp_path / "res.py").write_text(RESIDUAL_MODEL)
+    proc = run("stats", "res.py", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "The residual stream explodes over 20 blocks" in out
+    assert "Gradients vanish" not in out and "VANISHING" not in out
+    cause = next(line for line in out.splitlines() if line.startswith("Cause:"))
+    assert "the residual stream grows block by block" in cause and "per block" in cause
+    remedies = _remedies(out)
+    assert any("zero-initialise the last layer of each branch" in r for r in remedies)
+    assert any("1/sqrt(number of blocks)" in r for r in remedies)
+    assert not any("xavier" in r or "kaiming" in r for r in remedies)
+
+    proc = run("stats", "res.py:zero_init", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Gradients and activations are healthy in every layer." in out
+    assert "zero-initialised output; receives gradient after the first step" in out
+    assert out.count("zero-init\n") == 20  # every blocks.i.fc1, in the table's status column
+    assert "Gradients vanish" not in out
+    assert _remedies(out) == []
+
+
+def test_theory_follows_the_residual_stream(tmp_path):
+    """The stream's predicted std starts from the measured input (Var = 1 + Var(branch)),
+    so a zero-initialised branch leaves the prediction at the input's std, not at 0."""
+    (tmp_path / "res.py").write_text(RESIDUAL_MODEL)
+    for factory, first_merge in (("make_model", 3**0.5), ("zero_init", 1.0)):
+        proc = run("stats", f"res.py:{factory}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        row = next(line for line in proc.stdout.splitlines() if "blocks.0.+" in line).split()
+        measured, theory = float(row[5]), float(row[7])
+        assert theory == pytest.approx(first_merge, rel=0.01)
+        assert measured == pytest.approx(theory, rel=0.1)
+
+
+def test_flow_on_a_residual_model_file(tmp_path):
+    (tmp_path / "res.py").write_text(RESIDUAL_MODEL)
+    proc = run("flow", "res.py", "-o", "he.dot", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    dot = (tmp_path / "he.dot").read_text()
+    assert "the residual stream explodes over 20 blocks" in dot
+    assert "<B>Block x 20</B>" in dot and "blocks.0 .. blocks.19" in dot
+    assert re.search(r"B0 \[.*class=exploding", dot)
+    assert "end of the residual stream" in dot  # the legend names the reference
+    assert "class=vanishing" not in dot
+
+    proc = run("flow", "res.py:zero_init", "-o", "zero.dot", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    dot = (tmp_path / "zero.dot").read_text()
+    assert "gradients and activations are healthy in every layer" in dot
+    # the collapsed run is coloured by its measured members, not by the zero-init ones
+    assert re.search(r"B0 \[.*class=healthy", dot)
+    assert "worst: blocks.0.fc2 (healthy)" in dot
+    assert "20 zero-init (gradient after step 1)" in dot
+    assert "zero-init</FONT>" in dot  # the legend's swatch
+
+
+def test_zero_init_layers_are_drawn_as_zero_init_not_vanishing():
+    from tinygrad_init import models, viz
+
+    model = models.make_resnet(depth=3, width=16, branch_scale="zero", generator=0)
+    x, y = models.synthetic_batch(model, batch=16, generator=np.random.default_rng(0))
+    dot = viz.gradient_flow(model, x, y, collapse=False).source
+    zero_nodes = re.findall(r"\n\s*(L\d+) \[label=.*? class=\"zero-init\"", dot)
+    assert len(zero_nodes) == 6  # each branch's ReLU and Linear before its zero last layer
+    assert "class=vanishing" not in dot
+    assert dot.count('style="filled,dotted,rounded"') == 6
+
+
+@pytest.mark.parametrize(
+    "scale,headline",
+    [
+        ("none", "The residual stream explodes over 20 blocks"),
+        ("zero", "Gradients and activations are healthy in every layer."),
+        ("sqrt_depth", "Gradients and activations are healthy in every layer."),
+    ],
+)
+def test_arch_resnet_depth_20_builds_one_without_a_file(scale, headline):
+    proc = run("stats", "--arch", "resnet", "--depth", "20", "--branch-scale", scale)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"20-block ResNet, width 32, branch scale {scale}\n")
+    assert headline in proc.stdout
+    assert "20.+" in proc.stdout  # the last block's merge is in the table
+
+
+def test_flow_arch_resnet_depth_20(tmp_path):
+    out = tmp_path / "r.dot"
+    proc = run("flow", "--arch", "resnet", "--depth", "20", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    dot = out.read_text()
+    assert "the residual stream explodes over 20 blocks" in dot
+    assert "<B>Block x 20</B>" in dot and "blocks 1 .. 20" in dot
+    assert "worst: 1.branch.0 (exploding)" in dot

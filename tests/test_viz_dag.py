@@ -64,6 +64,9 @@ def test_forty_blocks_collapse_to_one_box_unless_told_not_to():
     src = viz.gradient_flow(mon).source
     assert len(_boxes(src)) <= 5
     assert "Block x 40" in src and "shape=box3d" in src
+    box = next(line for line in src.splitlines() if "shape=box3d" in line)
+    assert "blocks 1 .. 40</FONT>" in box  # the block range; the count is said once
+    assert box.count("40") == 2 and "40 blocks" not in box
     assert re.search(r"grad x[\d.e+-]+ \.\. x[\d.e+-]+", src)  # the range of ratios
     full = viz.gradient_flow(mon, collapse=False).source
     assert len(_boxes(full)) == len(mon._last_step()) and "Block x" not in full

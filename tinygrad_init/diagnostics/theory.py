@@ -66,6 +66,8 @@ def predict(structure, records):
         node, r = nodes[key], by.get(key)
         if r is None:
             continue
+        if node.preds == ["input"] and r.in_ms is not None:
+            ms_of.setdefault("input", r.in_ms)  # the measured input, for the first merge
         known = [ms_of.get(p) for p in node.preds if p != "input"]
         ms_in = known[0] if len(known) == 1 and known[0] is not None else r.in_ms
         ms = None
@@ -78,8 +80,10 @@ def predict(structure, records):
             g2, b2 = _affine_ms(node.module)
             q_of[key] = g2 + b2
             mean, ms, chi_of[key] = _through(node.attached, g2 + b2)
-        elif node.kind == "merge" and known and all(k is not None for k in known):
-            mean, ms = 0.0, sum(known)
+        elif node.kind == "merge":
+            parts = [ms_of.get(p) for p in node.preds]
+            if parts and all(k is not None for k in parts):
+                mean, ms = 0.0, sum(parts)
         if ms is not None:
             ms_of[key] = ms
             r.theory_act_std = math.sqrt(max(ms - mean * mean, 0.0))

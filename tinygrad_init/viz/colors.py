@@ -9,7 +9,9 @@ output layer's), on a log scale, in three bands set by :class:`Thresholds`
 - ``vanishing <= ratio <= exploding``: greens (teal-tinted below 1, yellow-tinted above);
 - ``ratio > exploding``: reds, one step hotter per decade above, dark red from 4 decades on;
 - NaN or Inf: black fill, yellow text and a thick magenta border (never on the scale);
-- no gradient reached the node: white with a dashed grey border.
+- no gradient reached the node: white with a dashed grey border;
+- a gradient that is exactly zero by design (``zero-init``: a zero-initialised branch
+  output downstream) is pale grey with a dotted green border, never the vanishing navy.
 """
 
 from __future__ import annotations
@@ -17,13 +19,23 @@ from __future__ import annotations
 import html
 import math
 
-from ..diagnostics import EXPLODING, HEALTHY, MISSING, NONFINITE, VANISHING, Thresholds, classify
+from ..diagnostics import (
+    EXPLODING,
+    HEALTHY,
+    MISSING,
+    NONFINITE,
+    VANISHING,
+    ZERO_INIT,
+    Thresholds,
+    classify,
+)
 
 __all__ = [
     "Thresholds",
     "classify",
     "fill_color",
     "node_style",
+    "zero_init_style",
     "legend_html",
     "fmt",
     "VANISHING",
@@ -38,12 +50,14 @@ _BLUES = ["#c6dbef", "#6baed6", "#2171b5", "#08519c", "#08306b"]
 _REDS = ["#fcbba1", "#fb6a4a", "#de2d26", "#a50f15", "#67000d"]
 _GREENS = ["#b8e0d2", "#a1d99b", "#d9ef8b"]  # at vanishing, at 1, at exploding
 NAN_FILL, NAN_FONT, NAN_BORDER = "#000000", "#ffff00", "#ff00ff"
+ZERO_FILL, ZERO_BORDER = "#eeeeee", "#41ab5d"
 STATUS_WORDS = {
     VANISHING: "vanishing",
     HEALTHY: "healthy",
     EXPLODING: "exploding",
     NONFINITE: "NaN/Inf",
     MISSING: "no gradient",
+    ZERO_INIT: "zero-init",
 }
 
 
@@ -120,6 +134,17 @@ def node_style(ratio, thresholds=None):
     }
 
 
+def zero_init_style():
+    """Graphviz attributes for a node whose gradient is exactly zero by design."""
+    return {
+        "style": "filled,dotted,rounded",
+        "fillcolor": ZERO_FILL,
+        "color": ZERO_BORDER,
+        "fontcolor": "#000000",
+        "penwidth": "2",
+    }
+
+
 def fmt(x, digits=1):
     """Compact scientific notation: ``3.4e-04``; '-' for None; 'nan' / 'inf'."""
     if x is None:
@@ -141,8 +166,9 @@ def _cell(text, fill, font="#000000", width=46, bold=False):
     )
 
 
-def legend_html(thresholds=None, reference="the output layer's gradient RMS"):
-    """An HTML-like graphviz label: the scale's swatches, class names and thresholds."""
+def legend_html(thresholds=None, reference="the output layer's gradient RMS", zero_init=False):
+    """An HTML-like graphviz label: the scale's swatches, class names and thresholds;
+    ``zero_init`` adds the swatch of :func:`zero_init_style`."""
     t = thresholds or Thresholds()
     lo, hi = math.log10(t.vanishing), math.log10(t.exploding)
     ratios = [
@@ -166,6 +192,8 @@ def legend_html(thresholds=None, reference="the output layer's gradient RMS"):
     )
     swatches += _cell("NaN", NAN_FILL, NAN_FONT, bold=True)
     swatches += _cell("none", "#ffffff", "#757575")
+    if zero_init:
+        swatches += _cell("0", ZERO_FILL)
     classes = (
         f'<TD COLSPAN="3"><FONT POINT-SIZE="10">&#8592; vanishing (&lt; '
         f"{t.vanishing:g})</FONT></TD>"
@@ -175,8 +203,11 @@ def legend_html(thresholds=None, reference="the output layer's gradient RMS"):
         f'<TD><FONT POINT-SIZE="9">NaN/Inf</FONT></TD>'
         f'<TD><FONT POINT-SIZE="9">no grad</FONT></TD>'
     )
+    if zero_init:
+        classes += '<TD><FONT POINT-SIZE="9">zero-init</FONT></TD>'
     caption = (
-        f'<TD COLSPAN="11"><FONT POINT-SIZE="10">colour = gradient magnitude '
+        f'<TD COLSPAN="{12 if zero_init else 11}"><FONT POINT-SIZE="10">'
+        "colour = gradient magnitude "
         f"&#247; {html.escape(reference)} (log scale)</FONT></TD>"
     )
     return (

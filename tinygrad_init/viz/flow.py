@@ -1,4 +1,4 @@
-"""Layer-level gradient-flow diagrams: one node per layer, in forward order.
+"""Layer-level gradient-flow diagrams: the network's module DAG, one node per layer.
 
     dot = tg.viz.gradient_flow(model, x, y)          # runs one forward/backward itself
     dot = tg.viz.gradient_flow(monitor)              # or: what a Monitor recorded
@@ -6,11 +6,21 @@
 
 Each node is one layer of :class:`tinygrad_init.diagnostics.Monitor` (a Linear or Conv2d
 with the activation that follows it) and shows the gradient reaching its output
-(``grad``: L2 norm and the ratio to the last layer's RMS), its weight gradient's norm
-(``dW``), its activation mean and std and the saturated or dead fraction.  The fill is the
-gradient ratio on the shared colour scale, so vanishing shows as blue spreading from the
-input, exploding as red.  Layers run left to right in rows of ``per_row``, input at the
-top left; the title states the verdict.
+(``grad``: L2 norm and the ratio to the reference's RMS: the end of the residual stream,
+or the output layer in a plain chain), its weight gradient's norm (``dW``), its
+activation mean and std and the saturated or dead fraction.  The fill is the gradient
+ratio on the shared colour scale, so vanishing shows as blue spreading from the input,
+exploding as red; a gradient that is exactly zero by design (``zero-init``) is pale grey
+with a dotted border; the title states the verdict.
+
+The layout follows the structure the Monitor recorded (``Structure``, built by
+:mod:`tinygrad_init.viz.flowmodel` before any DOT is written).  A plain chain runs left
+to right in rows of ``per_row``, input at the top left.  A residual network is drawn as
+its DAG: the stream as a vertical spine, each block's branch in a cluster beside it, a
+skip edge from the block's input into its merge (a circle), normalization layers with a
+double border.  A run of identical blocks becomes one box ("Block x 40") when the diagram
+would pass about 60 boxes (``collapse=False`` expands it); the box takes the fill of its
+worst member and is labelled with the range of its members' ratios.
 """
 
 from __future__ import annotations
@@ -22,9 +32,9 @@ import math
 import graphviz
 import numpy as np
 
-from ..diagnostics import Monitor, Verdict, _as_thresholds
+from ..diagnostics import ZERO_INIT, Monitor, Verdict, _as_thresholds
 from ..tensor import Tensor
-from .colors import fmt, legend_html, node_style
+from .colors import fmt, legend_html, node_style, zero_init_style
 from .flowmodel import build_flow, ratio_of
 
 __all__ = ["gradient_flow"]
@@ -84,6 +94,8 @@ def _label(r, number):
         )
     ratio = r.grad_ratio
     rtext = "" if ratio is None else f"  (x{fmt(ratio, 0)})"
+    if r.status == ZERO_INIT:
+        rtext = "  zero-init"
     rows.append(
         f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="10"><B>grad {fmt(r.grad_norm)}'
         f"</B>{rtext}</FONT></TD></TR>"
@@ -211,7 +223,13 @@ def _to_dot(diagram, verdict, thresholds, *, title=None, per_row=None, legend=Tr
     if legend:
         dot.node(
             "legend",
-            legend_html(thresholds, "the last layer's (output gradient RMS)"),
+            legend_html(
+                thresholds,
+                "the output layer's gradient RMS"
+                if diagram.is_chain
+                else "the gradient RMS at the end of the residual stream",
+                zero_init=any(r.status == ZERO_INIT for n in diagram.nodes for r in n.records),
+            ),
             shape="plaintext",
             margin="0",
         )
@@ -234,7 +252,8 @@ def _title(verdict, title, where):
 def _box(graph, node, thresholds):
     """One node of the model as a DOT node (label, colour, shape by kind)."""
     r = node.record
-    attrs = dict(node_style(ratio_of(r), thresholds))
+    zero = r.status == ZERO_INIT
+    attrs = zero_init_style() if zero else dict(node_style(ratio_of(r), thresholds))
     attrs["class"] = r.backward_status
     attrs["tooltip"] = r.status
     if node.kind == "collapsed":
@@ -264,18 +283,21 @@ def _box(graph, node, thresholds):
 
 def _collapsed_label(node):
     first, last = node.records[0], node.records[-1]
-    blocks = {r.block for r in node.records if r.block}
-    ratios = [x for x in (ratio_of(r) for r in node.records) if x is not None]
+    measured = [r for r in node.records if r.status != ZERO_INIT]
+    ratios = [x for x in (ratio_of(r) for r in measured) if x is not None]
     span = f"grad x{fmt(min(ratios), 0)} .. x{fmt(max(ratios), 0)}" if ratios else "no gradient"
+    zeros = len(node.records) - len(measured)
     w = node.record
     rows = [
         f"<B>Block x {node.count}</B>",
         f'<FONT POINT-SIZE="9">blocks {html.escape(first.block or first.name)} .. '
-        f"{html.escape(last.block or last.name)}  ({len(blocks)} blocks)</FONT>",
+        f"{html.escape(last.block or last.name)}</FONT>",
         f'<FONT POINT-SIZE="9">each: x + branch(x), {len(node.records) // node.count} nodes</FONT>',
         f'<FONT POINT-SIZE="10"><B>{span}</B></FONT>',
         f'<FONT POINT-SIZE="9">worst: {html.escape(w.name)} ({html.escape(w.status)})</FONT>',
     ]
+    if zeros:
+        rows.append(f'<FONT POINT-SIZE="9">{zeros} zero-init (gradient after step 1)</FONT>')
     return (
         '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
         + "".join(f'<TR><TD ALIGN="LEFT">{row}</TD></TR>' for row in rows)

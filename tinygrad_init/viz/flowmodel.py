@@ -12,13 +12,16 @@ tests read the model and lets each half stay small.
   edge;
 - a run of identical consecutive blocks becomes one ``collapsed`` node ("Block x 20")
   when the diagram would pass ``max_boxes`` boxes (or always / never, by ``collapse``);
-  it carries its members' records, the worst of them sets its colour.
+  it carries its members' records, the worst of them sets its colour (a ``zero-init``
+  member, whose gradient is exactly zero by design, is never the worst).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+from ..diagnostics import ZERO_INIT
 
 __all__ = ["DrawNode", "DrawEdge", "Cluster", "FlowDiagram", "build_flow", "worst", "ratio_of"]
 
@@ -82,6 +85,8 @@ def ratio_of(r):
 def _severity(r):
     if r.status == "nan":
         return math.inf
+    if r.status == ZERO_INIT:
+        return -0.5  # below any measured ratio: zero by design, not a fault
     ratio = ratio_of(r)
     if ratio is None or ratio <= 0:
         return -1.0 if ratio is None else 1e9
@@ -89,7 +94,8 @@ def _severity(r):
 
 
 def worst(records):
-    """The record farthest from a ratio of 1 on the log scale (NaN first)."""
+    """The record farthest from a ratio of 1 on the log scale (NaN first, zero-init last
+    but for records without a ratio)."""
     return max(records, key=_severity)
 
 
