@@ -5,9 +5,11 @@
 
 Sections: the findings with their evidence; a matrix of initialization x activation
 coloured by the gradient-flow verdict; the full results table; loss curves; and, for every
-run, the layer-level gradient-flow diagram and the activation histograms at
-initialization.  Diagrams are inline SVG from graphviz, plots PNG from matplotlib (the
-``plots`` extra), both embedded, so the file opens offline.
+run, the layer-level gradient-flow diagram at up to eight recorded training steps (a slider
+picks one) and the activation histograms at initialization.  Diagrams are inline SVG from
+graphviz, plots PNG from matplotlib (the ``plots`` extra), both embedded, and the controls
+inline JavaScript, so the file opens offline; without JavaScript each control's first state
+is shown.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ summary { cursor: pointer; font-weight: 600; } .run svg { max-width: 100%; heigh
 pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 .run img { max-width: 100%; } .pair { display: flex; flex-wrap: wrap; gap: 1em;
 align-items: flex-start; } .pair > div { flex: 1 1 480px; }
+.control { display: flex; align-items: center; gap: .6em; margin: .4em 0; }
+.control output { font-variant-numeric: tabular-nums; min-width: 6em; }
 """
 
 
@@ -316,6 +320,18 @@ _OPEN = {
 }
 
 
+# Diagrams per run behind the training-step slider: at most this many recorded steps.
+_FLOW_FRAMES = 8
+
+
+def _frame_steps(steps, most=_FLOW_FRAMES):
+    """At most ``most`` of the recorded ``steps`` (sorted), evenly spaced, the first (the
+    initialization) and the last always among them."""
+    if len(steps) <= most:
+        return list(steps)
+    return [steps[round(k * (len(steps) - 1) / (most - 1))] for k in range(most)]
+
+
 def _run_html(result):
     import matplotlib
 
@@ -324,9 +340,15 @@ def _run_html(result):
 
     from .viz import plots
 
-    flow = viz.gradient_flow(
-        result.monitor, step=0, title=f"{result.label}: at initialization", legend=False
-    )
+    steps = _frame_steps(sorted({r.step for r in result.monitor.records}))
+    frames = []
+    for k, step in enumerate(steps):
+        title = f"{result.label}: " + (
+            "at initialization" if step == 0 else f"after {step} SGD steps"
+        )
+        flow = viz.gradient_flow(result.monitor, step=step, title=title, legend=False)
+        hidden = " hidden" if k else ""  # without JavaScript: the first one only
+        frames.append(f'<div class="frame" data-step="{step}"{hidden}>{_svg(flow)}</div>')
     fig, ax = plt.subplots(figsize=(7, 3.2))
     plots.plot_activation_histograms(result.monitor, ax=ax, samples=result.initial_samples)
     ax.set_title("activations per layer at initialization")
@@ -335,7 +357,7 @@ def _run_html(result):
         f'<details class="run"{opened}><summary>{_e(result.label)} — '
         f"{_e(_status(result))}, "
         f"final loss {_fmt(result.final_loss)}</summary>"
-        f'<div>{_svg(flow)}</div><div class="pair"><div>{_png(fig)}</div>'
+        f'<div class="steps">{"".join(frames)}</div><div class="pair"><div>{_png(fig)}</div>'
         f'<div><pre class="muted">{_e(result.verdict)}</pre></div></div></details>'
     )
 
@@ -402,9 +424,11 @@ layer's output over the last layer's, at initialization; below 1e-2 is vanishing
 different rows each hidden weight matrix has after training (1 means every unit of the
 layer is the same unit).</p>
 
-<h2>Gradient flow of every run, at initialization</h2>
+<h2>Gradient flow of every run, from initialization through training</h2>
 <p>One box per layer, input at the top left; the colour is the gradient that reached the
-layer, relative to the last layer. How to read the colours:</p>
+layer, relative to the last layer. The slider above each diagram moves through the recorded
+training steps (up to {_FLOW_FRAMES}, evenly spaced; the page shows the initialization
+without JavaScript). How to read the colours:</p>
 {legend_svg}
 {runs}
 {extra}
@@ -413,11 +437,35 @@ layer, relative to the last layer. How to read the colours:</p>
     return _page(body)
 
 
+# The page's controls, built by script over markup that reads on its own without it (each
+# control's first state is the one shown): a slider over the recorded training steps of
+# every gradient-flow diagram (``.steps``: one ``.frame`` per step, the rest hidden).
+_SCRIPT = """
+document.querySelectorAll('.steps').forEach(function (box) {
+  var frames = box.querySelectorAll('.frame');
+  if (frames.length < 2) return;
+  var input = document.createElement('input');
+  input.type = 'range'; input.min = 0; input.max = frames.length - 1; input.value = 0;
+  var shown = document.createElement('output');
+  function show() {
+    frames.forEach(function (f, k) { f.hidden = k !== Number(input.value); });
+    shown.textContent = 'step ' + frames[input.value].dataset.step;
+  }
+  input.addEventListener('input', show);
+  var label = document.createElement('label');
+  label.className = 'control';
+  label.append('training step ', input, shown);
+  box.insertBefore(label, frames[0]);
+  show();
+});
+"""
+
+
 def _page(body):
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>"
         f"Initialization study</title><style>{_CSS}</style></head><body>{body}"
-        f"</body></html>"
+        f"<script>{_SCRIPT}</script></body></html>"
     )
 
 
