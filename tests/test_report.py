@@ -1,5 +1,6 @@
 """The report's pictures: one colour scale everywhere, and the page in a real browser."""
 
+import html
 import json
 import re
 import shutil
@@ -8,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tinygrad_init import models, report, study, viz
+from tinygrad_init import models, report, sections, study, viz
 from tinygrad_init.diagnostics import Monitor
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -46,8 +47,14 @@ def test_heatmap_cells_have_the_diagrams_colour_for_the_same_ratio():
 def small_report(tmp_path_factory):
     cfg = study.StudyConfig(depth=4, width=8, steps=3, samples=30, deep_depth=6, record_every=2)
     path = tmp_path_factory.mktemp("report") / "report.html"
-    report.write_report(study.run_study(cfg), path)
+    chaos = sections.measure_chaos(width=40, depth=12, grid=(6, 5))
+    section = sections.Section("chaos", "Edge of chaos", chaos, sections.chaos_findings(chaos))
+    report.write_report(study.run_study(cfg), path, sections=[section])
     return path
+
+
+def _chi(readout):
+    return float(re.search(r"chi_1 = ([0-9.e+-]+):", readout).group(1))
 
 
 def test_one_colour_per_init_in_every_loss_plot():
@@ -79,9 +86,18 @@ window.addEventListener('load', function () {
   var steps = {sliders: document.querySelectorAll('.steps input[type=range]').length,
                frames: box.querySelectorAll('.frame').length, before: shown(box)};
   move(slider, slider.max); steps.after = shown(box);
+  var phase = document.querySelector('.phase'), marker = phase.querySelector('.marker');
+  function read() { return {readout: phase.querySelector('.readout').textContent,
+    left: parseFloat(marker.style.left), top: parseFloat(marker.style.top)}; }
+  var w = phase.querySelector('input[name="sigma_w^2"]');
+  var b = phase.querySelector('input[name="sigma_b^2"]');
+  var chaos = {before: read(), start: [w.value, b.value]};
+  move(w, w.max); move(b, b.max); chaos.chaotic = read();
+  move(w, 0); chaos.ordered = read();
   var out = document.createElement('pre'); out.id = 'probe';
   out.textContent = JSON.stringify({width: document.documentElement.scrollWidth,
-    images: document.images.length, broken: broken, errors: errors, steps: steps});
+    images: document.images.length, broken: broken, errors: errors, steps: steps,
+    chaos: chaos});
   document.body.appendChild(out);
 });
 </script>"""
@@ -122,6 +138,21 @@ def test_report_in_headless_chromium_fits_1400_px_and_loads_every_image(small_re
     assert "at initialization" in steps["before"]["titles"][0]
     assert steps["after"]["steps"] == ["2"] and steps["after"]["label"] == "step 2"
     assert "after 2 SGD steps" in steps["after"]["titles"][0]
+    # The sigma sliders start next to the critical point at sigma_b^2 = 0.05 (grid point
+    # sigma_w^2 = 1.9, sigma_b^2 = 0.075) and read chi_1 off the grid; the marker follows.
+    grid = re.search(r"data-grid='([^']*)'", small_report.read_text()).group(1)
+    chaos, chi = probe["chaos"], np.array(json.loads(html.unescape(grid))["chi_1"])
+    assert chaos["start"] == ["2", "1"]
+    assert _chi(chaos["before"]["readout"]) == pytest.approx(chi[1, 2], rel=5e-3)
+    assert chi[4, 5] > 1 > chi[4, 0]
+    assert _chi(chaos["chaotic"]["readout"]) == pytest.approx(chi[4, 5], rel=5e-3)
+    assert "chaotic, the squared gradient grows" in chaos["chaotic"]["readout"]
+    assert _chi(chaos["ordered"]["readout"]) == pytest.approx(chi[4, 0], rel=5e-3)
+    assert "ordered, the squared gradient shrinks" in chaos["ordered"]["readout"]
+    before, chaotic, ordered = chaos["before"], chaos["chaotic"], chaos["ordered"]
+    assert ordered["left"] < before["left"] < chaotic["left"]  # sigma_w^2 to the right
+    assert chaotic["top"] < before["top"] and ordered["top"] == chaotic["top"]  # sigma_b^2 up
+    assert all(0 < p[k] < 100 for p in (before, chaotic, ordered) for k in ("left", "top"))
     assert "CONSOLE" not in proc.stderr or ":ERROR:CONSOLE" not in proc.stderr
 
 
@@ -137,3 +168,6 @@ def test_without_javascript_each_run_shows_its_diagram_at_initialization(small_r
     runs = text.count('<details class="run"')
     assert text.count('<div class="frame" data-step="0">') == runs  # shown
     assert text.count('<div class="frame" data-step="2" hidden>') == runs  # behind the slider
+    # The phase diagram is a plain image; its marker and sliders exist only with the script.
+    assert re.search(r"<div class='phase-plot'><img alt=\"plot\" src=\"data:image/png", text)
+    assert "class='marker'" not in text and "type=range" not in text

@@ -55,6 +55,11 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 align-items: flex-start; } .pair > div { flex: 1 1 480px; }
 .control { display: flex; align-items: center; gap: .6em; margin: .4em 0; }
 .control output { font-variant-numeric: tabular-nums; min-width: 6em; }
+.phase-plot { position: relative; display: inline-block; max-width: 100%; }
+.phase-plot img { display: block; max-width: 100%; } .readout { display: block; }
+.marker { position: absolute; width: 12px; height: 12px; border: 3px solid #000;
+          border-radius: 50%; transform: translate(-50%, -50%); pointer-events: none;
+          box-shadow: 0 0 0 2px #fff; }
 """
 
 
@@ -67,10 +72,11 @@ def _fmt(x, spec=".3g"):
     return format_number(x, spec)
 
 
-def _png(fig):
-    """A matplotlib figure as an <img> with the PNG embedded."""
+def _png(fig, tight=True):
+    """A matplotlib figure as an <img> with the PNG embedded; ``tight=False`` keeps the
+    figure's own frame, so that figure fractions are fractions of the image."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight" if tight else None)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -439,7 +445,10 @@ without JavaScript). How to read the colours:</p>
 
 # The page's controls, built by script over markup that reads on its own without it (each
 # control's first state is the one shown): a slider over the recorded training steps of
-# every gradient-flow diagram (``.steps``: one ``.frame`` per step, the rest hidden).
+# every gradient-flow diagram (``.steps``: one ``.frame`` per step, the rest hidden), and
+# sigma_w^2 / sigma_b^2 sliders over the phase diagram (``.phase``: the grid of chi_1 and
+# where the plot's axes lie in its image, as JSON in ``data-grid``) that read chi_1 and the
+# depth scale at the chosen point and mark it on the plot.
 _SCRIPT = """
 document.querySelectorAll('.steps').forEach(function (box) {
   var frames = box.querySelectorAll('.frame');
@@ -456,6 +465,36 @@ document.querySelectorAll('.steps').forEach(function (box) {
   label.className = 'control';
   label.append('training step ', input, shown);
   box.insertBefore(label, frames[0]);
+  show();
+});
+document.querySelectorAll('.phase').forEach(function (box) {
+  var g = JSON.parse(box.dataset.grid), plot = box.querySelector('.phase-plot');
+  var marker = document.createElement('span'); marker.className = 'marker';
+  plot.appendChild(marker);
+  var readout = document.createElement('output'); readout.className = 'readout';
+  function slider(name, values, start) {
+    var input = document.createElement('input'), value = document.createElement('output');
+    input.type = 'range'; input.min = 0; input.max = values.length - 1; input.value = start;
+    input.name = name; input.addEventListener('input', show);
+    var label = document.createElement('label'); label.className = 'control';
+    label.append(name + ' ', input, value); box.insertBefore(label, plot);
+    return {input: input, value: value, values: values};
+  }
+  function at(v, lim, lo, hi) { return lo + (v - lim[0]) / (lim[1] - lim[0]) * (hi - lo); }
+  var w = slider('sigma_w^2', g.sigma_w2, g.start[0]);
+  var b = slider('sigma_b^2', g.sigma_b2, g.start[1]);
+  box.appendChild(readout);  // below the plot, which stays put as the text changes
+  function show() {
+    var i = Number(w.input.value), j = Number(b.input.value);
+    var x = g.sigma_w2[i], y = g.sigma_b2[j], chi = g.chi_1[j][i], rate = Math.abs(Math.log(chi));
+    w.value.textContent = x.toFixed(2); b.value.textContent = y.toFixed(3);
+    readout.textContent = 'predicted chi_1 = ' + chi.toPrecision(3) + ': ' + (chi < 1 ?
+      'ordered, the squared gradient shrinks' : 'chaotic, the squared gradient grows') +
+      ' by a factor e every ' + (rate > 0 ? (1 / rate).toPrecision(3) : 'infinitely many') +
+      ' layers (depth scale 1 / |log chi_1|)';
+    marker.style.left = 100 * at(x, g.xlim, g.box[0], g.box[2]) + '%';
+    marker.style.top = 100 * (1 - at(y, g.ylim, g.box[1], g.box[3])) + '%';
+  }
   show();
 });
 """
