@@ -754,11 +754,20 @@ def lsuv_(model, data, tol: float = 0.1, max_iter: int = 10, generator=None):
 # The functions below find branches through it, so they work on any model built from such
 # blocks; the weighted layers of a branch are its modules with a ``weight``, in order.
 #
-# Not here, because they are not a rescaling of a branch's last layer: T-Fixup (Huang et al.
-# 2020) scales the value and output projections and the feed-forward weights of every
-# attention layer by 0.67 N^(-1/4) and the embeddings by (9N)^(-1/4), and it only works with
-# the LayerNorms removed, an architectural change; muP (Yang & Hu 2021) scales by width, not
-# depth, and is mostly a rule for per-layer learning rates, which belongs to the optimizer.
+# Two schemes of the same era are deliberately not rules of ``residual_scale``:
+#
+# - T-Fixup (Huang et al. 2020) starts from Xavier weights and N(0, d^(-1/2)) embeddings, then
+#   scales the value and output projections of every attention block and both feed-forward
+#   weights of an N-layer encoder by 0.67 N^(-1/4) (decoder blocks and the embeddings by
+#   (9N)^(-1/4)). The factor reaches every weighted layer of a branch and the embeddings, not
+#   only a branch's last layer, and it is derived for, and only works with, the LayerNorms
+#   removed and no warm-up: an architectural change a factor cannot express.
+# - muP (Yang & Hu 2021, Tensor Programs V, table 3 for Adam) scales by width n, not depth:
+#   hidden weights Var = 1/fan_in with learning rate proportional to 1/fan_in, the output
+#   layer Var = 1/fan_in^2 (or zero) with learning rate 1/fan_in, attention logits q.k / d
+#   instead of q.k / sqrt(d). At a fixed width its init differs from the standard one only in
+#   the output layer, and the rest is a per-layer learning-rate rule, which belongs to the
+#   optimizer's parameter groups, not to an init factor.
 
 _RESIDUAL_RULES = ("none", "zero", "sqrt_depth", "gpt2", "fixup")
 

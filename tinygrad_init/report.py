@@ -5,9 +5,11 @@
 
 Sections: the findings with their evidence; a matrix of initialization x activation
 coloured by the gradient-flow verdict; the full results table; loss curves; and, for every
-run, the layer-level gradient-flow diagram and the activation histograms at
-initialization.  Diagrams are inline SVG from graphviz, plots PNG from matplotlib (the
-``plots`` extra), both embedded, so the file opens offline.
+run, the layer-level gradient-flow diagram at up to eight recorded training steps (a slider
+picks one) and the activation histograms at initialization.  Diagrams are inline SVG from
+graphviz, plots PNG from matplotlib (the ``plots`` extra), both embedded, and the controls
+inline JavaScript, so the file opens offline; without JavaScript each control's first state
+is shown.
 """
 
 from __future__ import annotations
@@ -51,6 +53,13 @@ summary { cursor: pointer; font-weight: 600; } .run svg { max-width: 100%; heigh
 pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 .run img { max-width: 100%; } .pair { display: flex; flex-wrap: wrap; gap: 1em;
 align-items: flex-start; } .pair > div { flex: 1 1 480px; }
+.control { display: flex; align-items: center; gap: .6em; margin: .4em 0; }
+.control output { font-variant-numeric: tabular-nums; min-width: 6em; }
+.phase-plot { position: relative; display: inline-block; max-width: 100%; }
+.phase-plot img { display: block; max-width: 100%; } .readout { display: block; }
+.marker { position: absolute; width: 12px; height: 12px; border: 3px solid #000;
+          border-radius: 50%; transform: translate(-50%, -50%); pointer-events: none;
+          box-shadow: 0 0 0 2px #fff; }
 """
 
 
@@ -63,10 +72,11 @@ def _fmt(x, spec=".3g"):
     return format_number(x, spec)
 
 
-def _png(fig):
-    """A matplotlib figure as an <img> with the PNG embedded."""
+def _png(fig, tight=True):
+    """A matplotlib figure as an <img> with the PNG embedded; ``tight=False`` keeps the
+    figure's own frame, so that figure fractions are fractions of the image."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight" if tight else None)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -316,6 +326,18 @@ _OPEN = {
 }
 
 
+# Diagrams per run behind the training-step slider: at most this many recorded steps.
+_FLOW_FRAMES = 8
+
+
+def _frame_steps(steps, most=_FLOW_FRAMES):
+    """At most ``most`` of the recorded ``steps`` (sorted), evenly spaced, the first (the
+    initialization) and the last always among them."""
+    if len(steps) <= most:
+        return list(steps)
+    return [steps[round(k * (len(steps) - 1) / (most - 1))] for k in range(most)]
+
+
 def _run_html(result):
     import matplotlib
 
@@ -324,9 +346,15 @@ def _run_html(result):
 
     from .viz import plots
 
-    flow = viz.gradient_flow(
-        result.monitor, step=0, title=f"{result.label}: at initialization", legend=False
-    )
+    steps = _frame_steps(sorted({r.step for r in result.monitor.records}))
+    frames = []
+    for k, step in enumerate(steps):
+        title = f"{result.label}: " + (
+            "at initialization" if step == 0 else f"after {step} SGD steps"
+        )
+        flow = viz.gradient_flow(result.monitor, step=step, title=title, legend=False)
+        hidden = " hidden" if k else ""  # without JavaScript: the first one only
+        frames.append(f'<div class="frame" data-step="{step}"{hidden}>{_svg(flow)}</div>')
     fig, ax = plt.subplots(figsize=(7, 3.2))
     plots.plot_activation_histograms(result.monitor, ax=ax, samples=result.initial_samples)
     ax.set_title("activations per layer at initialization")
@@ -335,7 +363,7 @@ def _run_html(result):
         f'<details class="run"{opened}><summary>{_e(result.label)} — '
         f"{_e(_status(result))}, "
         f"final loss {_fmt(result.final_loss)}</summary>"
-        f'<div>{_svg(flow)}</div><div class="pair"><div>{_png(fig)}</div>'
+        f'<div class="steps">{"".join(frames)}</div><div class="pair"><div>{_png(fig)}</div>'
         f'<div><pre class="muted">{_e(result.verdict)}</pre></div></div></details>'
     )
 
@@ -402,9 +430,11 @@ layer's output over the last layer's, at initialization; below 1e-2 is vanishing
 different rows each hidden weight matrix has after training (1 means every unit of the
 layer is the same unit).</p>
 
-<h2>Gradient flow of every run, at initialization</h2>
+<h2>Gradient flow of every run, from initialization through training</h2>
 <p>One box per layer, input at the top left; the colour is the gradient that reached the
-layer, relative to the last layer. How to read the colours:</p>
+layer, relative to the last layer. The slider above each diagram moves through the recorded
+training steps (up to {_FLOW_FRAMES}, evenly spaced; the page shows the initialization
+without JavaScript). How to read the colours:</p>
 {legend_svg}
 {runs}
 {extra}
@@ -413,11 +443,68 @@ layer, relative to the last layer. How to read the colours:</p>
     return _page(body)
 
 
+# The page's controls, built by script over markup that reads on its own without it (each
+# control's first state is the one shown): a slider over the recorded training steps of
+# every gradient-flow diagram (``.steps``: one ``.frame`` per step, the rest hidden), and
+# sigma_w^2 / sigma_b^2 sliders over the phase diagram (``.phase``: the grid of chi_1 and
+# where the plot's axes lie in its image, as JSON in ``data-grid``) that read chi_1 and the
+# depth scale at the chosen point and mark it on the plot.
+_SCRIPT = """
+document.querySelectorAll('.steps').forEach(function (box) {
+  var frames = box.querySelectorAll('.frame');
+  if (frames.length < 2) return;
+  var input = document.createElement('input');
+  input.type = 'range'; input.min = 0; input.max = frames.length - 1; input.value = 0;
+  var shown = document.createElement('output');
+  function show() {
+    frames.forEach(function (f, k) { f.hidden = k !== Number(input.value); });
+    shown.textContent = 'step ' + frames[input.value].dataset.step;
+  }
+  input.addEventListener('input', show);
+  var label = document.createElement('label');
+  label.className = 'control';
+  label.append('training step ', input, shown);
+  box.insertBefore(label, frames[0]);
+  show();
+});
+document.querySelectorAll('.phase').forEach(function (box) {
+  var g = JSON.parse(box.dataset.grid), plot = box.querySelector('.phase-plot');
+  var marker = document.createElement('span'); marker.className = 'marker';
+  plot.appendChild(marker);
+  var readout = document.createElement('output'); readout.className = 'readout';
+  function slider(name, values, start) {
+    var input = document.createElement('input'), value = document.createElement('output');
+    input.type = 'range'; input.min = 0; input.max = values.length - 1; input.value = start;
+    input.name = name; input.addEventListener('input', show);
+    var label = document.createElement('label'); label.className = 'control';
+    label.append(name + ' ', input, value); box.insertBefore(label, plot);
+    return {input: input, value: value, values: values};
+  }
+  function at(v, lim, lo, hi) { return lo + (v - lim[0]) / (lim[1] - lim[0]) * (hi - lo); }
+  var w = slider('sigma_w^2', g.sigma_w2, g.start[0]);
+  var b = slider('sigma_b^2', g.sigma_b2, g.start[1]);
+  box.appendChild(readout);  // below the plot, which stays put as the text changes
+  function show() {
+    var i = Number(w.input.value), j = Number(b.input.value);
+    var x = g.sigma_w2[i], y = g.sigma_b2[j], chi = g.chi_1[j][i], rate = Math.abs(Math.log(chi));
+    w.value.textContent = x.toFixed(2); b.value.textContent = y.toFixed(3);
+    readout.textContent = 'predicted chi_1 = ' + chi.toPrecision(3) + ': ' + (chi < 1 ?
+      'ordered, the squared gradient shrinks' : 'chaotic, the squared gradient grows') +
+      ' by a factor e every ' + (rate > 0 ? (1 / rate).toPrecision(3) : 'infinitely many') +
+      ' layers (depth scale 1 / |log chi_1|)';
+    marker.style.left = 100 * at(x, g.xlim, g.box[0], g.box[2]) + '%';
+    marker.style.top = 100 * (1 - at(y, g.ylim, g.box[1], g.box[3])) + '%';
+  }
+  show();
+});
+"""
+
+
 def _page(body):
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>"
         f"Initialization study</title><style>{_CSS}</style></head><body>{body}"
-        f"</body></html>"
+        f"<script>{_SCRIPT}</script></body></html>"
     )
 
 

@@ -3,18 +3,20 @@ for each section its findings, its plots (PNG, embedded) and a table of its numb
 
 Plots: stream variance per block on a log scale beside theory (residual), gradient norm
 per layer on a log scale (BatchNorm), per-layer gradient norms at init and loss curves
-(transformers), the chi_1 phase diagram with the critical line and the measured points
-(edge of chaos), histograms of the Jacobian's singular values (dynamical isometry).
+(transformers), the chi_1 phase diagram with the critical line and the measured points,
+and sigma_w^2 / sigma_b^2 sliders that read chi_1 and the depth scale off it (edge of
+chaos), histograms of the Jacobian's singular values (dynamical isometry).
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 
 from .report import _e, _png
-from .sections import trained
+from .sections import CHAOS_SIGMA_B2, trained
 
 __all__ = ["sections_html"]
 
@@ -153,7 +155,25 @@ def _chaos(m):
     ax.set_ylabel("sigma_b^2")
     ax.set_title("tanh: mean-field phase diagram")
     ax.legend(fontsize=8, loc="upper left")
-    return _png(fig)
+    fig.tight_layout()
+    fig.canvas.draw()
+    (x0, y0), (x1, y1) = fig.transFigure.inverted().transform(
+        ax.transAxes.transform([(0, 0), (1, 1)])
+    )
+    critical = m["points"]["critical"]["sigma_w2"]
+    grid = {
+        "sigma_w2": m["sigma_w2"],
+        "sigma_b2": m["sigma_b2"],
+        "chi_1": [[float(f"{c:.4g}") for c in row] for row in m["chi_1"]],
+        "xlim": list(ax.get_xlim()),
+        "ylim": list(ax.get_ylim()),
+        "box": [x0, y0, x1, y1],  # the axes as fractions of the image, from its bottom left
+        "start": [int(np.abs(sw - critical).argmin()), int(np.abs(sb - CHAOS_SIGMA_B2).argmin())],
+    }
+    return (
+        f"<div class='phase' data-grid='{_e(json.dumps(grid))}'>"
+        f"<div class='phase-plot'>{_png(fig, tight=False)}</div></div>"
+    )
 
 
 def _isometry(m):
