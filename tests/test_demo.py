@@ -61,10 +61,14 @@ def test_report_is_one_self_contained_file(quick_study, tmp_path):
     for finding in quick_study.findings:
         assert finding.title.replace("'", "&#x27;") in text
     assert text.count("<details") == len(quick_study.results)
-    assert text.count("<svg") == len(quick_study.results) + 1  # a diagram each + legend
+    shown = [sorted({r.step for r in res.monitor.records}) for res in quick_study.results]
+    frames = sum(len(report._frame_steps(steps)) for steps in shown)
+    assert frames > len(quick_study.results)  # several steps behind each slider
+    assert text.count("<svg") == frames + 1  # a diagram per run and step + legend
     assert "data:image/png;base64," in text
     assert "http://" not in text.replace("http://www.w3.org", "")
-    assert 'src="http' not in text and "<link" not in text and "<script" not in text
+    assert 'src="http' not in text and "<link" not in text
+    assert text.count("<script") == 1 and "<script src" not in text  # the controls, inline
     assert os.listdir(tmp_path) == ["report.html"]
 
 
