@@ -5,7 +5,7 @@
 
 Sections: the findings with their evidence; a matrix of initialization x activation
 coloured by the gradient-flow verdict; the full results table; loss curves; and, for every
-run, the layer-level gradient-flow diagram at up to eight recorded training steps (a slider
+run, the layer-level gradient-flow diagram at up to four recorded training steps (a slider
 picks one) and the activation histograms at initialization.  Diagrams are inline SVG from
 graphviz, plots PNG from matplotlib (the ``plots`` extra), both embedded, and the controls
 inline JavaScript, so the file opens offline; without JavaScript each control's first state
@@ -326,8 +326,9 @@ _OPEN = {
 }
 
 
-# Diagrams per run behind the training-step slider: at most this many recorded steps.
-_FLOW_FRAMES = 8
+# Diagrams per run behind the training-step slider: at most this many recorded steps (each
+# diagram of a 20-layer run is about 40 kB of SVG; four per run keep the report near 6 MB).
+_FLOW_FRAMES = 4
 
 
 def _frame_steps(steps, most=_FLOW_FRAMES):
@@ -478,7 +479,7 @@ document.querySelectorAll('.phase').forEach(function (box) {
     input.name = name; input.addEventListener('input', show);
     var label = document.createElement('label'); label.className = 'control';
     label.append(name + ' ', input, value); box.insertBefore(label, plot);
-    return {input: input, value: value, values: values};
+    return {input: input, value: value};
   }
   function at(v, lim, lo, hi) { return lo + (v - lim[0]) / (lim[1] - lim[0]) * (hi - lo); }
   var w = slider('sigma_w^2', g.sigma_w2, g.start[0]);
