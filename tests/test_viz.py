@@ -228,3 +228,24 @@ def test_rows_are_chosen_from_the_layer_count(depth):
     else:
         assert len(lengths) > 1 and max(lengths) <= 10
         assert max(lengths) - min(lengths) <= max(lengths) // 2  # no stub of a last row
+
+
+def test_trace_modules_and_the_monitor_agree_on_every_owner():
+    """One ownership walk: viz.trace_modules and the Monitor's hooks give each tensor of a
+    residual forward the same innermost module (the + to its block, fc1's matmul to fc1)."""
+    from tinygrad_init.diagnostics.hooks import Recorder
+    from tinygrad_init.viz.graph import ModuleTrace
+
+    assert viz.ModuleTrace is ModuleTrace
+    model = models.make_resnet(depth=3, width=8, generator=0)
+    x, _ = models.synthetic_batch(model, batch=4, generator=np.random.default_rng(0))
+    recorder = Recorder(model)
+    with viz.trace_modules(model) as trace:
+        out = model(x)
+    recorder.close()
+    assert trace.owners == recorder.owners
+    assert trace.owner(out) == "4" and trace.outputs["4"] is out and trace.outputs[""] is out
+    merge = out._node.inputs[0]  # the head's input: block 3's x + branch(x)
+    assert merge._node.op.name == "add" and trace.owner(merge) == "3"
+    assert [trace.owner(a) for a in merge._node.inputs] == ["2", "3.branch.3"]
+    assert trace.owner(x) is None and trace.owner(model[0].weight) == "0"

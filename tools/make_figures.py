@@ -28,7 +28,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tinygrad_init import init, models, viz  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tinygrad_init as tg  # noqa: E402
+import tinygrad_init.nn.functional as F  # noqa: E402
+from tinygrad_init import init, models, nn, viz  # noqa: E402
 from tinygrad_init.diagnostics import Monitor  # noqa: E402
 
 OUT = os.path.join(ROOT, "docs", "images")
@@ -49,6 +53,62 @@ def flow(name, depth, act, init_, label, formats=("svg", "png")):
     for fmt in formats:
         viz.render(dot, os.path.join(OUT, f"{name}.{fmt}"))
     return time.perf_counter() - start
+
+
+class Block(nn.Module):
+    """x + fc2(relu(fc1(x))), He weights and zero biases; ``zero``: fc2's weight is 0."""
+
+    def __init__(self, width, gen, zero=False):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width)
+        for fc in (self.fc1, self.fc2):
+            init.kaiming_normal_(fc.weight, generator=gen)
+            init.zeros_(fc.bias)
+        if zero:
+            init.zeros_(self.fc2.weight)
+
+    def forward(self, x):
+        return x + self.fc2(self.act(self.fc1(x)))
+
+
+class ResMLP(nn.Module):
+    """``depth`` blocks of width 64, a final LayerNorm and a 10-way head."""
+
+    def __init__(self, depth, zero=False, width=64):
+        super().__init__()
+        gen = np.random.default_rng(0)
+        self.blocks = nn.ModuleList([Block(width, gen, zero) for _ in range(depth)])
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.norm(x))
+
+
+def bn_mlp(depth, width=64):
+    """``depth`` x (Linear with He weights, BatchNorm1d, ReLU), then a 10-way head."""
+    gen = np.random.default_rng(0)
+    layers = []
+    for _ in range(depth):
+        fc = nn.Linear(width, width)
+        init.kaiming_normal_(fc.weight, generator=gen)
+        init.zeros_(fc.bias)
+        layers += [fc, nn.BatchNorm1d(width), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(width, 10))
+
+
+def classification_flow(name, build, title, **kw):
+    """The flow diagram of ``build()`` on 128 N(0, 1) points of 64 features, 10 classes
+    (the default-initialised head and norm layers draw from ``tg.manual_seed(0)``)."""
+    tg.manual_seed(0)
+    model = build()
+    g = np.random.default_rng(1)
+    x = tg.tensor(g.standard_normal((128, 64)).astype(np.float32))
+    y = tg.tensor(g.integers(0, 10, 128))
+    dot = viz.gradient_flow(model, x, y, loss_fn=F.cross_entropy, title=title, **kw)
+    viz.render(dot, os.path.join(OUT, f"{name}.png"))
 
 
 # The screenshot: the top of the report (findings, the init x activation matrix), cropped
@@ -111,6 +171,23 @@ def main(argv=None):
     flow("flow_relu_he", 30, "relu", "kaiming_normal", "kaiming_normal (He)")
     t50 = flow(
         "flow_relu_he_50", 50, "relu", "kaiming_normal", "kaiming_normal (He)", formats=("svg",)
+    )
+
+    classification_flow(
+        "flow_residual_he",
+        lambda: ResMLP(20),
+        "Gradient flow: 20 residual blocks x + fc2(relu(fc1(x))), He, final LayerNorm",
+    )
+    classification_flow(
+        "flow_residual_zero",
+        lambda: ResMLP(4, zero=True),
+        "Gradient flow: 4 residual blocks, He, fc2 zero-initialised, final LayerNorm",
+        collapse=False,
+    )
+    classification_flow(
+        "flow_batchnorm",
+        lambda: bn_mlp(40),
+        "Gradient flow: 40 x (Linear, BatchNorm1d, ReLU), He, width 64",
     )
 
     m = models.make_mlp(6, 16, "tanh", "normal", generator=0)

@@ -5,6 +5,7 @@ One job per module:
 - :mod:`.status`: statuses, :class:`Thresholds`, ratios, float64 statistics, formatting;
 - :mod:`.activations`: the activation registry (looked up with ``isinstance``) and the
   normalization layers;
+- :mod:`.ownership`: which module produced each tensor (``viz.trace_modules``);
 - :mod:`.hooks`: the Monitor's hooks (what one forward/backward shows);
 - :mod:`.structure`: the module-level DAG (ownership, edges, merges, norm layers, the
   spine, blocks, repeats), in execution order;

@@ -5,7 +5,8 @@ forward returns, its hook
 
 1. *claims* the tensors its forward created (walking back from its outputs to its inputs;
    tensors already claimed by an inner module stay theirs), so each tensor has one owner,
-   the innermost module that made it (as ``viz.trace_modules`` records);
+   the innermost module that made it (:func:`.ownership.claim`, the walk
+   ``viz.trace_modules`` records with too);
 2. for a leaf module, measures its output (:class:`ActStats`) and the mean square of its
    input, and registers a tensor hook that measures the gradient reaching the output
    (:class:`GradStats`);
@@ -28,9 +29,10 @@ import numpy as np
 
 from ..tensor import Tensor
 from .activations import lookup
+from .ownership import claim, tensors_of
 from .status import norm, rms
 
-__all__ = ["ActStats", "GradStats", "Probe", "Recorder", "tensors_of", "is_merge"]
+__all__ = ["ActStats", "GradStats", "Probe", "Recorder", "is_merge"]
 
 
 @dataclass
@@ -83,17 +85,6 @@ class Probe:
     grad: GradStats | None = None
     branch_zero: bool = False  # merge: one of its inputs is exactly zero
     attention: AttentionStats | None = None
-
-
-def tensors_of(value):
-    """The Tensors in a module's arguments or output (a tensor, a tuple/list, a dict)."""
-    if isinstance(value, Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [v for v in value if isinstance(v, Tensor)]
-    if isinstance(value, dict):
-        return [v for v in value.values() if isinstance(v, Tensor)]
-    return []
 
 
 def act_stats(module, y, sample_size=0):
@@ -196,7 +187,7 @@ class Recorder:
                 return None
             inputs = tensors_of(args)
             outs = tensors_of(output)
-            claimed = self._claim(outs, name, {id(a) for a in inputs})
+            claimed = claim(self.owners, self.keep, outs, name, {id(a) for a in inputs})
             if name in self.leaves and outs and all(outs[0] is not a for a in inputs):
                 x = np.asarray(inputs[0]._array, np.float64) if inputs else None
                 in_ms = float(np.mean(x * x)) if x is not None and x.size else None
@@ -219,21 +210,6 @@ class Recorder:
 
         hook.compile_guard = lambda: not self.enabled  # tg.compile replays the idle steps
         return hook
-
-    def _claim(self, outs, name, inputs):
-        """Tensors between ``inputs`` and ``outs`` not yet owned: they become ``name``'s."""
-        claimed, stack, seen = [], list(outs), set()
-        while stack:
-            t = stack.pop()
-            if id(t) in seen or id(t) in inputs or t._node is None:
-                continue
-            seen.add(id(t))
-            if id(t) not in self.owners:
-                self.owners[id(t)] = name
-                self.keep.append(t)
-                claimed.append(t)
-            stack += [a for a in t._node.inputs or () if isinstance(a, Tensor)]
-        return claimed
 
     def _probe(self, kind, owner, t, module=None, in_ms=None):
         probe = Probe(

@@ -27,6 +27,8 @@ import numpy as np
 
 from ..autograd import grad as _grad
 from ..autograd import record_gradients
+from ..diagnostics.ownership import ModuleTrace, trace_modules
+from ..diagnostics.status import norm, rms
 from ..graphwalk import walk
 from ..tensor import Tensor
 from .colors import Thresholds, fmt, legend_html, node_style
@@ -34,110 +36,12 @@ from .colors import Thresholds, fmt, legend_html, node_style
 __all__ = ["draw_graph", "trace_modules", "ModuleTrace", "METRICS"]
 
 
-def _rms(g):
-    g = np.asarray(g, dtype=np.float64)
-    return float(np.sqrt(np.mean(g * g))) if g.size else 0.0
-
-
 METRICS = {
-    "norm": ("||g||", lambda g: float(np.linalg.norm(np.asarray(g, np.float64).ravel()))),
-    "rms": ("rms(g)", _rms),
+    "norm": ("||g||", norm),
+    "rms": ("rms(g)", rms),
     "mean_abs": ("mean|g|", lambda g: float(np.mean(np.abs(g))) if g.size else 0.0),
     "max_abs": ("max|g|", lambda g: float(np.max(np.abs(g))) if g.size else 0.0),
 }
-
-
-# ----------------------------------------------------------------------------------------
-# Which module produced which tensor
-
-
-class ModuleTrace:
-    """Which module produced each tensor of a forward pass (see :func:`trace_modules`).
-
-    ``owner(t)`` is the qualified name of the innermost module whose forward created
-    tensor ``t`` (``''`` for the root, None outside the model); ``kinds`` maps module
-    names to class names; ``params`` maps parameter ids to qualified names;
-    ``outputs`` maps module names to their (last) output tensor.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        self.owners = {}
-        self.kinds = {}
-        self.outputs = {}
-        self.params = {}
-        self.param_owner = {}
-        self._keep = []
-        self._handles = []
-        for name, p in model.named_parameters():
-            self.params[id(p)] = name
-            self.param_owner[id(p)] = name.rpartition(".")[0]
-        for name, m in model.named_modules():
-            self.kinds[name] = type(m).__name__
-            self._handles.append(m.register_forward_hook(self._hook(name)))
-
-    def _hook(self, name):
-        def hook(module, args, output):
-            inputs = {id(a) for a in _tensors(args)}
-            for out in _tensors(output):
-                self.outputs[name] = out
-                self._claim(out, name, inputs)
-            return None
-
-        return hook
-
-    def _claim(self, out, name, inputs):
-        """Walk back from ``out`` to the module's inputs; unclaimed tensors are ``name``'s."""
-        stack, seen = [out], set()
-        while stack:
-            t = stack.pop()
-            if id(t) in seen or id(t) in inputs or t._node is None:
-                continue
-            seen.add(id(t))
-            if id(t) not in self.owners:
-                self.owners[id(t)] = name
-                self._keep.append(t)  # ids stay valid while the trace lives
-            for a in t._node.inputs or ():
-                if isinstance(a, Tensor):
-                    stack.append(a)
-
-    def owner(self, t):
-        if id(t) in self.param_owner:
-            return self.param_owner[id(t)]
-        return self.owners.get(id(t))
-
-    def close(self):
-        """Remove the forward hooks."""
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
-def trace_modules(model):
-    """Context manager recording which module of ``model`` produced each tensor."""
-    if not (
-        callable(getattr(model, "named_modules", None))
-        and callable(getattr(model, "register_forward_hook", None))
-    ):
-        raise TypeError(f"trace_modules: expected an nn.Module, got {type(model).__name__}")
-    return ModuleTrace(model)
-
-
-def _tensors(value):
-    if isinstance(value, Tensor):
-        return [value]
-    if isinstance(value, (tuple, list)):
-        return [v for v in value if isinstance(v, Tensor)]
-    if isinstance(value, dict):
-        return [v for v in value.values() if isinstance(v, Tensor)]
-    return []
 
 
 # ----------------------------------------------------------------------------------------
@@ -241,7 +145,7 @@ def draw_graph(
         finite = bool(np.isfinite(g).all()) if g is not None else True
         if np.issubdtype(t._array.dtype, np.floating):
             finite = finite and bool(np.isfinite(t._array).all())  # NaN values count too
-        info[id(t)] = None if g is None else (measure(g), _rms(g), finite)
+        info[id(t)] = None if g is None else (measure(g), rms(g), finite)
     is_param = {id(t): t._node is None and (t.requires_grad or id(t) in names) for t in tensors}
 
     # references: the model output (or nearest non-scalar op) and the nearest parameter
