@@ -466,12 +466,16 @@ def _needed_for(inputs, order):
     return needed
 
 
-def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None):
+def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None, batch=None):
     """Backpropagate ``grad_outputs`` from ``outputs``.
 
     Without ``inputs`` the gradients are accumulated into ``.grad`` of leaves (and of
     tensors that called ``retain_grad``); with ``inputs`` nothing is stored and the
     gradients of those tensors are returned in a list (None where unreached).
+
+    With ``batch`` (an int n, numpy only, with ``inputs``) every gradient carries a leading
+    dimension of size n: n cotangents in one sweep.  The caller ensures that every op
+    between ``inputs`` and ``outputs`` is ``batched`` and that no hooks are on the way.
     """
     ndarray = np.ndarray
     xp = _tensor.TENSOR_XP if create_graph else ops.NUMPY
@@ -538,6 +542,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None)
                 if create_graph:
                     if ga.shape != a._array.shape:
                         ga = _reduce_to(xp, ga, a._array.shape, node)
+                elif batch is not None:
+                    ga = _as_batched_input_grad(ga, a._array, batch, node)
                 else:
                     data = a._array
                     if (
@@ -574,6 +580,14 @@ def _as_input_grad(ga, dtype, shape, node):
     if ga.shape != shape:
         ga = _reduce_to(ops.NUMPY, ga, shape, node)
     return ga
+
+
+def _as_batched_input_grad(ga, data, n, node):
+    """A batched rule's gradient, ``(n,) + broadcast shape``, as ``(n,) + data.shape``: the
+    operand's shape is padded with leading 1s so that unbroadcasting never sums the batch."""
+    ga = np.asarray(ga, dtype=data.dtype)
+    padded = (n,) + (1,) * (ga.ndim - 1 - data.ndim) + data.shape
+    return _reduce_to(ops.NUMPY, ga, padded, node).reshape((n,) + data.shape)
 
 
 def _reduce_to(xp, ga, shape, node):

@@ -4,8 +4,9 @@ wrappers over ``tinygrad_init.func``.
 ``inputs`` is a Tensor or a tuple of Tensors and results keep that form; without
 ``create_graph=True`` the results are detached, with it inputs that do not require grad are
 replaced by fresh leaves that do (torch's ``_grad_preprocess``), so the results stay
-differentiable.  ``vectorize`` is accepted (every Jacobian here is one recorded forward plus
-one sweep per basis vector either way).
+differentiable.  ``vectorize=True`` selects func.jacrev's batched backward where the ops
+allow it (one backward for all basis vectors); the default loops, one backward per output
+element, as torch's does.
 
 ``strict=True`` raises torch's RuntimeErrors (same wording) where torch's would: an output
 that does not require grad, an input that an output's recorded graph does not reach (where
@@ -164,7 +165,7 @@ def _strategy(strategy, vectorize, create_graph, strict):
             'performant. Otherwise, prefer to use "reverse-mode".'
         )
     if strategy == "reverse-mode":
-        return func.jacrev
+        return lambda f, argnums: func._jacrev(f, argnums, False, None, batched=vectorize)
     if create_graph:
         raise NotImplementedError(
             "torch.autograd.functional.jacobian: `create_graph=True` and "

@@ -17,7 +17,11 @@ raises NotImplementedError naming the op.  A custom ``Function`` takes part thro
 ``jvp(ctx, *tangents)``; one without it raises NotImplementedError naming it.
 
 Jacobians take one recorded forward and then one backward (jacrev) or tangent sweep
-(jacfwd) per basis vector, reusing that forward.
+(jacfwd) per basis vector, reusing that forward.  jacrev batches: when every op between
+the inputs and an output is ``batched`` (its rules take a leading batch dimension, see
+``ops.Primitive``), no tensor on the way has hooks and the result need not be
+differentiable, the basis vectors go through one backward as one cotangent of shape
+``(n,) + output.shape`` (``chunk_size`` of them at a time); otherwise it loops.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import numpy as np
 from . import ops
 from .autograd import (
     _needed_for,
+    _state,
     _topological_order,
     enable_grad,
     is_grad_enabled,
+    run_backward,
 )
 from .autograd import (
     grad as _autograd_grad,
@@ -365,13 +371,45 @@ def _assemble(columns, lead, trail, connected):
     return Tensor._make(np.stack([c._array for c in columns]).reshape(lead + trail))
 
 
+def _batchable(o, nodes):
+    """Whether one backward can carry a batch of cotangents from ``o`` to ``nodes``."""
+    if _state.tape is not None or _state.recorder is not None:
+        return False
+    order = _topological_order([o])
+    for t in _needed_for(nodes, order):
+        if t._hooks or (t._node is not None and not t._node.op.batched):
+            return False
+    return True
+
+
+def _batched_jacobian(o, nodes, chunk_size):
+    """d o / d nodes, by backwards that each carry ``chunk_size`` basis cotangents."""
+    m = o.numel()
+    step = m if chunk_size is None else chunk_size
+    eye = np.eye(m, dtype=o.dtype)
+    parts = [[] for _ in nodes]
+    for start in range(0, m, step):
+        basis = eye[start : start + step].reshape((-1,) + o.shape)
+        gs = run_backward([o], [basis], True, False, inputs=nodes, batch=len(basis))
+        for p, g, n in zip(parts, gs, nodes):
+            p.append(np.zeros((len(basis),) + n.shape, n.dtype) if g is None else g)
+    return tuple(
+        Tensor._make(np.concatenate(p).reshape(o.shape + n.shape)) for p, n in zip(parts, nodes)
+    )
+
+
 def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None):
     """``f -> J_f``: the Jacobian by reverse mode (``torch.func.jacrev``).
 
     Shape ``output.shape + input.shape``; for a tuple ``argnums`` a tuple over the inputs,
     for a tuple of outputs a tuple over the outputs (of tuples over the inputs).  One
-    recorded forward, then one backward per output element; ``chunk_size`` is accepted
-    for torch's signature (it only bounds memory there)."""
+    recorded forward, then batched backwards (at most ``chunk_size`` basis vectors each)
+    where the ops allow, else one backward per output element."""
+    return _jacrev(func, argnums, has_aux, chunk_size, batched=True)
+
+
+def _jacrev(func, argnums, has_aux, chunk_size, batched):
+    """jacrev; ``batched=False`` always loops (``vectorize=False`` of tg.autograd.functional)."""
     if chunk_size is not None and chunk_size <= 0:
         raise ValueError("jacrev: `chunk_size` should be greater than 0.")
     api = "jacrev(f)(*args)"
@@ -381,6 +419,10 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None):
         nodes, outs, single, aux, connected = _trace(func, args, ks, api, has_aux)
         per_output = []
         for o in outs:
+            if batched and not connected and o.requires_grad and o.numel() and _batchable(o, nodes):
+                jac = _batched_jacobian(o, nodes, chunk_size)
+                per_output.append(jac[0] if isinstance(argnums, int) else jac)
+                continue
             rows = [[] for _ in nodes]
             for e in _basis(o.shape, o.dtype):
                 if o.requires_grad:

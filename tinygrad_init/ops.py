@@ -53,11 +53,14 @@ class Primitive:
     ``saves`` has one entry per rule: what that rule reads, as input positions and "out"
     (default: every input and the output).  ``view`` marks ops whose output shares its
     input's storage (reshape, permute, expand, basic indexing), as PyTorch's views do.
+    ``batched`` marks ops whose numpy rules also take a cotangent with one extra leading
+    dimension (a batch of cotangents, ``g.shape == (n,) + out.shape``) and return gradients
+    with it (before unbroadcasting), so one backward carries n cotangents (func.jacrev).
     """
 
-    __slots__ = ("name", "forward", "vjps", "variadic", "saves", "view", "jvps")
+    __slots__ = ("name", "forward", "vjps", "variadic", "saves", "view", "jvps", "batched")
 
-    def __init__(self, name, forward, *vjps, variadic=False, saves=None, view=False):
+    def __init__(self, name, forward, *vjps, variadic=False, saves=None, view=False, batched=False):
         self.name = name
         self.forward = forward
         self.vjps = vjps
@@ -69,6 +72,7 @@ class Primitive:
         # None when no rule reads anything, so the engine skips the version check at once
         self.saves = saves if builtins.any(saves) else None
         self.view = view
+        self.batched = batched
         self.jvps = None  # tangent rules, set by defjvp
 
     def jvp(self, i, xp, t, out, inputs, params):
@@ -271,8 +275,8 @@ def _matmul_rules():
     """numpy matmul semantics: 1-D operands are promoted, then the promoted dims removed."""
 
     def grad_a(xp, g, out, a, b):
-        if a.ndim == 1 and b.ndim == 1:
-            return g * b
+        if a.ndim == 1 and b.ndim == 1:  # g is a scalar, or a batch of them
+            return xp.expand_dims(g, (-1,)) * b
         if b.ndim == 1:
             g = xp.expand_dims(g, (-1,))
             b = xp.reshape(b, (b.shape[0], 1))
@@ -284,7 +288,7 @@ def _matmul_rules():
 
     def grad_b(xp, g, out, a, b):
         if a.ndim == 1 and b.ndim == 1:
-            return g * a
+            return xp.expand_dims(g, (-1,)) * a
         if a.ndim == 1:
             g = xp.expand_dims(g, (-2,))
             a = xp.reshape(a, (1, a.shape[0]))
@@ -331,9 +335,16 @@ def _linear_forward(x, w, b):
 NONE1, NONE2 = ((),), ((), ())
 
 # arithmetic
-add = Primitive("add", np.add, lambda xp, g, out, a, b: g, lambda xp, g, out, a, b: g, saves=NONE2)
+add = Primitive(
+    "add", np.add, lambda xp, g, out, a, b: g, lambda xp, g, out, a, b: g, saves=NONE2, batched=True
+)
 sub = Primitive(
-    "sub", np.subtract, lambda xp, g, out, a, b: g, lambda xp, g, out, a, b: -g, saves=NONE2
+    "sub",
+    np.subtract,
+    lambda xp, g, out, a, b: g,
+    lambda xp, g, out, a, b: -g,
+    saves=NONE2,
+    batched=True,
 )
 mul = Primitive(
     "mul",
@@ -341,6 +352,7 @@ mul = Primitive(
     lambda xp, g, out, a, b: g * b,
     lambda xp, g, out, a, b: g * a,
     saves=((1,), (0,)),
+    batched=True,
 )
 div = Primitive(
     "div",
@@ -348,25 +360,30 @@ div = Primitive(
     lambda xp, g, out, a, b: g / b,
     lambda xp, g, out, a, b: -g * out / b,
     saves=((1,), (1, "out")),
+    batched=True,
 )
 pow = Primitive("pow", np.power, _pow_grad_base, _pow_grad_exponent, saves=((0, 1), (0, 1, "out")))
-neg = Primitive("neg", np.negative, lambda xp, g, out, a: -g, saves=NONE1)
-matmul = Primitive("matmul", np.matmul, *_matmul_rules(), saves=((1,), (0,)))
+neg = Primitive("neg", np.negative, lambda xp, g, out, a: -g, saves=NONE1, batched=True)
+matmul = Primitive("matmul", np.matmul, *_matmul_rules(), saves=((1,), (0,)), batched=True)
 
 # elementwise functions
 OUT, IN0 = (("out",),), ((0,),)
-exp = Primitive("exp", np.exp, lambda xp, g, out, a: g * out, saves=OUT)
-log = Primitive("log", np.log, lambda xp, g, out, a: g / a, saves=IN0)
+exp = Primitive("exp", np.exp, lambda xp, g, out, a: g * out, saves=OUT, batched=True)
+log = Primitive("log", np.log, lambda xp, g, out, a: g / a, saves=IN0, batched=True)
 sqrt = Primitive("sqrt", np.sqrt, lambda xp, g, out, a: g * 0.5 / out, saves=OUT)
 var = Primitive("var", _var_forward, _var_grad, saves=IN0)
 std = Primitive("std", np.sqrt, _std_grad, saves=OUT)  # sqrt of a variance: see _std_grad
 abs = Primitive(  # g * sgn(a), with sgn(NaN) = 0 as PyTorch's sgn
     "abs", np.abs, lambda xp, g, out, a: g * np.nan_to_num(np.sign(xp.raw(a))), saves=IN0
 )
-sin = Primitive("sin", np.sin, lambda xp, g, out, a: g * xp.cos(a), saves=IN0)
-cos = Primitive("cos", np.cos, lambda xp, g, out, a: -g * xp.sin(a), saves=IN0)
-tanh = Primitive("tanh", np.tanh, lambda xp, g, out, a: g * (1 - out * out), saves=OUT)
-sigmoid = Primitive("sigmoid", _sigmoid, lambda xp, g, out, a: g * out * (1 - out), saves=OUT)
+sin = Primitive("sin", np.sin, lambda xp, g, out, a: g * xp.cos(a), saves=IN0, batched=True)
+cos = Primitive("cos", np.cos, lambda xp, g, out, a: -g * xp.sin(a), saves=IN0, batched=True)
+tanh = Primitive(
+    "tanh", np.tanh, lambda xp, g, out, a: g * (1 - out * out), saves=OUT, batched=True
+)
+sigmoid = Primitive(
+    "sigmoid", _sigmoid, lambda xp, g, out, a: g * out * (1 - out), saves=OUT, batched=True
+)
 relu = Primitive(
     "relu",
     lambda a: np.maximum(a, 0),
@@ -435,7 +452,7 @@ logsumexp = Primitive(
 )
 
 # copies and casts
-clone = Primitive("clone", np.copy, lambda xp, g, out, a: g, saves=NONE1)
+clone = Primitive("clone", np.copy, lambda xp, g, out, a: g, saves=NONE1, batched=True)
 astype = Primitive(
     "to",
     lambda a, dtype: a.astype(dtype),
