@@ -150,85 +150,95 @@ def measure_residual(depths=(20, 50, 100), width=64, train_depth=50, steps=60, s
     return {"variance": variance, "training": training, "train_depth": train_depth}
 
 
-def _finding(title, holds, explanation, evidence):
-    """A finding whose one check is ``evidence``, the numbers that ``holds`` tests."""
-    return Finding(title, explanation, [Check(evidence, bool(holds))])
+_SCHEME_NAMES = {  # how the findings name the schemes of RESIDUAL_SCHEMES
+    "he": "He",
+    "zero": "zero-init",
+    "sqrt_depth": "1/sqrt(L)",
+    "gpt2": "GPT-2 1/sqrt(2L)",
+    "fixup": "Fixup",
+    "batchnorm": "BatchNorm",
+}
 
 
 def residual_findings(m):
-    out = []
     var = m["variance"]
     growth = {d: _geomean_growth(v["measured"]) for d, v in var["he"].items()}
-    out.append(
-        _finding(
+    scaled = []
+    for s in ("sqrt_depth", "gpt2"):
+        for d, v in var[s].items():
+            meas, th = v["measured"][-1], v["theory"][-1]
+            scaled.append(
+                Check(
+                    f"{_SCHEME_NAMES[s]}, {d} blocks: {meas:.3g} times the stem's variance "
+                    f"(needs within 15% of theory (1 + c^2)^L = {th:.3g})",
+                    abs(meas / th - 1) < 0.15,
+                )
+            )
+    for s in ("zero", "fixup"):
+        for d, v in var[s].items():
+            meas = v["measured"][-1]
+            scaled.append(
+                Check(
+                    f"{_SCHEME_NAMES[s]}, {d} blocks: {meas:.7g} (needs 1 within 1e-5)",
+                    abs(meas - 1) < 1e-5,
+                )
+            )
+    tr, depth = m["training"], m["train_depth"]
+    return [
+        Finding(
             "Unscaled He branches double the residual stream's variance at every block",
-            all(1.8 < g < 2.2 for g in growth.values()),
             "A branch that preserves its input's variance (He weights, pre-activation ReLU) "
             "adds a second, independent copy of it to the stream: Var(x + F(x)) = 2 Var(x), "
             "so after L blocks the stream is 2^L times larger and the network's output and "
             "gradients explode with depth.",
-            "measured growth per block (theory 2): "
-            + ", ".join(f"{d} blocks {g:.3f}" for d, g in growth.items()),
-        )
-    )
-    totals = {
-        s: {d: (v["measured"][-1], v["theory"][-1]) for d, v in var[s].items()}
-        for s in ("sqrt_depth", "gpt2", "zero", "fixup")
-    }
-    scaled_ok = all(
-        abs(meas / th - 1) < 0.15 for s in ("sqrt_depth", "gpt2") for meas, th in totals[s].values()
-    )
-    exact_ok = all(
-        abs(meas - 1) < 1e-5 for s in ("zero", "fixup") for meas, _ in totals[s].values()
-    )
-    out.append(
-        _finding(
+            [
+                Check(
+                    f"{d} blocks: growth per block {g:.3f} (needs 1.8 to 2.2, theory 2)",
+                    1.8 < g < 2.2,
+                )
+                for d, g in growth.items()
+            ],
+        ),
+        Finding(
             "Scaled branches bound the stream: about e with 1/sqrt(L), about e^(1/2) with "
             "GPT-2's 1/sqrt(2L), exactly 1 with zero-init and Fixup",
-            scaled_ok and exact_ok,
             "Scaling the last layer of each branch by c makes each block multiply the "
             "variance by (1 + c^2): (1 + 1/L)^L -> e and (1 + 1/(2L))^L -> e^(1/2) at any "
             "depth; a zero last layer (torchvision's zero_init_residual, Fixup) makes every "
-            "block the identity at init.",
-            "; ".join(
-                f"{s}: "
-                + ", ".join(
-                    f"{d} blocks {meas:.3g} (theory {th:.3g})" for d, (meas, th) in t.items()
-                )
-                for s, t in totals.items()
-            ),
-        )
-    )
-    bn = {d: (v["measured"][-1], v["theory"][-1]) for d, v in var["batchnorm"].items()}
-    out.append(
-        _finding(
+            "block the identity at init. Each figure is the stream's variance after the last "
+            "block over the stem's.",
+            scaled,
+        ),
+        Finding(
             "BatchNorm inside the branches makes the stream grow linearly, not exponentially",
-            all(abs(meas / th - 1) < 0.25 for meas, th in bn.values()),
             "Normalizing inside the branch makes every branch add about unit variance "
             "whatever the stream carries, so Var grows like v0 + L (De & Smith 2020): the "
             "branches' share of the stream shrinks as 1/L, which is why BatchNorm ResNets "
             "train at any depth.",
-            "stream variance ratio after the last block: "
-            + ", ".join(
-                f"{d} blocks {meas:.3g} (theory 1 + L / v0 = {th:.3g})"
-                for d, (meas, th) in bn.items()
-            ),
-        )
-    )
-    tr, depth = m["training"], m["train_depth"]
-
-    failed_he = not trained(tr["he"])
-    others = [s for s in tr if s != "he"]
-    out.append(
-        _finding(
+            [
+                Check(
+                    f"{d} blocks: stream variance ratio {v['measured'][-1]:.3g} after the last "
+                    f"block (needs within 25% of 1 + L / v0 = {v['theory'][-1]:.3g})",
+                    abs(v["measured"][-1] / v["theory"][-1] - 1) < 0.25,
+                )
+                for d, v in var["batchnorm"].items()
+            ],
+        ),
+        Finding(
             f"At {depth} blocks plain He branches do not train; every scaled scheme does",
-            failed_he and all(trained(tr[s]) for s in others),
             "The exploding stream makes the first loss huge and the first SGD steps throw "
-            "the weights away; with the stream bounded the same optimizer trains.",
-            "; ".join(f"{s}: {_loss_text(tr[s])}" for s in tr),
-        )
-    )
-    return out
+            "the weights away; with the stream bounded the same optimizer trains. Training "
+            "means a finite loss that falls below 0.8x its start.",
+            [
+                Check(
+                    f"{_SCHEME_NAMES[s]}: {_loss_text(losses)} "
+                    + ("(needs not to train)" if s == "he" else "(needs to train)"),
+                    trained(losses) != (s == "he"),
+                )
+                for s, losses in tr.items()
+            ],
+        ),
+    ]
 
 
 def trained(losses):
@@ -288,36 +298,45 @@ def batchnorm_findings(m):
     plain = {d: _growth_toward_input(v) for d, v in m["plain"].items()}
     residual = {d: _growth_toward_input(v) for d, v in m["residual"].items()}
     deepest = max(plain)
+    plain_fl, residual_fl = _first_last(m["plain"][deepest]), _first_last(m["residual"][deepest])
     return [
-        _finding(
+        Finding(
             "BatchNorm does not make init irrelevant: its gradients explode with depth",
-            all(abs(g / BN_RELU_GROWTH - 1) < 0.05 for g in plain.values()),
             "Normalization fixes the forward scale but not the backward pass: at init the "
             "gradient of a BN-ReLU network grows by about sqrt(pi / (pi - 1)) = 1.21 per "
             "layer toward the input (Yang et al. 2019), so a 50-layer net starts with "
             "first-layer gradients thousands of times the last layer's.",
-            "fitted growth per layer toward the input: "
-            + ", ".join(
-                f"{d} layers {g:.3f} (first/last {_first_last(m['plain'][d]):.3g})"
+            [
+                Check(
+                    f"{d} layers: fitted growth {g:.3f} per layer toward the input, first/last "
+                    f"{_first_last(m['plain'][d]):.3g} (needs within 5% of {BN_RELU_GROWTH:.3f})",
+                    abs(g / BN_RELU_GROWTH - 1) < 0.05,
+                )
                 for d, g in plain.items()
-            )
-            + f"; theory {BN_RELU_GROWTH:.3f}",
+            ],
         ),
-        _finding(
+        Finding(
             "Residual connections take most of the explosion away",
-            all(residual[d] - 1 < (plain[d] - 1) / 2 for d in plain)
-            and _first_last(m["residual"][deepest]) < 0.1 * _first_last(m["plain"][deepest]),
             "With the identity path beside each BN-ReLU branch the gradient reaches every "
             "block directly and each branch is one contribution among many (its share of "
             "the stream shrinks as 1/L), so the per-block factor stays close to 1 and the "
-            "first/last ratio grows far more slowly than 1.21^L. Checked: the per-block "
-            "factor is less than half as far from 1 as the plain net's at every depth, and "
-            "at the deepest the first/last ratio is under a tenth of the plain net's.",
-            "BatchNorm ResNets: "
-            + ", ".join(
-                f"{d} blocks {g:.3f} per block (first/last {_first_last(m['residual'][d]):.3g})"
-                for d, g in residual.items()
-            ),
+            "first/last ratio grows far more slowly than 1.21^L.",
+            [
+                *(
+                    Check(
+                        f"BatchNorm ResNet, {d} blocks: {residual[d]:.3f} per block (needs "
+                        f"below {1 + (plain[d] - 1) / 2:.3f}, half as far from 1 as the plain "
+                        f"net's {plain[d]:.3f})",
+                        residual[d] - 1 < (plain[d] - 1) / 2,
+                    )
+                    for d in plain
+                ),
+                Check(
+                    f"{deepest} blocks: first/last {residual_fl:.3g} (needs under a tenth of "
+                    f"the plain net's {plain_fl:.3g})",
+                    residual_fl < 0.1 * plain_fl,
+                ),
+            ],
         ),
     ]
 
@@ -413,36 +432,54 @@ def transformer_findings(m):
     chance = math.log(vocab)
     final = {k: v[-1] if all(math.isfinite(t) for t in v) else math.inf for k, v in losses.items()}
     best = {k: min(v) for k, v in losses.items()}
-    pre_ok = final["pre-LN"] < 0.1 and final["pre-LN + GPT-2 scaling"] < 0.1
-    post_fails = final["post-LN"] > 0.7 * chance
+    warm = "post-LN + warm-up"
     return [
-        _finding(
+        Finding(
             "Scaling attention logits by 1/sqrt(d) keeps attention spread out at init",
-            e["scaled"] > 0.8 and e["unscaled"] < 0.5,
             "For queries and keys with unit-variance entries q.k has variance d; dividing by "
             "sqrt(d) brings the logits back to unit variance. Unscaled, softmax saturates: "
             "each query attends to one key and the gradient through the other weights "
-            "vanishes (Vaswani et al. 2017).",
-            f"attention entropy / log(S) at d = {m['head_dim']}, S = 32: with 1/sqrt(d) "
-            f"{e['scaled']:.3f}, without {e['unscaled']:.3f}",
+            "vanishes (Vaswani et al. 2017). Entropy is over log(S), at "
+            f"d = {m['head_dim']}, S = 32.",
+            [
+                Check(
+                    f"with 1/sqrt(d): entropy {e['scaled']:.3f} (needs above 0.8)",
+                    e["scaled"] > 0.8,
+                ),
+                Check(
+                    f"without: entropy {e['unscaled']:.3f} (needs below 0.5)", e["unscaled"] < 0.5
+                ),
+            ],
         ),
-        _finding(
+        Finding(
             f"Without warm-up, post-LN fails at a learning rate where pre-LN trains "
             f"({m['depth']} layers, Adam lr {m['lr']:g})",
-            pre_ok and post_fails,
             "In post-LN the LayerNorm sits on the residual stream itself, so large early "
             "updates pass through every normalization and destabilise training; pre-LN keeps "
             "an identity path from the output to every layer (Xiong et al. 2020).",
-            "; ".join(f"{k}: {_loss_text(v)}" for k, v in losses.items())
-            + f" (chance level log {vocab} = {chance:.3f})",
+            [
+                *(
+                    Check(f"{k}: {_loss_text(losses[k])} (needs to end below 0.1)", final[k] < 0.1)
+                    for k in ("pre-LN", "pre-LN + GPT-2 scaling")
+                ),
+                Check(
+                    f"post-LN: {_loss_text(losses['post-LN'])} (needs to end above 0.7x chance "
+                    f"level log {vocab} = {chance:.3f})",
+                    final["post-LN"] > 0.7 * chance,
+                ),
+            ],
         ),
-        _finding(
+        Finding(
             "Warm-up lets post-LN train further before the full learning rate",
-            best["post-LN + warm-up"] < 0.5 * best["post-LN"],
             "Ramping the learning rate up keeps the first, largest-gradient steps small, the "
             "remedy post-LN transformers rely on (Liu et al. 2020).",
-            f"lowest loss: post-LN {best['post-LN']:.3g}, post-LN + warm-up "
-            f"{best['post-LN + warm-up']:.3g} (final {final['post-LN + warm-up']:.3g})",
+            [
+                Check(
+                    f"lowest loss with warm-up {best[warm]:.3g} (final {final[warm]:.3g}; needs "
+                    f"below half of post-LN's lowest {best['post-LN']:.3g})",
+                    best[warm] < 0.5 * best["post-LN"],
+                )
+            ],
         ),
     ]
 
@@ -502,23 +539,29 @@ def _measured_chi(sigma_w2, sigma_b2, width, depth, seed, batch=8, skip=5):
 
 def chaos_findings(m, tolerance=0.03):
     pts = m["points"]
-    agree = all(abs(p["measured"] / p["predicted"] - 1) < tolerance for p in pts.values())
-    phases = pts["ordered"]["measured"] < 1 < pts["chaotic"]["measured"]
+    agree = [
+        Check(
+            f"{k} sigma_w^2 = {p['sigma_w2']:.3f}: measured {p['measured']:.3f}, predicted "
+            f"{p['predicted']:.3f} (needs within {tolerance:.0%})",
+            abs(p["measured"] / p["predicted"] - 1) < tolerance,
+        )
+        for k, p in pts.items()
+    ]
+    ordered, chaotic = pts["ordered"]["measured"], pts["chaotic"]["measured"]
     return [
-        _finding(
+        Finding(
             "Mean-field theory predicts the per-layer gradient factor of real tanh networks",
-            agree and phases,
             "The fixed point q* of the variance map and chi_1 = sigma_w^2 E[tanh'(sqrt(q*) "
             "z)^2] predict how much a gradient's squared norm changes per layer: below the "
             "critical line (chi_1 < 1) it vanishes over about xi = -1/log(chi_1) layers, "
             "above it explodes, on it (the edge of chaos) it is preserved (Poole et al. "
-            "2016, Schoenholz et al. 2017).",
-            f"width {m['width']}, {m['depth']} layers, sigma_b^2 = {CHAOS_SIGMA_B2}: "
-            + "; ".join(
-                f"{k} sigma_w^2 = {p['sigma_w2']:.3f}: measured {p['measured']:.3f}, "
-                f"predicted {p['predicted']:.3f}"
-                for k, p in pts.items()
-            ),
+            f"2016, Schoenholz et al. 2017). Measured at width {m['width']}, {m['depth']} "
+            f"layers, sigma_b^2 = {CHAOS_SIGMA_B2}.",
+            [
+                *agree,
+                Check(f"ordered: measured {ordered:.3f} (needs below 1)", ordered < 1),
+                Check(f"chaotic: measured {chaotic:.3f} (needs above 1)", chaotic > 1),
+            ],
         )
     ]
 
@@ -587,35 +630,65 @@ def _spread(log_values):
     return float(10 ** (np.percentile(log_values, 90) - np.percentile(log_values, 10)))
 
 
+def _spread_bound(log_values, width):
+    """``(p90 / p10, resolved)``.  A float64 SVD of a width x width matrix resolves singular
+    values down to about ``max * width * eps``; below that they are rounding noise (they
+    change with the order of the sums).  When p10 is below it, the spread is only known to
+    exceed p90 / floor, and that bound is returned with ``resolved`` False."""
+    floor = max(log_values) + math.log10(width * np.finfo(np.float64).eps)
+    p90, p10 = np.percentile(log_values, 90), np.percentile(log_values, 10)
+    if p10 >= floor:
+        return float(10 ** (p90 - p10)), True
+    return float(10 ** (p90 - floor)), False
+
+
+def _spread_check(label, log_values, width):
+    """The check "the singular values spread by more than 10x" (p90 / p10)."""
+    spread, resolved = _spread_bound(log_values, width)
+    text = f"{spread:.3g}" if resolved else f"above {spread:.2g} (p10 below float64 resolution)"
+    return Check(f"{label}: p90/p10 {text} (needs above 10)", spread > 10)
+
+
 def isometry_findings(m):
-    orth = {d: v for d, v in m["tanh"]["orthogonal"].items()}
-    gauss = {d: v for d, v in m["tanh"]["gaussian"].items()}
-    relu = m["relu"]["orthogonal"]
-    concentrated = all(_spread(v) < 2 and 10 ** max(v) < 2 for v in orth.values())
-    spread = all(_spread(v) > 10 for v in gauss.values())
+    width = m["width"]
+    orth_checks = []
+    for d, v in m["tanh"]["orthogonal"].items():
+        orth_checks.append(
+            Check(
+                f"orthogonal, {d} layers: p90/p10 {_spread(v):.3g} (needs below 2)", _spread(v) < 2
+            )
+        )
+        orth_checks.append(
+            Check(
+                f"orthogonal, {d} layers: largest {10 ** max(v):.3g} (needs below 2)",
+                10 ** max(v) < 2,
+            )
+        )
     return [
-        _finding(
+        Finding(
             "At the edge of chaos orthogonal tanh nets are dynamically isometric; Gaussian "
             "ones are not",
-            concentrated and spread,
             "chi_1 = 1 only fixes the mean squared singular value of the input-output "
             "Jacobian. With orthogonal weights and small q* every singular value stays near "
             "1 at any depth; Gaussian weights multiply in their own spread, which compounds "
-            "(Pennington, Schoenholz & Ganguli 2017).",
-            f"width {m['width']}, p90/p10 of the singular values: orthogonal "
-            + ", ".join(
-                f"{d} layers {_spread(v):.3g} (max {10 ** max(v):.3g})" for d, v in orth.items()
-            )
-            + "; Gaussian "
-            + ", ".join(f"{d} layers {_spread(v):.3g}" for d, v in gauss.items()),
+            f"(Pennington, Schoenholz & Ganguli 2017). Width {width}; p90/p10 is the ratio of "
+            "the 90th to the 10th percentile of the singular values.",
+            [
+                *orth_checks,
+                *(
+                    _spread_check(f"Gaussian, {d} layers", v, width)
+                    for d, v in m["tanh"]["gaussian"].items()
+                ),
+            ],
         ),
-        _finding(
+        Finding(
             "ReLU networks cannot be dynamically isometric, even with orthogonal weights",
-            all(_spread(v) > 10 for v in relu.values()),
             "ReLU's derivative is 0 for half of the units: each layer's Jacobian D W "
             "projects away about half of the directions, whatever W is.",
-            "orthogonal ReLU (He gain): "
-            + ", ".join(f"{d} layers p90/p10 {_spread(v):.3g}" for d, v in relu.items()),
+            [
+                _spread_check(f"orthogonal ReLU (He gain), {d} layers", v, width)
+                for d, v in m["relu"]["orthogonal"].items()
+            ],
         ),
     ]
 
