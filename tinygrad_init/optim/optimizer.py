@@ -206,13 +206,14 @@ class Optimizer:
 
     _BLOCK = 1 << 18
 
-    def _add_scaled(self, w, g, alpha):
+    def _add_scaled(self, w, g, alpha, scratch=None):
         """``w += alpha * g`` in place, ``g`` untouched, with scratch memory of at most
         ``_BLOCK`` values: a large parameter is updated one block at a time (each block
         still in cache when it is added), so no temporary the size of a parameter is kept
-        or allocated."""
+        or allocated.  ``scratch``: a small parameter's buffer from ``_scratch(w, 1)``,
+        looked up in advance by a caller that updates the same parameter every step."""
         if w.size <= self._BLOCK:
-            s = self._scratch(w, 1)
+            s = self._scratch(w, 1) if scratch is None else scratch
             np.multiply(g, alpha, out=s)
             w += s
         elif w.flags.c_contiguous and g.flags.c_contiguous and g.shape == w.shape:

@@ -61,9 +61,10 @@ class SGD(Optimizer):
 
     def _flat_step(self, closure=None):
         """For ``tg.compile``: the replay of a plain step (no closure, momentum, weight
-        decay or maximize) as its array updates alone, ``w += -lr * g`` (``_add_scaled``,
-        its scratch bound in advance), with ``lr`` read afresh; None for any other step.
-        A replay whose groups are no longer plain, or hold other parameters, calls step()."""
+        decay or maximize) as its array updates alone, ``w += -lr * g`` (``_add_scaled``
+        with each small parameter's scratch looked up in advance), with ``lr`` read
+        afresh; None for any other step.  A replay whose groups are no longer plain, or
+        hold other parameters, calls step()."""
         groups = self.param_groups
         if closure is not None or not all(_plain(g) for g in groups):
             return None
@@ -87,12 +88,7 @@ class SGD(Optimizer):
                     grad = p.grad
                     if grad is None:
                         continue
-                    w, g = self._arrays(p)
-                    if s is None:
-                        self._add_scaled(w, g, alpha)
-                    else:
-                        np.multiply(g, alpha, out=s)
-                        w += s
+                    self._add_scaled(*self._arrays(p), alpha, s)
 
         return replay
 
