@@ -51,7 +51,10 @@ class ModuleTrace:
     ``owner(t)`` is the qualified name of the innermost module whose forward created
     tensor ``t`` (``''`` for the root, None outside the model); ``kinds`` maps module
     names to class names; ``params`` maps parameter ids to qualified names;
-    ``outputs`` maps module names to their (last) output tensor.
+    ``outputs`` maps module names to their (last) output tensor; ``calls`` lists, in call
+    order, ``(name, module, output)`` for every call of a leaf module (one without
+    children) that returned a new tensor, the points the structural model is built on
+    (:meth:`~tinygrad_init.diagnostics.structure.Structure.from_trace`).
     """
 
     def __init__(self, model):
@@ -61,11 +64,13 @@ class ModuleTrace:
         self.outputs = {}
         self.params = {}
         self.param_owner = {}
+        self.calls = []
         self._keep = []
         self._handles = []
         for name, p in model.named_parameters():
             self.params[id(p)] = name
             self.param_owner[id(p)] = name.rpartition(".")[0]
+        self.leaves = {n for n, m in model.named_modules() if not list(m.children())}
         for name, m in model.named_modules():
             self.kinds[name] = type(m).__name__
             self._handles.append(m.register_forward_hook(self._hook(name)))
@@ -73,9 +78,12 @@ class ModuleTrace:
     def _hook(self, name):
         def hook(module, args, output):
             outs = tensors_of(output)
+            inputs = tensors_of(args)
             if outs:
                 self.outputs[name] = outs[-1]
-            claim(self.owners, self._keep, outs, name, {id(a) for a in tensors_of(args)})
+                if name in self.leaves and all(outs[0] is not a for a in inputs):
+                    self.calls.append((name, module, outs[0]))
+            claim(self.owners, self._keep, outs, name, {id(a) for a in inputs})
             return None
 
         return hook

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from ..graphwalk import walk
 from .activations import is_norm, lookup
+from .hooks import Probe, is_merge
 
 __all__ = ["Node", "Block", "Unit", "Structure"]
 
@@ -152,7 +153,8 @@ class Structure:
     # -- building -------------------------------------------------------------------
     @classmethod
     def build(cls, recorder, outputs):
-        """From a :class:`Recorder`'s probes and the graph below ``outputs`` (intact)."""
+        """From a :class:`Recorder`'s ``probes`` (tensor id -> Probe) and ``params``
+        (parameter ids) and the graph below ``outputs`` (intact)."""
         order, _ = walk(outputs, caller="Monitor")
         nodes, point, counts = {}, {}, {}
         for i, t in enumerate(order):
@@ -182,6 +184,20 @@ class Structure:
         return cls._assemble(nodes, max(out_src, key=lambda k: nodes[k].position, default=None))
 
     @classmethod
+    def from_trace(cls, trace, outputs):
+        """From a :class:`~tinygrad_init.diagnostics.ownership.ModuleTrace` (the op graph's
+        ``viz.trace_modules``) and the graph below ``outputs`` (intact): the same nodes as
+        the Monitor's, from the leaf calls and the merges the trace saw, unmeasured
+        (``act`` is None)."""
+        params = set(trace.params)
+        probes = {id(t): Probe("module", name, id(t), None, m) for name, m, t in trace.calls}
+        for t in trace._keep:
+            name = trace.owners[id(t)]
+            if name not in trace.leaves and id(t) not in probes and is_merge(t, params):
+                probes[id(t)] = Probe("merge", name, id(t), None)
+        return cls.build(_Points(probes, params), outputs)
+
+    @classmethod
     def chain(cls, recorder):
         """Fallback without a root forward: the leaf calls as a chain, in call order."""
         nodes, counts, prev = {}, {}, None
@@ -200,6 +216,14 @@ class Structure:
         blocks = _blocks(nodes, spine)
         units = _units(nodes, spine, blocks)
         return cls(nodes, spine, blocks, units)
+
+
+@dataclass
+class _Points:
+    """What :meth:`Structure.build` reads of a Recorder, gathered from a trace instead."""
+
+    probes: dict
+    params: set
 
 
 def _key(probe, counts):
