@@ -88,6 +88,11 @@ class ModuleTrace:
 
         return hook
 
+    @property
+    def claimed(self):
+        """Every tensor a module claimed, in the order the modules returned."""
+        return list(self._keep)
+
     def owner(self, t):
         if id(t) in self.param_owner:
             return self.param_owner[id(t)]

@@ -191,7 +191,7 @@ class Structure:
         (``act`` is None)."""
         params = set(trace.params)
         probes = {id(t): Probe("module", name, id(t), None, m) for name, m, t in trace.calls}
-        for t in trace._keep:
+        for t in trace.claimed:
             name = trace.owners[id(t)]
             if name not in trace.leaves and id(t) not in probes and is_merge(t, params):
                 probes[id(t)] = Probe("merge", name, id(t), None)

@@ -1,7 +1,8 @@
 """Pictures of gradient flow: op-level graphs, layer-level flow diagrams and plots.
 
 - :func:`draw_graph`: every op and parameter of a graph, coloured by the gradient that
-  reached it, one cluster per module (with :func:`trace_modules`).
+  reached it, one cluster per module (with :func:`trace_modules`); a run of identical
+  residual blocks becomes one box, "Block x N".
 - :func:`gradient_flow`: one node per layer, in forward order, with gradient norms,
   activation statistics and saturated/dead fractions; the picture for deep networks.
 - :mod:`tinygrad_init.viz.plots` (needs matplotlib, the ``plots`` extra): gradient norm

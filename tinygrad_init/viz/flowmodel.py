@@ -82,15 +82,22 @@ def ratio_of(r):
     return r.weight_grad_ratio if r.grad_ratio is None else r.grad_ratio
 
 
+def severity(ratio):
+    """How far a gradient ratio is from 1 on the log scale, ``|log10(ratio)|``: NaN ranks
+    first, then 0 (a gradient that vanished entirely), None (no gradient) last."""
+    if ratio is None:
+        return -1.0
+    if math.isnan(ratio):
+        return math.inf
+    return 1e9 if ratio <= 0 else abs(math.log10(ratio))
+
+
 def _severity(r):
     if r.status == "nan":
         return math.inf
     if r.status == ZERO_INIT:
         return -0.5  # below any measured ratio: zero by design, not a fault
-    ratio = ratio_of(r)
-    if ratio is None or ratio <= 0:
-        return -1.0 if ratio is None else 1e9
-    return abs(math.log10(ratio))
+    return severity(ratio_of(r))
 
 
 def worst(records):
