@@ -140,8 +140,12 @@ _NODE = {
     "margin": "0.08,0.03",
     "height": "0.3",
 }
-_LOSS = {"style": "filled,rounded", "fillcolor": "#f7f7f7", "color": "#9e9e9e"}
-_LOSS["fontcolor"] = "#333333"
+_LOSS = {
+    "style": "filled,rounded",
+    "fillcolor": "#f7f7f7",
+    "color": "#9e9e9e",
+    "fontcolor": "#333333",
+}
 _PLAIN = {"style": "filled", "fillcolor": "#eeeeee", "color": "#bdbdbd", "fontcolor": "#555555"}
 _CLUSTER = {"style": "rounded", "color": "#9e9e9e", "fontsize": "10", "fontcolor": "#424242"}
 

@@ -89,9 +89,6 @@ class OpDiagram:
     edges: list
     top: OpCluster
 
-    def node(self, node_id):
-        return next(n for n in self.nodes if n.id == node_id)
-
     @property
     def runs(self):
         return [n for n in self.nodes if n.kind == "run"]
