@@ -145,6 +145,16 @@ def test_collapse_needs_a_trace():
     assert "Block x" not in src and src.count("<B>add</B>") >= 12
 
 
+def test_a_run_without_gradients_names_no_worst_op():
+    loss, trace = _resnet(12)
+    (run,) = build_graph(loss, False, modules=trace).runs
+    assert run.ratio is None and run.lines == [
+        "blocks 1 .. 12",
+        "each: 5 ops, 4 params",
+        "no gradient",
+    ]
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="needs the graphviz dot program")
 def test_the_dot_parses_and_forty_blocks_fit_on_a_screen():
     loss, trace = _resnet(40)

@@ -502,8 +502,9 @@ def _run_node(run, m):
         f"blocks {run.blocks[0]} .. {run.blocks[-1]}",
         f"each: {len(ops) // n} ops, {(len(run.members) - len(ops)) // n} params",
         span,
-        f"worst: {ops[worst]._node.op.name} in {run.block_of[id(ops[worst])]}",
     ]
+    if ratios[worst] is not None:
+        lines.append(f"worst: {ops[worst]._node.op.name} in {run.block_of[id(ops[worst])]}")
     return OpNode(run.id, "run", f"Block x {n}", lines, ratios[worst], count=n)
 
 
