@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tinygrad_init import models, viz
+from tinygrad_init import models, nn, viz
 from tinygrad_init.diagnostics import Monitor
 from tinygrad_init.viz.flowmodel import build_flow
 
@@ -90,3 +90,26 @@ def test_the_collapsed_box_takes_the_worst_members_colour():
     box = next(n for n in diagram.nodes if n.kind == "collapsed")
     assert box.count == 40 and box.record.status == "exploding"
     assert box.record in box.records
+
+
+def _blas_threads(threadpoolctl):
+    return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_the_diagrams_own_pass_runs_with_one_blas_thread():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not _blas_threads(threadpoolctl):
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(_blas_threads(threadpoolctl))
+            return x
+
+    m = nn.Sequential(nn.Linear(8, 8), Probe(), nn.ReLU(), nn.Linear(8, 2))
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads(threadpoolctl)
+        viz.gradient_flow(m, models.synthetic_batch(m, generator=0)[0])
+        assert _blas_threads(threadpoolctl) == before  # the caller's setting comes back
+    assert seen == [{1}]
