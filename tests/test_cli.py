@@ -281,7 +281,12 @@ def test_stats_on_a_residual_model_file(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "Gradients and activations are healthy in every layer." in out
-    assert "zero-initialised output; receives gradient after the first step" in out
+    assert (
+        "20 nodes get exactly zero gradient at step 0 (blocks.0.fc1, blocks.1.fc1, ... 18 "
+        "more), by design and not from vanishing: the weights downstream of them, in "
+        "blocks.0.fc2, blocks.1.fc2, ... 18 more, are exactly zero (a zero-initialised output"
+    ) in out
+    assert "so they are non-zero after the first step, and the nodes before them" in out
     assert out.count("zero-init\n") == 20  # every blocks.i.fc1, in the table's status column
     assert "Gradients vanish" not in out
     assert _remedies(out) == []

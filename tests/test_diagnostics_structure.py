@@ -89,7 +89,49 @@ def test_zero_initialised_branches_are_healthy_and_said_so():
     v = mon.verdict()
     assert v.status == "healthy"
     assert set(v.zero_init) == {f"blocks.{i}.fc1" for i in range(20)}
-    assert any("receives gradient after the first step" in c for c in v.causes)
+    fc2 = [r for r in mon.records if r.name.endswith("fc2")]
+    assert all(r.weight_zero and r.weight_grad_norm > 0 for r in fc2)
+    lo, hi = min(r.weight_grad_norm for r in fc2), max(r.weight_grad_norm for r in fc2)
+    assert v.causes == [
+        "20 nodes get exactly zero gradient at step 0 (blocks.0.fc1, blocks.1.fc1, ... 18 "
+        "more), by design and not from vanishing: the weights downstream of them, in "
+        "blocks.0.fc2, blocks.1.fc2, ... 18 more, are exactly zero (a zero-initialised "
+        "output, the Fixup/SkipInit/ReZero recipe) and pass no gradient back. Those weights "
+        f"get a gradient themselves (|dW| {lo:.2g} to {hi:.2g}), so they are non-zero after "
+        "the first step, and the nodes before them receive gradient from the second step on"
+    ]
+    fc1 = next(r for r in mon.records if r.name == "blocks.3.fc1")
+    assert fc1.grad_rms == 0 and fc1.zero_below == "blocks.3.fc2"
+    assert fc1.note == (
+        "no gradient at step 0: the weights of blocks.3.fc2, downstream, are exactly zero "
+        "(a zero-initialised output); it receives gradient once they are not"
+    )
+
+
+def test_a_zero_classifier_cuts_the_whole_net_off_and_says_which_weights_wait():
+    """Fixup zeroes each branch's last layer and the classifier: at step 0 only the
+    classifier's weight gets a gradient; nothing before it is vanishing."""
+    m = models.make_resnet(4, 16, branch_scale="fixup", generator=0)
+    x, y = models.synthetic_batch(m, generator=1)
+    mon = _monitor(m, x, y, loss=models.mse)
+    v = mon.verdict()
+    assert v.status == "healthy" and not v.vanishing
+    by = {r.name: r for r in mon.records}
+    head = by["5"]
+    assert head.weight_zero and head.weight_grad_norm > 0
+    assert by["0"].zero_below == "5" and by["2.+"].zero_below == "5"  # the stream: the head
+    assert by["2.branch.1"].zero_below == "2.branch.3"  # a branch: its own last layer
+    assert len(v.zero_init) == sum(r.grad_rms == 0 for r in mon.records) == 21
+    assert v.causes == [
+        "21 nodes get exactly zero gradient at step 0 (0, 1.branch.0, ... 19 more), by design "
+        "and not from vanishing: the weights downstream of them, in 1.branch.3, 2.branch.3, "
+        "... 3 more, are exactly zero (a zero-initialised output, the Fixup/SkipInit/ReZero "
+        f"recipe) and pass no gradient back. Of those, 5 gets a gradient itself (|dW| "
+        f"{head.weight_grad_norm:.2g}), so it is non-zero after the first step, and the nodes "
+        "before it receive gradient from the second step on; 1.branch.3, 2.branch.3, "
+        "3.branch.3, 4.branch.3 get no gradient at step 0 either (more zero weights lie "
+        "downstream of them), so the nodes before those wait a step more"
+    ]
 
 
 def test_branches_scaled_by_one_over_sqrt_depth_are_healthy():

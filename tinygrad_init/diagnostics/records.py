@@ -20,8 +20,10 @@ Fields (None where they do not apply), all computed in float64:
 - judgement (filled by :mod:`~tinygrad_init.diagnostics.rules`): ``grad_ratio``,
   ``weight_grad_ratio``, ``act_ratio``, ``grad_step`` / ``act_step`` (the factor across
   this node along the spine), ``backward_status``, ``forward_status``, ``status``,
-  ``note``; theory (:mod:`~tinygrad_init.diagnostics.theory`): ``theory_preact_std``,
-  ``theory_act_std``, ``theory_grad_std``.
+  ``note``, ``zero_below`` (for a node that no gradient can reach: the node downstream
+  whose exactly-zero weights cut it off); theory
+  (:mod:`~tinygrad_init.diagnostics.theory`): ``theory_preact_std``, ``theory_act_std``,
+  ``theory_grad_std``.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class Record:
     forward_status: str = "none"
     status: str = "none"
     note: str = ""
+    zero_below: str | None = None
     theory_preact_std: float | None = None
     theory_act_std: float | None = None
     theory_grad_std: float | None = None

@@ -13,8 +13,9 @@
 - along the spine, ``grad_step`` and ``act_step`` are the factors across one node.
 
 ``status`` is the worse of ``backward_status`` and ``forward_status``.  A node whose
-gradient is exactly 0 because the branch it lies in outputs exactly 0 at init (a
-zero-initialised last layer or gate) is ``zero-init``, not vanishing.
+gradient is exactly 0 because every path from it to the loss passes weights that are
+exactly 0 (a branch's zero-initialised last layer or gate, Fixup's zero classifier:
+``Structure.zero_below``) is ``zero-init``, not vanishing.
 
 **Verdict rules** each take a :class:`Context` and return a :class:`Finding` (or None):
 a status, the nodes it names, a cause computed from measured numbers, and remedies that
@@ -127,6 +128,11 @@ def judge(records, structure, thresholds):
     for prev, r in zip(spine, spine[1:]):
         r.grad_step = ratio(prev.grad_rms, r.grad_rms)
         r.act_step = ratio(r.act_rms, prev.act_rms)
+    if structure is not None and any(r.grad_rms == 0 for r in records):
+        below = structure.zero_below()
+        for r in records:
+            if r.grad_rms == 0:
+                r.zero_below = below.get(r.name)
     for r in records:
         _status(r, ctx)
     return records
@@ -145,9 +151,12 @@ def _status(r, ctx):
     if not (r.grad_finite and r.weight_grad_finite and r.act_finite):
         r.backward_status = r.forward_status = r.status = NONFINITE
         return
-    if r.grad_rms == 0 and _zero_branch(r, ctx):
+    if r.zero_below is not None:
         r.backward_status = ZERO_INIT
-        r.note = "zero-initialised branch output; receives gradient after the first step"
+        r.note = (
+            f"no gradient at step 0: the weights of {r.zero_below}, downstream, are exactly "
+            "zero (a zero-initialised output); it receives gradient once they are not"
+        )
     else:
         g = r.grad_ratio if r.grad_ratio is not None else r.weight_grad_ratio
         r.backward_status = t.classify(g)
@@ -466,20 +475,47 @@ def update_size(ctx):
 
 
 def zero_init(ctx):
+    """Nodes whose gradient is exactly 0 because the weights downstream are exactly 0 (the
+    nodes named by ``zero_below``): by design, not vanishing; said with those weights' own
+    gradient, which decides when the nodes before them start to learn."""
     zeros = [r for r in ctx.records if r.backward_status == ZERO_INIT]
     if not zeros:
         return None
-    out = [r for r in ctx.records if r.weight_zero]
-    what = f" ({', '.join(_short(out))} zero)" if out else ""
-    return Finding(
-        ZERO_INIT,
-        "backward",
-        _names(zeros),
-        f"{len(zeros)} nodes get exactly zero gradient at step 0 because their branch's "
-        f"output is exactly zero{what}: zero-initialised output; receives gradient after "
-        "the first step (the Fixup/SkipInit/ReZero recipe, not vanishing)",
-        [],
+    stops = sorted({r.zero_below for r in zeros}, key=lambda k: ctx.by_name[k].index)
+    stops = [ctx.by_name[k] for k in stops]
+    cause = (
+        f"{_count(zeros, 'node')} get exactly zero gradient at step 0 "
+        f"({', '.join(_short(zeros))}), by design and not from vanishing: the weights "
+        f"downstream of them, in {', '.join(_short(stops))}, are exactly zero (a "
+        "zero-initialised output, the Fixup/SkipInit/ReZero recipe) and pass no gradient back"
     )
+    moving = [r for r in stops if r.weight_grad_norm]
+    stuck = [r for r in stops if r.weight_grad_norm == 0]
+    if moving:
+        dw = sorted(r.weight_grad_norm for r in moving)
+        span = _fmt(dw[0]) if len(dw) == 1 else f"{_fmt(dw[0])} to {_fmt(dw[-1])}"
+        one = len(moving) == 1
+        who = (
+            "Those weights"
+            if len(moving) == len(stops)
+            else f"Of those, {', '.join(_short(moving))}"
+        )
+        cause += (
+            f". {who} {'gets a gradient itself' if one else 'get a gradient themselves'} "
+            f"(|dW| {span}), so {'it is' if one else 'they are'} non-zero after the first "
+            f"step, and the nodes before {'it' if one else 'them'} receive gradient from the "
+            "second step on"
+        )
+    if stuck:
+        cause += (
+            f"; {', '.join(_short(stuck))} get no gradient at step 0 either (more zero "
+            "weights lie downstream of them), so the nodes before those wait a step more"
+        )
+    return Finding(ZERO_INIT, "backward", _names(zeros), cause, [])
+
+
+def _count(records, noun):
+    return f"{len(records)} {noun}" + ("" if len(records) == 1 else "s")
 
 
 def _short(records, limit=4):

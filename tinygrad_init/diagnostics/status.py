@@ -5,7 +5,7 @@ carries the signal (see :mod:`tinygrad_init.diagnostics.structure`):
 ``ratio < thresholds.vanishing`` (default 1e-2) is *vanishing*, ``ratio >
 thresholds.exploding`` (default 1e2) is *exploding*, in between *healthy*; NaN or Inf is
 its own class, and a gradient that is exactly zero because a weight downstream is exactly
-zero (a zero-initialised branch output) is *zero-init*, not vanishing.  Every statistic
+zero (a zero-initialised output) is *zero-init*, not vanishing.  Every statistic
 is computed in float64, so a float32 gradient of 1e-30 is 1e-30, not 0.
 """
 

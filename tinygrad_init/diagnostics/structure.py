@@ -27,6 +27,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..graphwalk import walk
 from .activations import is_norm, lookup
 from .hooks import Probe, is_merge
@@ -136,6 +138,36 @@ class Structure:
         m = self.merges
         return m[-1] if m else None
 
+    def zero_below(self):
+        """``{key: the node whose exactly-zero weights cut it off}`` for every node that no
+        gradient can reach, read from the parameters as they are now.
+
+        "Weights" are a module's parameters other than its bias (a Linear's weight, a
+        norm layer's gain, a ``ResidualGate``'s alpha); a node whose weights are all
+        exactly zero passes back no gradient.  A node is cut off when each of its paths
+        to the output passes such a node; of the zero nodes on those paths the last one
+        is named, since it is the one that must become non-zero first (Fixup's zero
+        classifier for the stream, a branch's own zero last layer for the branch).  One
+        pass in reverse execution order.
+        """
+        below, reached = {}, {}
+        for n in sorted(self.nodes.values(), key=lambda n: -n.position):
+            if not n.succs:
+                reached[n.key] = True
+                continue
+            cuts = []
+            for s in n.succs:
+                if _zero_weights(self.nodes[s]):
+                    cuts.append(s)
+                elif reached[s]:
+                    break
+                else:
+                    cuts.append(below[s])
+            else:
+                below[n.key] = max(cuts, key=lambda k: self.nodes[k].position)
+            reached[n.key] = n.key not in below
+        return below
+
     def block_of(self, key):
         return next((b for b in self.blocks if key == b.merge or key in b.branch), None)
 
@@ -224,6 +256,14 @@ class _Points:
 
     probes: dict
     params: set
+
+
+def _zero_weights(node):
+    m = node.module
+    weights = [
+        p for name, p in getattr(m, "_parameters", {}).items() if p is not None and name != "bias"
+    ]
+    return bool(weights) and not any(np.any(p._array) for p in weights)
 
 
 def _key(probe, counts):
