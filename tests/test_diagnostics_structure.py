@@ -140,14 +140,8 @@ def test_branches_scaled_by_one_over_sqrt_depth_are_healthy():
 
 
 def _bn_mlp(depth, width=128):
-    g = np.random.default_rng(0)
-    layers = []
-    for _ in range(depth):
-        fc = nn.Linear(width, width)
-        init.kaiming_normal_(fc.weight, generator=g)
-        init.zeros_(fc.bias)
-        layers += [fc, nn.BatchNorm1d(width), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(width, 10))
+    """``depth`` x (He Linear, BatchNorm1d, ReLU), then a He Linear head to 10 classes."""
+    return models.make_mlp(depth + 1, width, in_features=width, generator=0, norm="batch")
 
 
 def test_deep_batchnorm_mlp_explodes_with_the_mean_field_explanation():

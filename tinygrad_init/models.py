@@ -94,16 +94,22 @@ def make_mlp(
     in_features=32,
     out_features=10,
     generator=None,
+    norm=None,
 ):
     """``depth`` Linear layers (``in -> width -> ... -> width -> out``) in an
     ``nn.Sequential``, each but the last followed by ``activation``.
 
-    Modules are named ``'0'``, ``'1'``, ... as PyTorch's Sequential names them.
+    ``norm``: None, ``'batch'`` (``BatchNorm1d(width)``) or ``'layer'``
+    (``LayerNorm(width)``): a normalization layer after each hidden Linear, before its
+    activation (Linear, norm, activation, as Ioffe & Szegedy 2015 place BatchNorm); the
+    output layer has none.  Modules are named ``'0'``, ``'1'``, ... as PyTorch's
+    Sequential names them.
     """
     depth = _positive("depth", depth)
     width = _positive("width", width)
     in_features = _positive("in_features", in_features)
     out_features = _positive("out_features", out_features)
+    _check_norm("make_mlp", norm)
     init_fn = get_initializer(init)
     _activation(activation)  # validate before building anything
     gen = _generator(generator)
@@ -113,9 +119,9 @@ def make_mlp(
         out = out_features if i == depth - 1 else width
         layers.append(_init_layer(nn.Linear(fan, out), init_fn, gen))
         if i < depth - 1:
-            act = _activation(activation)
-            if act is not None:
-                layers.append(act)
+            for m in (_norm(norm, width, "mlp"), _activation(activation)):
+                if m is not None:
+                    layers.append(m)
         fan = out
     return nn.Sequential(*layers)
 
@@ -167,6 +173,11 @@ def make_cnn(
 # Residual-branch schemes of make_resnet: a rule of init.residual_scale, or 'rezero'.
 BRANCH_SCALES = ("none", "zero", "sqrt_depth", "gpt2", "fixup", "rezero")
 NORMS = (None, "batch", "layer")
+
+
+def _check_norm(caller, norm):
+    if norm not in NORMS:
+        raise ValueError(f"{caller}: norm must be None, 'batch' or 'layer', got {norm!r}")
 
 
 def _norm(norm, width, kind):
@@ -225,8 +236,7 @@ def make_resnet(
     out_features = _positive("out_features", out_features)
     if kind not in ("mlp", "conv"):
         raise ValueError(f"make_resnet: kind must be 'mlp' or 'conv', got {kind!r}")
-    if norm not in NORMS:
-        raise ValueError(f"make_resnet: norm must be None, 'batch' or 'layer', got {norm!r}")
+    _check_norm("make_resnet", norm)
     numeric = isinstance(branch_scale, (int, float, np.floating)) and not isinstance(
         branch_scale, bool
     )

@@ -257,13 +257,12 @@ def _loss_text(losses):
 
 
 def _bn_mlp(depth, width, gen):
-    layers = []
-    for _ in range(depth):
-        linear = nn.Linear(width, width)
-        init.kaiming_normal_(linear.weight, generator=gen)
-        init.zeros_(linear.bias)
-        layers += [linear, nn.BatchNorm1d(width), nn.ReLU()]
-    return nn.Sequential(*layers)
+    """``depth`` x (He Linear, BatchNorm1d, ReLU); make_mlp's last Linear is an output
+    layer, so the BatchNorm-ReLU of the last block is added after it."""
+    body = models.make_mlp(
+        depth, width, "relu", "kaiming_normal", width, width, generator=gen, norm="batch"
+    )
+    return nn.Sequential(*body, nn.BatchNorm1d(width), nn.ReLU())
 
 
 def _weight_grad_norms(model, x, gen, layers):

@@ -87,18 +87,6 @@ class ResMLP(nn.Module):
         return self.head(self.norm(x))
 
 
-def bn_mlp(depth, width=64):
-    """``depth`` x (Linear with He weights, BatchNorm1d, ReLU), then a 10-way head."""
-    gen = np.random.default_rng(0)
-    layers = []
-    for _ in range(depth):
-        fc = nn.Linear(width, width)
-        init.kaiming_normal_(fc.weight, generator=gen)
-        init.zeros_(fc.bias)
-        layers += [fc, nn.BatchNorm1d(width), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(width, 10))
-
-
 def classification_flow(name, build, title, **kw):
     """The flow diagram of ``build()`` on 128 N(0, 1) points of 64 features, 10 classes
     (the default-initialised head and norm layers draw from ``tg.manual_seed(0)``)."""
@@ -186,7 +174,7 @@ def main(argv=None):
     )
     classification_flow(
         "flow_batchnorm",
-        lambda: bn_mlp(40),
+        lambda: models.make_mlp(41, 64, in_features=64, generator=0, norm="batch"),
         "Gradient flow: 40 x (Linear, BatchNorm1d, ReLU), He, width 64",
     )
 
