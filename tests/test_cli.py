@@ -280,7 +280,10 @@ def test_stats_on_a_residual_model_file(tmp_path):
     proc = run("stats", "res.py:zero_init", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "Gradients and activations are healthy in every layer." in out
+    assert (
+        "Gradients and activations are healthy; 20 nodes get no gradient at step 0, by "
+        "design (zero-init)." in out
+    )
     assert (
         "20 nodes get exactly zero gradient at step 0 (blocks.0.fc1, blocks.1.fc1, ... 18 "
         "more), by design and not from vanishing: the weights downstream of them, in "
@@ -319,7 +322,7 @@ def test_flow_on_a_residual_model_file(tmp_path):
     proc = run("flow", "res.py:zero_init", "-o", "zero.dot", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     dot = (tmp_path / "zero.dot").read_text()
-    assert "gradients and activations are healthy in every layer" in dot
+    assert "healthy; 20 nodes get no gradient at step 0, by design (zero-init)" in dot
     # the collapsed run is coloured by its measured members, not by the zero-init ones
     assert re.search(r"B0 \[.*class=healthy", dot)
     assert "worst: blocks.0.fc2 (healthy)" in dot
@@ -343,7 +346,7 @@ def test_zero_init_layers_are_drawn_as_zero_init_not_vanishing():
     "scale,headline",
     [
         ("none", "The residual stream explodes over 20 blocks"),
-        ("zero", "Gradients and activations are healthy in every layer."),
+        ("zero", "Gradients and activations are healthy; 40 nodes get no gradient at step 0"),
         ("sqrt_depth", "Gradients and activations are healthy in every layer."),
     ],
 )

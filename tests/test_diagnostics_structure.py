@@ -88,6 +88,10 @@ def test_zero_initialised_branches_are_healthy_and_said_so():
     mon = _monitor(ResMLP(zero=True), *_batch())
     v = mon.verdict()
     assert v.status == "healthy"
+    assert v.headline == (
+        "gradients and activations are healthy; 20 nodes get no gradient at step 0, by design "
+        "(zero-init)"
+    )
     assert set(v.zero_init) == {f"blocks.{i}.fc1" for i in range(20)}
     fc2 = [r for r in mon.records if r.name.endswith("fc2")]
     assert all(r.weight_zero and r.weight_grad_norm > 0 for r in fc2)

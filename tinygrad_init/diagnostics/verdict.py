@@ -112,6 +112,13 @@ def _headline(status, fwd, bwd, by, n, ratio, ctx):
     if status == NONFINITE:
         return f"NaN/Inf in {_names(by[NONFINITE])}"
     if status == HEALTHY:
+        zeros = sum(r.backward_status == ZERO_INIT for r in ctx.records)
+        if zeros:
+            return (
+                f"gradients and activations are healthy; {zeros} node"
+                f"{'s get' if zeros > 1 else ' gets'} no gradient at step 0, by design "
+                "(zero-init)"
+            )
         return "gradients and activations are healthy in every layer"
     parts = []
     if merges and status in (EXPLODING, VANISHING):
