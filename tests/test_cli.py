@@ -366,3 +366,37 @@ def test_flow_arch_resnet_depth_20(tmp_path):
     assert "the residual stream explodes over 20 blocks" in dot
     assert "<B>Block x 20</B>" in dot and "blocks 1 .. 20" in dot
     assert "worst: 1.branch.0 (exploding)" in dot
+
+
+BLAS_PROBE_MODEL = """
+import json
+import threadpoolctl
+from tinygrad_init import nn
+
+
+class Probe(nn.Module):
+    def forward(self, x):
+        seen = sorted({i["num_threads"] for i in threadpoolctl.threadpool_info()
+                       if i["user_api"] == "blas"})
+        with open(__file__ + ".threads", "a") as f:
+            f.write(json.dumps(seen) + "\\n")
+        return x
+
+
+def make_model():
+    return nn.Sequential(nn.Linear(32, 8), Probe(), nn.ReLU(), nn.Linear(8, 10))
+"""
+
+
+def test_stats_records_its_steps_with_one_blas_thread(tmp_path, capsys):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not any(i["user_api"] == "blas" for i in threadpoolctl.threadpool_info()):
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    from tinygrad_init import cli
+
+    path = tmp_path / "probe.py"
+    path.write_text(BLAS_PROBE_MODEL)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        assert cli.main(["stats", str(path), "--steps", "2"]) == 0
+    assert "step 1:" in capsys.readouterr().out
+    assert (tmp_path / "probe.py.threads").read_text().split() == ["[1]", "[1]"]

@@ -527,6 +527,8 @@ def _configure_stats(p):
 
 
 def _run_stats(args):
+    from threadpoolctl import threadpool_limits
+
     from ._progress import terminal_progress
     from .diagnostics import Monitor
 
@@ -534,7 +536,11 @@ def _run_stats(args):
     params = list(model.parameters())
     progress = terminal_progress()
     total = args.steps + 1
-    with Monitor(model, thresholds=_thresholds(args), sample_size=0) as mon:
+    # one BLAS thread, as gradient_flow's own pass: the matrices are batch x width
+    with (
+        threadpool_limits(limits=1, user_api="blas"),
+        Monitor(model, thresholds=_thresholds(args), sample_size=0) as mon,
+    ):
         for step in range(args.steps):
             progress(step, total, f"stats: recording step {step + 1}/{args.steps}")
             for p in params:
