@@ -138,6 +138,25 @@ def test_a_zero_classifier_cuts_the_whole_net_off_and_says_which_weights_wait():
     ]
 
 
+def test_a_chain_with_a_zero_initialised_output_layer_is_healthy_and_said_so():
+    m = models.make_mlp(4, 16, generator=0)
+    init.zeros_(m[6].weight)
+    x, y = models.synthetic_batch(m, generator=1)
+    mon = _monitor(m, x, y, loss=models.mse)
+    v = mon.verdict()
+    out = mon.records[-1]
+    assert v.status == "healthy" and out.name == "6" and out.output_zero
+    assert out.act_ratio is None  # its output is 0 by design: not "activations vanish"
+    assert v.causes == [
+        "3 nodes get exactly zero gradient at step 0 (0, 2, 4), by design and not from "
+        "vanishing: the weights downstream of them, in 6, are exactly zero (a "
+        "zero-initialised output, the Fixup/SkipInit/ReZero recipe) and pass no gradient "
+        f"back. That weight gets a gradient itself (|dW| {out.weight_grad_norm:.2g}), so it "
+        "is non-zero after the first step, and the nodes before it receive gradient from the "
+        "second step on"
+    ]
+
+
 def test_branches_scaled_by_one_over_sqrt_depth_are_healthy():
     mon = _monitor(ResMLP(scale=1 / math.sqrt(20)), *_batch())
     assert mon.verdict().status == "healthy"

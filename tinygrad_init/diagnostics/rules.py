@@ -123,7 +123,9 @@ def judge(records, structure, thresholds):
         in_body = r.index <= body_end
         r.grad_ratio = ratio(r.grad_rms, body_ref if in_body else out_ref)
         r.weight_grad_ratio = ratio(r.weight_grad_rms, wref)
-        if (in_body or end is None) and r.kind != "attention" and not _zero_branch(r, ctx):
+        zero_out = r.weight_zero and r.output_zero  # a zero-initialised layer's 0, by design
+        judged = r.kind != "attention" and not zero_out and not _zero_branch(r, ctx)
+        if (in_body or end is None) and judged:
             r.act_ratio = ratio(r.act_rms, first)
     for prev, r in zip(spine, spine[1:]):
         r.grad_step = ratio(prev.grad_rms, r.grad_rms)
@@ -495,11 +497,10 @@ def zero_init(ctx):
         dw = sorted(r.weight_grad_norm for r in moving)
         span = _fmt(dw[0]) if len(dw) == 1 else f"{_fmt(dw[0])} to {_fmt(dw[-1])}"
         one = len(moving) == 1
-        who = (
-            "Those weights"
-            if len(moving) == len(stops)
-            else f"Of those, {', '.join(_short(moving))}"
-        )
+        if len(moving) < len(stops):
+            who = f"Of those, {', '.join(_short(moving))}"
+        else:
+            who = "That weight" if one else "Those weights"
         cause += (
             f". {who} {'gets a gradient itself' if one else 'get a gradient themselves'} "
             f"(|dW| {span}), so {'it is' if one else 'they are'} non-zero after the first "
@@ -508,7 +509,8 @@ def zero_init(ctx):
         )
     if stuck:
         cause += (
-            f"; {', '.join(_short(stuck))} get no gradient at step 0 either (more zero "
+            f"; {', '.join(_short(stuck))} {'gets' if len(stuck) == 1 else 'get'} no "
+            "gradient at step 0 either (more zero "
             "weights lie downstream of them), so the nodes before those wait a step more"
         )
     return Finding(ZERO_INIT, "backward", _names(zeros), cause, [])
