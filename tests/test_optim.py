@@ -334,9 +334,12 @@ ALL = [
     (optim.RMSprop, dict(lr=0.01, momentum=0.5, centered=True, weight_decay=0.01)),
 ]
 ids = [c.__name__ for c, _ in ALL]
+# with plain SGD (no momentum, weight decay or maximize), whose step takes a shorter path
+UPDATES = [(optim.SGD, dict(lr=0.1)), *ALL]
+update_ids = ["SGD-plain", *ids]
 
 
-@pytest.mark.parametrize("cls, kwargs", ALL, ids=ids)
+@pytest.mark.parametrize("cls, kwargs", UPDATES, ids=update_ids)
 def test_updates_in_place_in_float32_without_touching_grad_or_graph(cls, kwargs):
     p = param()
     data = p.detach().numpy()
@@ -354,7 +357,29 @@ def test_updates_in_place_in_float32_without_touching_grad_or_graph(cls, kwargs)
             assert value.dtype == np.float32
 
 
-@pytest.mark.parametrize("cls, kwargs", ALL, ids=ids)
+@pytest.mark.parametrize("cls, kwargs", UPDATES, ids=update_ids)
+def test_a_step_is_one_in_place_write_of_each_parameter(cls, kwargs):
+    a, b, idle = param(), param(), param()
+    opt = cls([a, b, idle], **kwargs)
+    a.grad, b.grad = Tensor(GRADS[0]), Tensor(GRADS[1])
+    saved = a * a  # its gradient rule reads a
+    opt.step()
+    assert (a._version, b._version, idle._version) == (1, 1, 0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation.*version 1"):
+        saved.sum().backward()
+
+
+@pytest.mark.parametrize("cls, kwargs", UPDATES, ids=update_ids)
+def test_a_grad_of_another_shape_raises_instead_of_broadcasting(cls, kwargs):
+    p = param()
+    opt = cls([p], **kwargs)
+    p.grad = Tensor(np.ones((1, 2), dtype=np.float32))
+    with pytest.raises(RuntimeError, match=r"has shape \(1, 2\) but the parameter has shape"):
+        opt.step()
+    np.testing.assert_array_equal(p.detach().numpy(), W0)
+
+
+@pytest.mark.parametrize("cls, kwargs", UPDATES, ids=update_ids)
 def test_float64_hyperparameters_do_not_upcast(cls, kwargs):
     kwargs = {**kwargs, "lr": np.float64(kwargs["lr"])}
     p = param()
@@ -364,7 +389,7 @@ def test_float64_hyperparameters_do_not_upcast(cls, kwargs):
     assert p.detach().numpy().dtype == np.float32
 
 
-@pytest.mark.parametrize("cls, kwargs", ALL, ids=ids)
+@pytest.mark.parametrize("cls, kwargs", UPDATES, ids=update_ids)
 def test_parameters_without_grad_are_skipped(cls, kwargs):
     a, b = param(), param()
     opt = cls([a, b], **kwargs)
@@ -374,7 +399,7 @@ def test_parameters_without_grad_are_skipped(cls, kwargs):
     assert b not in opt.state
 
 
-@pytest.mark.parametrize("cls, kwargs", ALL, ids=ids)
+@pytest.mark.parametrize("cls, kwargs", UPDATES, ids=update_ids)
 def test_parameters_of_different_shapes_share_scratch_safely(cls, kwargs):
     big = Tensor(np.arange(12, dtype=np.float32).reshape(3, 4) / 10, requires_grad=True)
     small = param()
