@@ -260,6 +260,20 @@ def test_linear_shape_error_message():
     assert isinstance(info.value, ValueError) and isinstance(info.value, RuntimeError)
 
 
+def test_linear_reads_its_current_parameters():
+    lin = nn.Linear(3, 2)
+    x = tg.ones(4, 3)
+    lin.bias = None
+    np.testing.assert_array_equal(
+        lin(x).detach().numpy(), x.numpy() @ lin.weight.detach().numpy().T
+    )
+    lin.weight = nn.Parameter(np.zeros((2, 3), dtype=np.float32))
+    np.testing.assert_array_equal(lin(x).detach().numpy(), np.zeros((4, 2), dtype=np.float32))
+    del lin.bias
+    with pytest.raises(AttributeError, match="'Linear' object has no attribute 'bias'"):
+        lin(x)
+
+
 def test_conv_shape_error_names_channels():
     with pytest.raises(
         ShapeError,

@@ -297,7 +297,7 @@ def linear(input, weight, bias=None):
         w.ndim != 2
         or x.ndim < 1
         or x.shape[-1] != w.shape[1]
-        or (bias is not None and tuple(bias.shape) != w.shape[:1])
+        or (bias is not None and bias.shape != w.shape[:1])
     ):
         _linear_shape_error(x.shape, w.shape, bias)
     return apply(ops.linear, input, weight, bias)

@@ -86,7 +86,12 @@ class Linear(Module):
                 f"{self._get_name()}(in_features="
                 f"{self.in_features}, out_features={self.out_features})",
             )
-        return F.linear(input, self.weight, self.bias)
+        try:  # the registry that self.weight and self.bias read, without __getattr__'s detour
+            params = self._parameters
+            weight, bias = params["weight"], params["bias"]
+        except KeyError:  # one was deleted: the AttributeError that self.weight raises
+            weight, bias = self.weight, self.bias
+        return F.linear(input, weight, bias)
 
     def extra_repr(self):
         return (
