@@ -401,25 +401,23 @@ def _topological_order(roots):
     return order
 
 
-def _owned(g, stored):
-    """A buffer for ``.grad`` that no other ``.grad`` or caller shares."""
-    if g.base is not None or not g.flags.writeable or id(g) in stored:
-        g = g.copy()
-    stored.add(id(g))
-    return g
-
-
 def _store_grad(t, g, create_graph, stored):
-    """Accumulate ``g`` into ``t.grad`` (in place when the buffer is ours)."""
-    Tensor = _tensor.Tensor
+    """Accumulate ``g`` into ``t.grad`` (in place when the buffer is ours).
+
+    A new ``.grad`` holds a buffer that no other ``.grad`` or caller shares: ``g`` itself
+    when it owns its writeable memory and no other tensor stored it (``stored``), else a
+    copy."""
     if create_graph:
         t.grad = g if t.grad is None else t.grad + g
     elif t.grad is None:
-        t.grad = Tensor._make(_owned(g, stored))
+        if g.base is not None or not g.flags.writeable or id(g) in stored:
+            g = g.copy()
+        stored.add(id(g))
+        t.grad = _tensor.Tensor._make(g)
     elif t.grad._array.shape == g.shape and t.grad._array.flags.writeable:
         t.grad._array += g
     else:
-        t.grad = Tensor._make(t.grad._array + g)
+        t.grad = _tensor.Tensor._make(t.grad._array + g)
 
 
 def _run_hooks(t, g, create_graph, exposed):

@@ -1243,7 +1243,7 @@ NUMPY = SimpleNamespace(
     sin=np.sin,
     cos=np.cos,
     where=np.where,
-    sum=lambda x, axis=None, keepdims=False: x.sum(axis, keepdims=keepdims),
+    sum=lambda x, axis=None, keepdims=False: np.add.reduce(x, axis, keepdims=keepdims),
     broadcast_to=np.broadcast_to,
     reshape=lambda x, shape: x.reshape(shape),
     permute=lambda x, axes: x.transpose(axes),
