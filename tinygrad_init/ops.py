@@ -95,8 +95,9 @@ class Primitive:
             for i, need in enumerate(needs):
                 grads.append(rule(i, xp, g, out, inputs, *params) if need else None)
         else:
+            args = (xp, g, out, *inputs, *params)  # the same arguments for every rule
             for rule, need in zip(self.vjps, needs):
-                grads.append(rule(xp, g, out, *inputs, *params) if need else None)
+                grads.append(rule(*args) if need else None)
         return grads
 
     def __repr__(self):
