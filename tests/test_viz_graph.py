@@ -6,14 +6,18 @@ import math
 import re
 import shutil
 import subprocess
+from collections import Counter
 
+import numpy as np
 import pytest
 
-from tinygrad_init import models, nn, viz
-from tinygrad_init.diagnostics import Monitor
+import tinygrad_init as tg
+import tinygrad_init.nn.functional as F
+from tinygrad_init import init, models, nn, viz
+from tinygrad_init.diagnostics import Monitor, Thresholds
 from tinygrad_init.diagnostics.structure import Structure
 from tinygrad_init.graphwalk import walk
-from tinygrad_init.viz.colors import NAN_FILL, fill_color, fmt
+from tinygrad_init.viz.colors import NAN_FILL, fill_color, fmt, zero_init_style
 from tinygrad_init.viz.flowmodel import severity
 from tinygrad_init.viz.graphmodel import build_graph
 
@@ -163,3 +167,144 @@ def test_the_dot_parses_and_forty_blocks_fit_on_a_screen():
     assert height * 96 < 2500 and width * 96 < 2500
     full = _dot_plain(viz.draw_graph(loss, modules=trace, collapse=False).source)
     assert float(full.splitlines()[0].split()[3]) > 4 * height
+
+
+# ----------------------------------------------------------------------------------------
+# The op graph's colours agree with the layer-level diagram and the verdict
+
+
+class _Block(nn.Module):
+    def __init__(self, width, gen, scale=1.0, zero=False):
+        super().__init__()
+        self.fc1, self.act, self.fc2 = nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width)
+        for fc in (self.fc1, self.fc2):
+            init.kaiming_normal_(fc.weight, generator=gen)
+            init.zeros_(fc.bias)
+        self.fc2.weight.data *= scale
+        if zero:
+            init.zeros_(self.fc2.weight)
+
+    def forward(self, x):
+        return x + self.fc2(self.act(self.fc1(x)))
+
+
+class _ResNorm(nn.Module):
+    """``depth`` blocks x + fc2(relu(fc1(x))) with He weights, a final LayerNorm, a head."""
+
+    def __init__(self, depth=40, width=16, **kw):
+        super().__init__()
+        gen = np.random.default_rng(0)
+        self.blocks = nn.ModuleList([_Block(width, gen, **kw) for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, 10)
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.norm(x))
+
+
+def _both(model, loss_fn=F.cross_entropy, d=16):
+    """The Monitor's records by name, and the expanded op graph of the same batch with
+    the op graph's node for each record (the tensor the record measured)."""
+    g = np.random.default_rng(1)
+    x = tg.tensor(g.standard_normal((32, d)).astype(np.float32))
+    y = tg.tensor(g.integers(0, 10, 32)) if loss_fn is F.cross_entropy else None
+    if y is None:
+        y = tg.tensor(g.standard_normal((32, 1)).astype(np.float32))
+    with Monitor(model) as mon:
+        loss_fn(model(x), y).backward()
+        mon.step()
+    with viz.trace_modules(model) as trace:
+        loss = loss_fn(model(x), y)
+    names = {id(p): name for name, p in model.named_parameters()}
+    diagram = build_graph(loss, names=names, modules=trace, collapse=False, max_nodes=100_000)
+    by_id = {n.id: n for n in diagram.nodes}
+    structure = Structure.from_trace(trace, [trace.outputs[""]])
+    drawn = {
+        k: by_id.get(f"t{n.probes[-1].tensor_id}") for k, n in structure.nodes.items() if n.probes
+    }
+    return mon, {r.name: r for r in mon.records}, drawn, diagram, (loss, trace, names)
+
+
+def _classes(src):
+    return {m for m in re.findall(r"class=\"?([\w-]+)", src)}
+
+
+def test_he_residual_with_a_final_norm_is_exploding_in_the_op_graph_as_in_the_verdict():
+    """Ratios are taken along the stream: the final LayerNorm, which divides the gradient
+    by the stream's std (about 1e6 here), cannot turn the explosion into "vanishing"."""
+    mon, recs, drawn, diagram, (loss, trace, _) = _both(_ResNorm())
+    assert mon.verdict().status == "exploding" and diagram.stream
+    for key, r in recs.items():
+        if drawn.get(key) is not None:  # the op graph's ratio is the layer diagram's
+            assert drawn[key].ratio == pytest.approx(r.grad_ratio, rel=1e-6), key
+    assert recs["blocks.0.+"].grad_ratio > 1e6 and recs["blocks.39.+"].grad_ratio == 1
+    body = [n for n in diagram.nodes if n.kind == "op" and n.head.startswith("blocks.")]
+    assert body and all(Thresholds().classify(n.ratio) != "vanishing" for n in body)
+    biases = [n for n in diagram.nodes if n.head == "blocks.0.fc1.bias"]
+    assert biases[0].ratio > 1e6  # a bias's gradient grows toward the input with the stream
+    (norm,) = [n for n in diagram.nodes if n.head == "norm: LayerNorm"]
+    assert norm.kind == "module" and norm.ratio == pytest.approx(recs["norm"].grad_ratio)
+    src = viz.draw_graph(loss, modules=trace).source
+    line = next(x for x in src.splitlines() if x.strip().startswith("r0 ["))
+    assert "Block x 40</B>" in line and "class=exploding" in line
+    assert "worst: relu in blocks.0" in line
+    assert "vanishing" not in _classes(src) and "end of the residual stream" in src
+    flow = viz.gradient_flow(mon).source
+    box = next(x for x in flow.splitlines() if "Block x 40" in x)
+    assert "class=exploding" in box
+
+
+def test_zero_gradients_behind_zero_initialised_branches_are_zero_init_not_vanishing():
+    mon, recs, drawn, diagram, (loss, trace, names) = _both(_ResNorm(zero=True))
+    v = mon.verdict()
+    assert v.status == "healthy" and len(v.zero_init) == 40
+    traced = Structure.from_trace(trace, [trace.outputs[""]])  # one detector, both readers
+    below = mon.last_structure.zero_below()
+    assert traced.zero_below() == below == {f"blocks.{i}.fc1": f"blocks.{i}.fc2" for i in range(40)}
+    for key, r in recs.items():
+        node = drawn.get(key)
+        if node is not None:
+            assert node.zero == (r.status == "zero-init"), key
+    zero = {n.id for n in diagram.nodes if n.zero}
+    where = Counter(
+        re.sub(r"blocks\.\d+\.", "", names.get(id(t)) or trace.owner(t))
+        for t in walk([loss])[0]
+        if f"t{id(t)}" in zero
+    )
+    assert where == {"fc1.weight": 40, "fc1.bias": 40, "fc1": 40, "act": 40}  # fc1's linear
+    full = viz.draw_graph(loss, modules=trace, collapse=False, max_nodes=100_000).source
+    style = zero_init_style()
+    line = next(x for x in full.splitlines() if "blocks.3.act: relu</B>" in x)
+    assert 'class="zero-init"' in line and f'fillcolor="{style["fillcolor"]}"' in line
+    assert f'style="{style["style"]}"' in line and f'color="{style["color"]}"' in line
+    assert "vanishing" not in _classes(full) and "zero-init</FONT>" in full  # the legend
+    src = viz.draw_graph(loss, modules=trace).source
+    line = next(x for x in src.splitlines() if x.strip().startswith("r0 ["))
+    assert "class=healthy" in line and "80 ops zero-init (gradient after step 1)" in line
+    assert "grad x1e+00 .. x1e+00" in line and "zero-init</FONT>" in src
+
+
+def test_branches_scaled_by_one_over_sqrt_depth_are_healthy_in_the_op_graph():
+    mon, recs, drawn, diagram, (loss, trace, _) = _both(_ResNorm(scale=1 / math.sqrt(40)))
+    assert mon.verdict().status == "healthy"
+    assert _classes(viz.draw_graph(loss, modules=trace, collapse=False).source) <= {
+        "healthy",
+        "loss",
+        "none",
+    }
+    (run,) = build_graph(loss, modules=trace).runs
+    assert Thresholds().classify(run.ratio) == "healthy"
+
+
+@pytest.mark.parametrize("act, init_name", [("sigmoid", "normal"), ("relu", "kaiming_normal")])
+def test_a_plain_chain_is_measured_against_the_output(act, init_name):
+    """No stream: every op against the model's output, as the layer diagram's chain."""
+    model = models.make_mlp(30, 16, act, init_name, generator=0)
+    mon, recs, drawn, diagram, (loss, trace, _) = _both(model, models.mse, d=model[0].in_features)
+    assert not diagram.stream and not any(n.zero or n.kind == "module" for n in diagram.nodes)
+    for key, r in recs.items():
+        assert drawn[key].ratio == pytest.approx(r.grad_ratio, rel=1e-6), key
+    src = viz.draw_graph(loss, modules=trace).source
+    assert "the output&#x27;s gradient RMS (parameters: the last parameter&#x27;s)" in src
+    assert "zero-init" not in src

@@ -40,7 +40,16 @@ from .status import (
     worst,
 )
 
-__all__ = ["Context", "Finding", "judge", "RULES", "OUTLIER", "SATURATED", "ENTROPY"]
+__all__ = [
+    "Context",
+    "Finding",
+    "judge",
+    "stream_reference",
+    "RULES",
+    "OUTLIER",
+    "SATURATED",
+    "ENTROPY",
+]
 
 OUTLIER = 4.0  # a weighted layer whose gain is this far from its peers' median stands out
 SATURATED = 0.5  # fraction of saturated units that makes a layer saturated
@@ -107,11 +116,19 @@ class Context:
 # Ratios and statuses
 
 
+def stream_reference(structure):
+    """The key of the node whose gradient is the reference for every node up to it (the
+    stem, the stream, the branches): the end of the residual stream, its last merge.  None
+    in a plain chain (or without a structure): there, and for the nodes after the stream
+    (a final norm, the head), the reference is the output node."""
+    return structure.stream_end if structure is not None else None
+
+
 def judge(records, structure, thresholds):
     """Fill ratios, steps and statuses of ``records`` (a list in execution order)."""
     ctx = Context(records, structure, thresholds)
     spine = ctx.spine
-    end = ctx.merges[-1] if ctx.merges else None
+    end = ctx.by_name.get(stream_reference(structure))
     with_grad = [r for r in spine if r.grad_rms is not None]
     out_ref = with_grad[-1].grad_rms if with_grad else None
     body_ref = end.grad_rms if end is not None else out_ref

@@ -12,9 +12,12 @@ For one cluster per module, record the forward pass under :func:`trace_modules`:
 
 Edges point forward (input to op); gradients flow against them.  Each node shows the op
 (or the parameter's name), its output shape and the gradient magnitude that reached it
-(``metric``).  The colour is the gradient's RMS relative to a reference (the model's
-output, or for parameters the parameter nearest the output), on the scale of
-:mod:`tinygrad_init.viz.colors`.
+(``metric``).  The colour is the gradient's RMS relative to a reference, on the scale of
+:mod:`tinygrad_init.viz.colors`, taken as the layer-level diagram takes it: the model's
+output in a plain chain; with a trace of a residual network, the end of the residual
+stream for the ops up to it and the model's output for the ops after it (a final norm,
+the head); for parameters, the parameter nearest the output.  A gradient that is exactly
+zero behind a zero-initialised branch output is drawn ``zero-init``, not vanishing.
 
 With a trace, a run of identical residual blocks becomes one 3-D box, "Block x 40", when
 the graph has more than about 60 nodes (``collapse=False`` expands it): it takes the
@@ -31,9 +34,9 @@ import graphviz
 
 from ..autograd import record_gradients
 from ..diagnostics.ownership import ModuleTrace, trace_modules
-from ..diagnostics.status import as_thresholds
+from ..diagnostics.status import ZERO_INIT, as_thresholds
 from ..tensor import Tensor
-from .colors import legend_html, node_style
+from .colors import legend_html, node_style, zero_init_style
 from .graphmodel import METRICS, build_graph
 
 __all__ = ["draw_graph", "trace_modules", "ModuleTrace", "METRICS"]
@@ -66,9 +69,11 @@ def draw_graph(
     ``metric``: the number shown, ``'norm'`` (L2), ``'rms'``, ``'mean_abs'`` or
     ``'max_abs'``.  The colour is always the RMS ratio to the reference, so tensors of
     different sizes compare fairly.
-    ``reference``: the tensor whose gradient RMS is 1 on the scale (default: the traced
-    model's output, else the non-scalar tensor nearest to ``output``); parameters are
-    compared with the parameter nearest the output.
+    ``reference``: the tensor whose gradient RMS is 1 on the scale for every op (default:
+    with a trace, the end of the residual stream up to it and the model's output after
+    it, as in :func:`~tinygrad_init.viz.gradient_flow`; without one, the non-scalar
+    tensor nearest to ``output``); parameters are compared with the parameter nearest
+    the output.
     ``max_nodes``: above this many nodes, modules collapse into one summary node each,
     innermost first.
     ``collapse`` (with ``modules``): None draws each run of identical residual blocks as
@@ -88,6 +93,8 @@ def draw_graph(
         collapse=collapse,
     )
     ref_text = "the output's gradient RMS (parameters: the last parameter's)"
+    if diagram.stream:
+        ref_text = "the gradient RMS at the end of the residual stream (after it: the output's)"
     if reference is not None:
         ref_text = "the reference tensor's gradient RMS"
     return _to_dot(diagram, thresholds, rankdir, title, ref_text if legend else None)
@@ -169,7 +176,9 @@ def _to_dot(diagram, thresholds, rankdir="TB", title=None, legend=None):
     if legend is not None:
         with dot.subgraph(name="cluster_legend") as leg:
             leg.attr(label="", style="invis")
-            leg.node("legend", legend_html(thresholds, legend), shape="plaintext", margin="0")
+            zero = any(n.zero or n.zeros for n in diagram.nodes)
+            label = legend_html(thresholds, legend, zero_init=zero)
+            leg.node("legend", label, shape="plaintext", margin="0")
     return dot
 
 
@@ -186,20 +195,24 @@ def _fill(graph, cluster, by_id, thresholds):
 
 def _node(graph, node, thresholds):
     rows = [f"<B>{html.escape(node.head)}</B>"] + [html.escape(x) for x in node.lines]
-    status = "loss" if node.loss else thresholds.classify(node.ratio)
+    status = "loss" if node.loss else ZERO_INIT if node.zero else thresholds.classify(node.ratio)
     graph.node(
         node.id, "<" + "<BR/>".join(rows) + ">", **_style(node, thresholds), **{"class": status}
     )
 
 
 def _style(node, thresholds):
-    """Fill and shape: the colour scale, neutral after the loss, grey without a gradient;
-    leaves square, ops rounded, collapsed modules and runs 3-D."""
+    """Fill and shape: the colour scale, neutral after the loss, grey without a gradient,
+    the zero-init style for a gradient that is zero by design; leaves square, ops rounded,
+    collapsed modules and runs 3-D."""
     r = node.ratio
     if node.kind in ("module", "run"):
-        return dict(node_style(r, thresholds), shape="box3d")
+        attrs = zero_init_style() if node.zero else node_style(r, thresholds)
+        return dict(attrs, shape="box3d")
     if node.loss and r is not None and math.isfinite(r):
         attrs = _LOSS
+    elif node.zero:
+        attrs = zero_init_style()
     elif node.measured:
         attrs = node_style(r, thresholds)
     else:

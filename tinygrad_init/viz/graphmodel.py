@@ -7,8 +7,19 @@ and :class:`OpCluster` values, which :mod:`tinygrad_init.viz.graph` renders (the
 Chainer's ``build_computational_graph`` and ``_to_dot``).
 
 - every tensor is a node: an ``op``, a ``param`` or an ``input``.  Its ``ratio`` is its
-  gradient's RMS over the reference's (the model output, or for parameters the parameter
-  nearest the output); ops after the reference (the loss) are marked ``loss``;
+  gradient's RMS over the reference's, by the rule of the layer-level diagram
+  (:func:`~tinygrad_init.diagnostics.rules.stream_reference`): with a trace of a residual
+  network, the ops up to the end of the residual stream (its last merge: the stem, the
+  stream, the branches) against the stream's end, so a final normalization layer cannot
+  turn an explosion into "vanishing"; the ops after it (the head) and every op of a plain
+  chain against the model output.  Parameters up to the stream's end against the weight
+  (two or more dims) or the one-dimensional parameter nearest the stream's end, as they
+  are; the others against the parameter nearest the output.  A norm layer after the
+  stream's end is one ``module`` node coloured by its output, as the layer-level diagram
+  draws it.  Ops after the model output (the loss) are marked ``loss``;
+- an op or parameter whose gradient is exactly zero in a branch whose output is exactly
+  zero at init (a zero-initialised last layer or gate) is ``zero``: drawn in the
+  ``zero-init`` style, never as vanishing;
 - each module with two or more tensors is a cluster, nested as the modules are; a module
   with one op is drawn inline as ``name: op``;
 - a run of identical consecutive residual blocks, as the structural model
@@ -16,8 +27,9 @@ Chainer's ``build_computational_graph`` and ``_to_dot``).
   ``run`` node, "Block x 40", when the graph has more than about 60 nodes (or always /
   never, by ``collapse``: the rule of the layer-level diagram).  It stands for every op
   and parameter computed after the run's input on the way to its last merge, takes the
-  ratio of its worst op (farthest from 1 on the log scale, NaN first) and lists the range
-  of its ops' ratios.  Edges into and out of the run are kept;
+  ratio of its worst op (farthest from 1 on the log scale, NaN first; a zero-init op is
+  never the worst) and lists the range of its other ops' ratios.  Edges into and out of
+  the run are kept;
 - above ``max_nodes`` nodes, modules become one ``module`` node each, innermost first.
 """
 
@@ -31,6 +43,7 @@ import numpy as np
 
 from ..autograd import grad as _grad
 from ..autograd import record_gradients
+from ..diagnostics.rules import stream_reference
 from ..diagnostics.status import norm, ratio, rms
 from ..diagnostics.structure import Structure
 from ..graphwalk import walk
@@ -59,9 +72,11 @@ class OpNode:
     head: str  # the first line, in bold
     lines: list  # the other lines, plain text
     ratio: float | None = None  # gradient RMS over the reference's; NaN when not finite
-    loss: bool = False  # after the reference: drawn neutral
+    loss: bool = False  # after the model output: drawn neutral
     measured: bool = True  # has (or requires) a gradient; False: drawn plain grey
     count: int = 1
+    zero: bool = False  # zero-init: exactly zero gradient behind a zero branch output
+    zeros: int = 0  # a run: how many of its ops are zero-init
 
 
 @dataclass
@@ -88,6 +103,7 @@ class OpDiagram:
     nodes: list
     edges: list
     top: OpCluster
+    stream: bool = False  # the ops up to the stream's end are measured against it
 
     @property
     def runs(self):
@@ -103,21 +119,35 @@ class _Grad:
 
 @dataclass
 class _Measured:
-    """The gradient of every tensor and the two references ratios are taken against."""
+    """The gradient of every tensor and the references ratios are taken against."""
 
     grads: dict  # id -> _Grad, None without a gradient
     params: set  # ids of parameter-like leaves (compared with ``pref``)
     ref: Tensor | None
     pref: Tensor | None
     after_ref: set  # ids of the ops between the reference and the output
+    stream: Tensor | None = None  # the end of the residual stream, the body's reference
+    body: set = field(default_factory=set)  # ids of the tensors up to ``stream``
+    body_prefs: dict = field(default_factory=dict)  # weight? -> the body's parameter refs
+    cut_off: set = field(default_factory=set)  # ids of the tensors of zero_below's nodes
 
     def ratio(self, t):
         entry = self.grads.get(id(t))
-        ref = self.pref if id(t) in self.params else self.ref
+        in_body = id(t) in self.body
+        if id(t) in self.params:
+            ref = self.body_prefs.get(t.ndim >= 2, self.pref) if in_body else self.pref
+        else:
+            ref = self.stream if in_body else self.ref
         base = self.grads.get(id(ref)) if ref is not None else None
         if entry is None or base is None:
             return None
         return ratio(entry.rms, base.rms) if entry.finite else math.nan
+
+    def zero(self, t):
+        """Whether ``t``'s gradient is zero-init, by the verdict's rule: exactly zero, in
+        a node that exactly-zero weights downstream cut off from the output."""
+        entry = self.grads.get(id(t))
+        return entry is not None and entry.rms == 0 and id(t) in self.cut_off
 
 
 @dataclass
@@ -154,8 +184,14 @@ def build_graph(
     owner = {}
     if modules is not None:
         owner = {id(t): modules.owner(t) for t in tensors if modules.owner(t) is not None}
-    runs = _block_runs(output, tensors, edges, modules, collapse, max_boxes)
-    node_id, collapsed = _place(tensors, owner, runs, max_nodes)
+    structure, units = _units(output, tensors, modules)
+    if structure is not None:
+        m.cut_off = _cut_off(structure, tensors, modules)
+    boxed = set()
+    if reference is None:
+        boxed = _stream(m, structure, tensors, edges, owner)
+    runs = _block_runs(structure, units, len(tensors), collapse, max_boxes)
+    node_id, collapsed = _place(tensors, owner, runs, max_nodes, boxed)
     inline = _inline(tensors, owner, node_id)
     nodes = [
         _tensor_node(t, m, names, inline, label) for t in tensors if node_id[id(t)] == f"t{id(t)}"
@@ -166,7 +202,7 @@ def build_graph(
     nodes += [_module_node(mid, name, members[mid], m, modules, label) for name, mid in collapsed]
     nodes += [_run_node(run, m) for run in runs]
     top = _clusters(tensors, owner, node_id, collapsed, runs, modules)
-    return OpDiagram(nodes, _edges(edges, node_id), top)
+    return OpDiagram(nodes, _edges(edges, node_id), top, m.stream is not None)
 
 
 # ----------------------------------------------------------------------------------------
@@ -262,25 +298,87 @@ def _distances(output, edges):
 
 
 # ----------------------------------------------------------------------------------------
-# Runs of identical blocks
+# The structure: the stream, its blocks and runs of identical blocks
 
 
-def _block_runs(output, tensors, edges, modules, collapse, max_boxes):
-    """The runs of identical blocks to draw as one node each (none without a trace)."""
-    if modules is None or collapse is False or (collapse is None and len(tensors) <= max_boxes):
-        return []
+def _units(output, tensors, modules):
+    """``(structure, [(output tensor, tensors)] per unit of the spine)``: each unit's ops
+    and parameters are those on the way to its output that no earlier unit holds.
+    ``(None, [])`` without a trace or when the drawn graph does not hold the spine."""
+    if modules is None:
+        return None, []
     by_id = {id(t): t for t in tensors}
     root = by_id.get(id(modules.outputs.get("")), output)  # the model's output if traced
     structure = Structure.from_trace(modules, [root])
+    outs = [by_id.get(_output_id(structure, u)) for u in structure.units]
+    if any(t is None for t in outs):
+        return None, []
+    taken = set()
+    return structure, [(t, _claim(t, taken, modules.params)) for t in outs]
+
+
+def _cut_off(structure, tensors, modules):
+    """ids of the tensors of the nodes no gradient can reach because weights downstream
+    are exactly zero (:meth:`~tinygrad_init.diagnostics.structure.Structure.zero_below`):
+    the ops made by those nodes' modules, their parameters and merges."""
+    keys = structure.zero_below()
+    names, merges = set(), set()
+    for k in keys:
+        for p in structure.nodes[k].probes:
+            if p.kind == "merge":
+                merges.add(p.tensor_id)
+            else:
+                names.add(p.owner)
+    cut = set()
+    for t in tensors:
+        pname = modules.params.get(id(t))
+        name = pname.rpartition(".")[0] if pname is not None else modules.owner(t)
+        if id(t) in merges or (name in names and (t._node is not None or pname is not None)):
+            cut.add(id(t))
+    return cut
+
+
+def _stream(m, structure, tensors, edges, owner):
+    """Measure along the residual stream, as the layer-level diagram does: set on ``m``
+    the body's reference (the stream's end, :func:`stream_reference`) and the body (the
+    tensors up to it) and the parameters the body's parameters are compared with (the
+    weight and the one-dimensional parameter nearest the stream's end with a gradient: a
+    bias's gradient does not carry its layer's input scale, a weight's does).  Returns
+    the norm layers after the stream's end, to be drawn as one box each coloured by their
+    output, as the layer-level diagram draws them (their inner ops carry the stream's
+    scale on one side and the output's on the other, so no one reference reads them)."""
+    end = stream_reference(structure)
+    if end is None:
+        return set()
+    by_id = {id(t): t for t in tensors}
+    stream = by_id[structure.nodes[end].probes[-1].tensor_id]
+    if m.grads.get(id(stream)) is None:
+        return set()
+    m.stream, m.body = stream, _ancestors(stream, edges)
+    dist = _distances(stream, edges)
+    params = [
+        t
+        for t in tensors
+        if id(t) in m.params and id(t) in m.body and m.grads[id(t)] and m.grads[id(t)].rms > 0
+    ]  # a zero-init parameter (behind a zero gate) is no reference
+    for t in sorted(params, key=lambda t: dist[id(t)], reverse=True):
+        m.body_prefs[t.ndim >= 2] = t  # the nearest is written last
+    after = structure.spine[structure.spine.index(end) + 1 :]
+    sizes = {}
+    for name in owner.values():
+        sizes[name] = sizes.get(name, 0) + 1
+    norms = {structure.nodes[k].head.owner for k in after if structure.nodes[k].kind == "norm"}
+    return {n for n in norms if sizes.get(n, 0) > 1}
+
+
+def _block_runs(structure, units, n_tensors, collapse, max_boxes):
+    """The runs of identical blocks to draw as one node each (none without a trace)."""
+    if structure is None:
+        return []
     runs = []
-    for i, count in sorted(_runs_to_collapse(structure, len(tensors), collapse, max_boxes).items()):
-        units = structure.units[i : i + count]
-        before = set()
-        if i > 0:
-            before = _ancestors(by_id[_output_id(structure, structure.units[i - 1])], edges)
-        run = _Run(f"r{len(runs)}", [u.name for u in units], [], {})
-        for u in units:
-            claimed = _claim(by_id[_output_id(structure, u)], before, modules.params)
+    for i, count in sorted(_runs_to_collapse(structure, n_tensors, collapse, max_boxes).items()):
+        run = _Run(f"r{len(runs)}", [u.name for u in structure.units[i : i + count]], [], {})
+        for u, (_, claimed) in zip(structure.units[i : i + count], units[i : i + count]):
             run.members += claimed
             run.block_of.update((id(t), u.name) for t in claimed)
         runs.append(run)
@@ -311,11 +409,16 @@ def _claim(out, taken, params):
 # Placement: which node stands for each tensor, and which cluster holds each node
 
 
-def _place(tensors, owner, runs, max_nodes):
-    """``(node id per tensor id, [(module, node id)] of the collapsed modules)``."""
+def _place(tensors, owner, runs, max_nodes, boxed=()):
+    """``(node id per tensor id, [(module, node id)] of the collapsed modules)``; the
+    modules ``boxed`` are collapsed unless a module around them is."""
     node_id = {id(t): run.id for run in runs for t in run.members}
     rest = [t for t in tensors if id(t) not in node_id]
-    collapsed = sorted(_choose_collapsed(rest, owner, max_nodes - len(runs)))
+    chosen = _choose_collapsed(rest, owner, max_nodes - len(runs))
+    for name in boxed:
+        if not any(p in chosen for p in _prefixes(name)):
+            chosen = {c for c in chosen if not c.startswith(name + ".")} | {name}
+    collapsed = sorted(chosen)
     module_ids = {name: f"m{k}" for k, name in enumerate(collapsed)}
     for t in rest:
         outer = next((c for c in _prefixes(owner.get(id(t))) if c in module_ids), None)
@@ -469,6 +572,7 @@ def _tensor_node(t, m, names, inline, label):
         m.ratio(t),
         loss=id(t) in m.after_ref,
         measured=entry is not None or t.requires_grad,
+        zero=m.zero(t),
     )
 
 
@@ -487,15 +591,19 @@ def _module_node(node_id, name, ts, m, modules, label):
         lines.append(f"{label} {fmt(entry.value)}")
     bad = any(g is not None and not g.finite for g in (m.grads[id(t)] for t in ts))
     head = f"{name or 'model'}: {modules.kinds.get(name, 'module')}"
-    return OpNode(node_id, "module", head, lines, math.nan if bad else m.ratio(out))
+    zero = not bad and m.zero(out)
+    return OpNode(node_id, "module", head, lines, math.nan if bad else m.ratio(out), zero=zero)
 
 
 def _run_node(run, m):
-    """A run of identical blocks: the worst op's ratio, the range of its ops' ratios."""
+    """A run of identical blocks: the worst op's ratio and the range of the ratios, both
+    over the ops that are not zero-init (zero by design is no fault); it is drawn
+    zero-init only when every op is."""
     ops = [t for t in run.members if t._node is not None]
     n = len(run.blocks)
-    ratios = [m.ratio(t) for t in ops]
-    worst = max(range(len(ops)), key=lambda k: severity(ratios[k]))
+    measured = [t for t in ops if not m.zero(t)] or ops
+    ratios = [m.ratio(t) for t in measured]
+    worst = max(range(len(measured)), key=lambda k: severity(ratios[k]))
     finite = [r for r in ratios if r is not None and math.isfinite(r)]
     span = f"grad x{fmt(min(finite), 0)} .. x{fmt(max(finite), 0)}" if finite else "no gradient"
     lines = [
@@ -504,8 +612,21 @@ def _run_node(run, m):
         span,
     ]
     if ratios[worst] is not None:
-        lines.append(f"worst: {ops[worst]._node.op.name} in {run.block_of[id(ops[worst])]}")
-    return OpNode(run.id, "run", f"Block x {n}", lines, ratios[worst], count=n)
+        op = measured[worst]
+        lines.append(f"worst: {op._node.op.name} in {run.block_of[id(op)]}")
+    zeros = sum(m.zero(t) for t in ops)
+    if zeros:
+        lines.append(f"{zeros} ops zero-init (gradient after step 1)")
+    return OpNode(
+        run.id,
+        "run",
+        f"Block x {n}",
+        lines,
+        ratios[worst],
+        count=n,
+        zero=zeros == len(ops),
+        zeros=zeros,
+    )
 
 
 def _edges(edges, node_id):
