@@ -308,3 +308,16 @@ def test_a_plain_chain_is_measured_against_the_output(act, init_name):
     src = viz.draw_graph(loss, modules=trace).source
     assert "the output&#x27;s gradient RMS (parameters: the last parameter&#x27;s)" in src
     assert "zero-init" not in src
+
+
+def test_fixups_zero_classifier_makes_everything_upstream_zero_init_not_vanishing():
+    """Fixup zeroes the classifier: no gradient reaches the stream at step 0, by design."""
+    model = models.make_resnet(depth=12, width=8, generator=0, branch_scale="fixup")
+    mon, recs, drawn, diagram, (loss, trace, _) = _both(model, models.mse, d=32)
+    assert mon.verdict().status == "healthy"
+    for key, r in recs.items():
+        if drawn.get(key) is not None:
+            assert drawn[key].zero == (r.status == "zero-init"), key
+    assert sum(n.zero for n in diagram.nodes) > 12 * 5
+    src = viz.draw_graph(loss, modules=trace, collapse=False).source
+    assert "vanishing" not in _classes(src) and "zero-init" in _classes(src)
