@@ -17,7 +17,8 @@ Edges point forward (input to op); gradients flow against them.  Each node shows
 output in a plain chain; with a trace of a residual network, the end of the residual
 stream for the ops up to it and the model's output for the ops after it (a final norm,
 the head); for parameters, the parameter nearest the output.  A gradient that is exactly
-zero behind a zero-initialised branch output is drawn ``zero-init``, not vanishing.
+zero because weights downstream are exactly zero (a zero-initialised branch output, a
+zero gate, Fixup's zero classifier) is drawn ``zero-init``, not vanishing.
 
 With a trace, a run of identical residual blocks becomes one 3-D box, "Block x 40", when
 the graph has more than about 60 nodes (``collapse=False`` expands it): it takes the

@@ -17,9 +17,10 @@ Chainer's ``build_computational_graph`` and ``_to_dot``).
   are; the others against the parameter nearest the output.  A norm layer after the
   stream's end is one ``module`` node coloured by its output, as the layer-level diagram
   draws it.  Ops after the model output (the loss) are marked ``loss``;
-- an op or parameter whose gradient is exactly zero in a branch whose output is exactly
-  zero at init (a zero-initialised last layer or gate) is ``zero``: drawn in the
-  ``zero-init`` style, never as vanishing;
+- an op or parameter whose gradient is exactly zero in a module that exactly-zero
+  weights downstream cut off from the output (the structure's ``zero_below``, the
+  verdict's rule: a zero-initialised last layer or gate, a zero classifier) is ``zero``:
+  drawn in the ``zero-init`` style, never as vanishing;
 - each module with two or more tensors is a cluster, nested as the modules are; a module
   with one op is drawn inline as ``name: op``;
 - a run of identical consecutive residual blocks, as the structural model
@@ -75,7 +76,7 @@ class OpNode:
     loss: bool = False  # after the model output: drawn neutral
     measured: bool = True  # has (or requires) a gradient; False: drawn plain grey
     count: int = 1
-    zero: bool = False  # zero-init: exactly zero gradient behind a zero branch output
+    zero: bool = False  # zero-init: exactly zero gradient behind exactly-zero weights
     zeros: int = 0  # a run: how many of its ops are zero-init
 
 
