@@ -173,6 +173,35 @@ def test_conv_pool_and_cross_entropy():
     _assert_identical(_train(build, False, batches=batches), _train(build, True, batches=batches))
 
 
+class _Mixed(nn.Module):
+    """Gradients that need the replay's cast (a float64 parameter on float32 data), its
+    un-broadcast (a (1, 4) scale, a scalar shift), its sum into a gradient already
+    arriving (x used twice) and a variadic rule (cat)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(tg.ones(1, 4, dtype=np.float64))
+        self.shift = nn.Parameter(tg.zeros(()))
+        self.fc = nn.Linear(12, 4)
+
+    def forward(self, x):
+        h = tg.cat([x * self.scale, x.tanh(), x + self.shift], 1)
+        return self.fc(h.float()) * x
+
+
+def test_casts_unbroadcasts_sums_and_variadic_rules_are_replayed():
+    def build():
+        tg.manual_seed(0)
+        model = _Mixed()
+        return model, optim.SGD(model.parameters(), lr=0.05)
+
+    batches = _batches((5, 4), 4)
+    eager, compiled = _train(build, False, batches=batches), _train(build, True, batches=batches)
+    _assert_identical(eager, compiled)
+    assert compiled["model"].scale.grad.dtype == np.float64
+    assert compiled["fn"].replays == STEPS - 2
+
+
 def test_eval_mode_forward_without_grad():
     model = _mlp().eval()
     fn = tg.compile(lambda x: model(x).softmax(1))

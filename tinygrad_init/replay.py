@@ -210,16 +210,17 @@ class _Tape:
         self.signature.append(("op", op.name))
         dst = self.new_slot(out)
         forward, ndarray, asarray = op.forward, np.ndarray, np.asarray
-        if all(k == _SLOT for k, _ in specs) and pspec[0] == _CONST:
-            slots, p = [v for _, v in specs], pspec[1]
+        gather = _gatherer(specs)
+        if pspec[0] == _CONST:
+            p = pspec[1]
 
             def step(env):
-                r = forward(*[env[s] for s in slots], *p)
+                r = forward(*gather(env), *p)
                 env[dst] = r if type(r) is ndarray else asarray(r)
         else:
 
             def step(env):
-                r = forward(*_resolve_all(specs, env), *_resolve(pspec, env))
+                r = forward(*gather(env), *_resolve(pspec, env))
                 env[dst] = r if type(r) is ndarray else asarray(r)
 
         self.add(step, _slots((list, specs)) + _slots(pspec))
@@ -259,8 +260,12 @@ class _Tape:
         if t._retains_grad:
             refuse("retain_grad()")
 
-    def backward_node(self, node, g, out, needs):
-        """One node's VJP call; ``input`` then adds each input gradient it produced."""
+    def backward_node(self, node, g, out, needs, grads):
+        """One node's VJP call (``grads``: what its rules returned); ``input_grad`` then
+        adds one post per input gradient: its rule, bound once here, called directly on
+        replay (not through ``Primitive.vjp``), and the cast, un-broadcast and sum into
+        the gradient already arriving at that input, each only where the recording
+        needed it."""
         what = f"an input of op '{node.op.name}' in backward"
         specs = [
             self.ref(a, what) if isinstance(a, Tensor) else self.ref(x, what)
@@ -270,28 +275,33 @@ class _Tape:
         gs, os_ = self.slot_of[id(g)], self.slot_of[id(out)]
         self.signature.append(("vjp", node.op.name, tuple(needs)))
         posts, reads = [], [gs, os_, *_slots((list, specs)), *_slots(pspec)]
-        vjp, needs = node.op.vjp, list(needs)
-        as_input_grad, ndarray = _autograd._as_input_grad, np.ndarray
+        gather = _gatherer(specs)
+        as_input_grad, xp = _autograd._as_input_grad, ops.NUMPY
         constant_params = pspec[1] if pspec[0] == _CONST else None
 
         def step(env):
             params = constant_params if constant_params is not None else _resolve(pspec, env)
-            grads = vjp(ops.NUMPY, env[gs], env[os_], _resolve_all(specs, env), params, needs)
-            for i, dtype, shape, prev, dst in posts:
-                ga = grads[i]
-                if type(ga) is not ndarray or ga.dtype is not dtype or ga.shape != shape:
+            args, gv, ov = gather(env), env[gs], env[os_]
+            for rule, cast, dtype, shape, prev, dst in posts:
+                ga = rule(xp, gv, ov, *args, *params)
+                if cast:
                     ga = as_input_grad(ga, dtype, shape, node)
                 env[dst] = ga if prev is None else env[prev] + ga
 
         self.add(step, reads)
-        return posts, reads
+        return node, grads, len(specs), posts, reads
 
     def input_grad(self, handle, i, data, prev, new):
-        posts, reads = handle
+        node, grads, n, posts, reads = handle
         prev_slot = None if prev is None else self.slot_of[id(prev)]
         if prev_slot is not None:
             reads.append(prev_slot)
-        posts.append((i, data.dtype, data.shape, prev_slot, self.new_slot(new)))
+        op, raw = node.op, grads[i]
+        rule = _variadic_rule(op.vjps[0], i, n) if op.variadic else op.vjps[i]
+        # the rule's result has the input's type, dtype and shape: no cast on replay (they
+        # follow from the shapes and dtypes the key and guards fix, not from values)
+        cast = not (type(raw) is np.ndarray and raw.dtype == data.dtype and raw.shape == data.shape)
+        posts.append((rule, cast, data.dtype, data.shape, prev_slot, self.new_slot(new)))
 
     def store(self, t, g):
         """``_store_grad(t, g)`` happened; later reads of ``t.grad`` name its new array."""
@@ -606,6 +616,23 @@ def _resolve(spec, env):
     if kind == _INPUT:
         return env.inputs[v]._array
     return kind(_resolve(s, env) for s in v)
+
+
+def _gatherer(specs):
+    """A function of the slots giving the arrays ``specs`` name, as cheap as their kinds
+    allow (slots only; slots and leaves; anything)."""
+    kinds = {k for k, _ in specs}
+    if kinds <= {_SLOT}:
+        slots = [v for _, v in specs]
+        return lambda env: [env[s] for s in slots]
+    if kinds <= {_SLOT, _LEAF}:
+        return lambda env: [env[v] if k == _SLOT else v._array for k, v in specs]
+    return lambda env: _resolve_all(specs, env)
+
+
+def _variadic_rule(rule, i, n):
+    """A variadic primitive's rule for input ``i`` of ``n``, called like any other rule."""
+    return lambda xp, g, out, *args: rule(i, xp, g, out, list(args[:n]), *args[n:])
 
 
 def _resolve_all(specs, env):
