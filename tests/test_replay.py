@@ -534,8 +534,8 @@ def test_an_equal_value_set_again_still_replays():
 
 
 def test_optimizer_hyperparameter_edits_are_read_by_the_replayed_step():
-    """The replay calls Optimizer.step again, which reads every param_group afresh: an
-    edit between calls takes effect without recording again."""
+    """The replayed step reads every param_group afresh: an edit between calls takes
+    effect without recording again."""
 
     def edit(model, opt, set_shift):
         opt.param_groups[0]["lr"] = 0.3
@@ -597,8 +597,8 @@ def test_a_function_that_rebinds_what_it_closes_over_runs_eagerly_every_call():
 @pytest.mark.parametrize("block", [None, 16], ids=["whole", "blocked"])
 def test_plain_sgd_replays_its_update_as_array_operations(monkeypatch, block):
     """A plain SGD step replays as ``w += -lr * g`` alone (no call of step()), bit-identical
-    to eager, bumping the same version counters; an edit that makes a group no longer
-    plain falls back to calling step()."""
+    to eager, bumping the same version counters; an edit that makes a group use
+    momentum is read by the same replay."""
     from tinygrad_init.optim import SGD
 
     if block is not None:  # parameters above the block size take _add_scaled's blocks
@@ -621,12 +621,79 @@ def test_plain_sgd_replays_its_update_as_array_operations(monkeypatch, block):
 
     def edit(model, opt, set_shift):
         opt.param_groups[0]["momentum"] = 0.9
+        opt.param_groups[0]["nesterov"] = True
 
     eager, _, _ = _edited_run(False, edit)
     calls.clear()
     compiled, fn, _ = _edited_run(True, edit)
     _assert_runs_identical(eager, compiled)
-    assert fn.replays == 7 and len(calls) == 2 + 4  # the replays after the edit call step()
+    assert fn.replays == 7 and len(calls) == 2
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_step_and_zero_grad_replay_without_calling_them(monkeypatch, name):
+    """Each replay runs the flat updates of zero_grad and step (two layout checks, no
+    call of step()), bit-identical to eager."""
+    from tinygrad_init.optim.optimizer import Optimizer
+
+    steps, checks = [], []
+    closure_loss, holds = Optimizer._closure_loss, Optimizer._layout_holds
+    monkeypatch.setattr(Optimizer, "_closure_loss", lambda *a: steps.append(1) or closure_loss(*a))
+    monkeypatch.setattr(Optimizer, "_layout_holds", lambda *a: checks.append(1) or holds(*a))
+
+    def build():
+        model = _mlp()
+        return model, OPTIMIZERS[name](model.parameters())
+
+    eager = _train(build, False, steps=10)
+    steps.clear()
+    compiled = _train(build, True, steps=10)
+    _assert_identical(eager, compiled)
+    assert len(steps) == 2 and len(checks) == 2 * 8  # the two recordings call step()
+
+
+def test_a_changed_set_of_groups_makes_zero_grad_and_step_run_in_full():
+    """After add_param_group the flat replays call the real zero_grad and step: the new
+    parameter's .grad (set before each call) is cleared, then left alone, as eagerly."""
+
+    def run(compiled):
+        model, opt = _mlp(), None
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+        extra = tg.ones(3, requires_grad=True)
+        xs, ys = _batches((5, 6), 4, n=8)
+
+        def step(x, y):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        fn = tg.compile(step) if compiled else step
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            if i == 4:
+                opt.add_param_group({"params": [extra]})
+            extra.grad = tg.ones(3)
+            fn(x, y)
+        return [p._array.copy() for p in model.parameters()], extra, fn
+
+    (eager, extra_eager, _), (compiled, extra, fn) = run(False), run(True)
+    assert all(np.array_equal(u, v) for u, v in zip(eager, compiled, strict=True))
+    assert extra.grad is None and extra_eager.grad is None
+    assert np.array_equal(extra._array, np.ones(3, dtype=np.float32))
+    assert fn.records == 2 and fn.replays == 6
+
+
+def test_a_loaded_state_dict_is_read_by_the_replayed_step():
+    """load_state_dict replaces the groups (a new lr) and the state: the replay sees both."""
+
+    def edit(model, opt, set_shift):
+        state = opt.state_dict()
+        state["param_groups"][0]["lr"] = 0.5
+        opt.load_state_dict(state)
+
+    eager, _, _ = _edited_run(False, edit)
+    compiled, fn, _ = _edited_run(True, edit)
+    _assert_runs_identical(eager, compiled)
+    assert fn.records == 2 and fn.replays == 7
 
 
 def test_debug_explains_a_call_after_one_that_ran_eagerly():

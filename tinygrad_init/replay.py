@@ -15,7 +15,9 @@ tape sees four kinds of event, each turned into one replay step, a closure over 
   statistics, dropout's mask, ``LRScheduler.step``).  It is replayed by calling it again
   with the same objects, so ``.grad``, parameters and optimizer state are the very objects
   eager mode uses, updated by the same code; an effect may offer a cheaper replay with the
-  same result bit for bit (a plain ``SGD.step`` replays as its ``w += -lr * g`` updates);
+  same result bit for bit (the optimizers' ``step`` and ``zero_grad`` replay as their
+  per-parameter updates alone, with the scratch arrays looked up once and the
+  hyper-parameters read afresh; a changed set of parameter groups calls the method);
 * the root gradient of a backward pass (a fresh copy of the recorded one, ones for a
   scalar loss).
 
