@@ -1,5 +1,6 @@
 """tg.compile: bit-identical to eager, re-recording on every key change, clear errors."""
 
+import traceback
 import warnings
 
 import numpy as np
@@ -571,6 +572,53 @@ def test_binary_cross_entropy_checks_each_replayed_input_as_eager_mode_does():
     assert np.array_equal(loss._array, expected._array) and loss.item() > 60
     assert np.array_equal(grad._array, expected_grad._array)
     assert np.isfinite(grad._array).all()
+
+
+def test_a_traceback_through_a_replay_shows_the_generated_lines():
+    model = _mlp()
+    compiled = tg.compile(lambda x, y: F.cross_entropy(model(x), y))
+    xs, ys = _batches((5, 6), 4, n=3)
+    for x, y in zip(xs, ys):
+        compiled(x, y)
+    bad = tg.tensor(np.array([0, 1, 2, 9, 0]))
+    with pytest.raises(IndexError, match="target 9 is out of bounds for 4 classes") as info:
+        compiled(xs[0], bad)
+    assert compiled.replays == 2
+    text = "".join(traceback.format_exception(info.value))
+    assert "<tg.compile replay" in text and "(s1, " in text  # the call of the target check
+
+
+def test_tensors_returned_by_one_replay_do_not_change_when_the_next_runs():
+    """Each replay computes new arrays: what an earlier call returned (the loss, an
+    intermediate, a .grad of set_to_none) keeps its values, as eagerly."""
+    model = _mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    first = model[0].weight
+
+    def step(x, y):
+        opt.zero_grad()
+        hidden = model[1](model[0](x))
+        loss = F.cross_entropy(model[4](model[3](model[2](hidden))), y)
+        loss.backward()
+        opt.step()
+        return loss, hidden
+
+    compiled = tg.compile(step)
+    xs, ys = _batches((5, 6), 4, n=6)
+    kept = []
+    for x, y in zip(xs, ys):
+        loss, hidden = compiled(x, y)
+        grad = first.grad
+        kept.append(
+            (loss, hidden, grad, loss._array.copy(), hidden._array.copy(), grad._array.copy())
+        )
+    assert compiled.replays == 4
+    assert len({id(k[2]) for k in kept}) == len(kept)  # a new .grad each step, as eagerly
+    for loss, hidden, grad, loss_then, hidden_then, grad_then in kept:
+        assert np.array_equal(loss._array, loss_then)
+        assert np.array_equal(hidden._array, hidden_then)
+        assert np.array_equal(grad._array, grad_then)
+    assert not np.array_equal(kept[-1][4], kept[-2][4])
 
 
 def test_a_function_that_rebinds_what_it_closes_over_runs_eagerly_every_call():
