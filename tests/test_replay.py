@@ -300,6 +300,29 @@ def test_the_cache_is_bounded():
     assert fn.records == 6 and fn.replays == 0 and len(fn.cache) == 1
 
 
+def test_a_dropped_recording_takes_its_source_lines_with_it():
+    """The generated replay's lines live in linecache only while the recording is kept."""
+    import gc
+    import linecache
+
+    model = _mlp()
+    fn = tg.compile(lambda x: model(x).sum(), cache_size=1)
+    a, b = tg.zeros(2, 6), tg.zeros(3, 6)
+    before = {k for k in linecache.cache if k.startswith("<tg.compile replay")}
+    for x in (a, a, a):
+        fn(x)
+    ((tape, _),) = fn.cache.values()
+    name = tape.run.__code__.co_filename
+    assert "".join(linecache.getlines(name)) == tape.source and "def replay(inputs):" in tape.source
+    del tape
+    for x in (b, b):  # records under another key: the first recording is dropped
+        fn(x)
+    gc.collect()
+    assert name not in linecache.cache
+    now = {k for k in linecache.cache if k.startswith("<tg.compile replay")}
+    assert len(now - before) == 1  # the recording of b that the cache holds
+
+
 def test_monitored_steps_run_eagerly_and_the_others_replay():
     def run(compiled):
         model = _mlp()

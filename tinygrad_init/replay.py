@@ -42,7 +42,9 @@ its training flag, the identity of its parameters and children, and its other at
 as its first forward of the call found them (dropout's ``p``, an ``eps``, a user's
 ``self.scale``: numbers, strings, None and tuples/lists of them by value, other objects by
 identity); the values the function closes over, as the call started from them (compared
-the same way); and any module hook's own guard.  A changed key or guard records again
+the same way); and any module hook's own guard (the modules' guards are tested first in
+one pass of identity checks, value by value only when that pass sees a difference).  A
+changed key or guard records again
 (``debug=True`` warns which part changed), so a value the recording baked into a step is
 never replayed stale.  An optimizer's hyper-parameters need no guard: the replayed step
 reads each ``param_group`` afresh.  What cannot
@@ -66,7 +68,8 @@ argument, which is part of the key).  A closed-over variable that the function r
 or a module attribute it writes after that module's forward, to a new value on every call
 fails the guard on each next call, so such a function runs eagerly every time
 (``debug=True`` says why).  Tensors returned by a replay hold the replayed
-values and no ``grad_fn``.
+values and no ``grad_fn``; each replay computes new arrays (no buffer is reused between
+calls), so what an earlier call returned never changes.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ import linecache
 import operator
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -422,6 +426,7 @@ class _Tape:
     def finish(self, result):
         self.output = self._output_ref(result)
         self.source, self.run = self._generate()
+        self.steps = self.reads = self.writes = None  # now lines of self.run
         self.keep = self.slot_of = None
         self.created = None
         self.guards = tuple(self.leaves.values())
@@ -605,13 +610,16 @@ class _Source:
 
     def function(self, body):
         """(source, function) from the body's lines; the source is registered with
-        ``linecache`` so that a traceback through a replay shows its lines."""
+        ``linecache`` so that a traceback through a replay shows its lines, for as long
+        as the function exists."""
         text = "def replay(inputs):\n" + "".join(f"    {line}\n" for line in body)
         filename = f"<tg.compile replay {next(_sources)}>"
-        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
         namespace = dict(self.names)
         exec(builtins.compile(text, filename, "exec"), namespace)  # `compile` is ours
-        return text, namespace["replay"]
+        replay = namespace["replay"]
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        weakref.finalize(replay, linecache.cache.pop, filename, None)
+        return text, replay
 
 
 _sources = itertools.count()
