@@ -207,11 +207,12 @@ class Optimizer:
     def _step(self, closure):
         """The body of ``step()``: ``_update`` of every parameter that has a gradient."""
         loss = self._closure_loss(closure)
+        update = self._update
         for group in self.param_groups:
             hyper = self._hyper(group)
             for p in group["params"]:
                 if p.grad is not None:
-                    self._update(p, *hyper)
+                    update(p, *hyper)
         return loss
 
     def _flat_step(self, closure=None):
