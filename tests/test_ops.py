@@ -584,6 +584,28 @@ def test_gradients_at_kinks():
     )
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero encountered")  # sqrt's rule at 0
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_relu_gradient_is_a_select_bit_for_bit(dtype):
+    """relu's numpy rule (an and with a bit mask) gives np.where's bits: g passes where the
+    input is > 0 or NaN (as PyTorch), +0 elsewhere, even for an infinite or NaN g."""
+    from tinygrad_init import ops
+
+    special = [np.inf, -np.inf, np.nan, -0.0, 0.0, 1.5, -2.5, 7.0]
+    a = np.array([-1.0, 0.0, np.nan, 2.0, -0.0, 3.0, -4.0, np.nan] * 3, dtype=dtype)
+    g = np.array(special * 3, dtype=dtype)
+    got = ops._relu_grad(ops.NUMPY, g, np.maximum(a, 0), a)
+    want = np.where(a <= 0, 0, g)
+    assert got.dtype == dtype and got.tobytes() == want.tobytes()
+    t = g[::2]  # a strided gradient
+    assert (
+        ops._relu_grad(ops.NUMPY, t, None, a[::2]).tobytes()
+        == np.where(a[::2] <= 0, 0, t).tobytes()
+    )
+    # relu(x).sqrt() at 0: an infinite gradient arrives where relu's input is 0 -> 0
+    np.testing.assert_array_equal(grad_of(lambda x: x.relu().sqrt().sum(), [0.0, 4.0]), [0.0, 0.25])
+
+
 # ----------------------------------------------------------------------------------------
 # dtypes and comparisons
 

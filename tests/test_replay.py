@@ -1,5 +1,6 @@
 """tg.compile: bit-identical to eager, re-recording on every key change, clear errors."""
 
+import traceback
 import warnings
 
 import numpy as np
@@ -173,6 +174,35 @@ def test_conv_pool_and_cross_entropy():
     _assert_identical(_train(build, False, batches=batches), _train(build, True, batches=batches))
 
 
+class _Mixed(nn.Module):
+    """Gradients that need the replay's cast (a float64 parameter on float32 data), its
+    un-broadcast (a (1, 4) scale, a scalar shift), its sum into a gradient already
+    arriving (x used twice) and a variadic rule (cat)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(tg.ones(1, 4, dtype=np.float64))
+        self.shift = nn.Parameter(tg.zeros(()))
+        self.fc = nn.Linear(12, 4)
+
+    def forward(self, x):
+        h = tg.cat([x * self.scale, x.tanh(), x + self.shift], 1)
+        return self.fc(h.float()) * x
+
+
+def test_casts_unbroadcasts_sums_and_variadic_rules_are_replayed():
+    def build():
+        tg.manual_seed(0)
+        model = _Mixed()
+        return model, optim.SGD(model.parameters(), lr=0.05)
+
+    batches = _batches((5, 4), 4)
+    eager, compiled = _train(build, False, batches=batches), _train(build, True, batches=batches)
+    _assert_identical(eager, compiled)
+    assert compiled["model"].scale.grad.dtype == np.float64
+    assert compiled["fn"].replays == STEPS - 2
+
+
 def test_eval_mode_forward_without_grad():
     model = _mlp().eval()
     fn = tg.compile(lambda x: model(x).softmax(1))
@@ -268,6 +298,29 @@ def test_the_cache_is_bounded():
         fn(a)
         fn(b)
     assert fn.records == 6 and fn.replays == 0 and len(fn.cache) == 1
+
+
+def test_a_dropped_recording_takes_its_source_lines_with_it():
+    """The generated replay's lines live in linecache only while the recording is kept."""
+    import gc
+    import linecache
+
+    model = _mlp()
+    fn = tg.compile(lambda x: model(x).sum(), cache_size=1)
+    a, b = tg.zeros(2, 6), tg.zeros(3, 6)
+    before = {k for k in linecache.cache if k.startswith("<tg.compile replay")}
+    for x in (a, a, a):
+        fn(x)
+    ((tape, _),) = fn.cache.values()
+    name = tape.run.__code__.co_filename
+    assert "".join(linecache.getlines(name)) == tape.source and "def replay(inputs):" in tape.source
+    del tape
+    for x in (b, b):  # records under another key: the first recording is dropped
+        fn(x)
+    gc.collect()
+    assert name not in linecache.cache
+    now = {k for k in linecache.cache if k.startswith("<tg.compile replay")}
+    assert len(now - before) == 1  # the recording of b that the cache holds
 
 
 def test_monitored_steps_run_eagerly_and_the_others_replay():
@@ -473,9 +526,40 @@ def test_python_values_the_recording_read_record_again_when_changed(edit, messag
     assert any(message in m for m in caught), caught
 
 
+def _reorder_children(model, opt, set_shift):
+    """Swap the scale and the dropout of the Sequential: same names, same objects."""
+    mods = model._modules
+    items = list(mods.items())
+    mods.clear()
+    mods.update([items[0], items[2], items[1], items[3]])
+
+
+def test_reordered_children_record_again():
+    """The one-pass identity guard also sees a container's children change order."""
+    eager, _, _ = _edited_run(False, _reorder_children)
+    compiled, fn, caught = _edited_run(True, _reorder_children)
+    _assert_runs_identical(eager, compiled)
+    assert fn.records == 4 and fn.replays == 5
+    assert any("the parameters or children of a Sequential changed" in m for m in caught)
+
+
+def test_an_equal_value_set_again_still_replays():
+    """An attribute set to an equal number (another object) fails the identity pass, and
+    the check by value then finds the guard holding: no recording again."""
+    two = float("2.0")  # a new float object, equal to the recorded 2.0
+
+    def edit(model, opt, set_shift):
+        model[1].scale = two
+
+    eager, _, _ = _edited_run(False, edit)
+    compiled, fn, caught = _edited_run(True, edit)
+    _assert_runs_identical(eager, compiled)
+    assert fn.records == 2 and fn.replays == 7 and not caught
+
+
 def test_optimizer_hyperparameter_edits_are_read_by_the_replayed_step():
-    """The replay calls Optimizer.step again, which reads every param_group afresh: an
-    edit between calls takes effect without recording again."""
+    """The replayed step reads every param_group afresh: an edit between calls takes
+    effect without recording again."""
 
     def edit(model, opt, set_shift):
         opt.param_groups[0]["lr"] = 0.3
@@ -513,6 +597,53 @@ def test_binary_cross_entropy_checks_each_replayed_input_as_eager_mode_does():
     assert np.isfinite(grad._array).all()
 
 
+def test_a_traceback_through_a_replay_shows_the_generated_lines():
+    model = _mlp()
+    compiled = tg.compile(lambda x, y: F.cross_entropy(model(x), y))
+    xs, ys = _batches((5, 6), 4, n=3)
+    for x, y in zip(xs, ys):
+        compiled(x, y)
+    bad = tg.tensor(np.array([0, 1, 2, 9, 0]))
+    with pytest.raises(IndexError, match="target 9 is out of bounds for 4 classes") as info:
+        compiled(xs[0], bad)
+    assert compiled.replays == 2
+    text = "".join(traceback.format_exception(info.value))
+    assert "<tg.compile replay" in text and "(s1, " in text  # the call of the target check
+
+
+def test_tensors_returned_by_one_replay_do_not_change_when_the_next_runs():
+    """Each replay computes new arrays: what an earlier call returned (the loss, an
+    intermediate, a .grad of set_to_none) keeps its values, as eagerly."""
+    model = _mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    first = model[0].weight
+
+    def step(x, y):
+        opt.zero_grad()
+        hidden = model[1](model[0](x))
+        loss = F.cross_entropy(model[4](model[3](model[2](hidden))), y)
+        loss.backward()
+        opt.step()
+        return loss, hidden
+
+    compiled = tg.compile(step)
+    xs, ys = _batches((5, 6), 4, n=6)
+    kept = []
+    for x, y in zip(xs, ys):
+        loss, hidden = compiled(x, y)
+        grad = first.grad
+        kept.append(
+            (loss, hidden, grad, loss._array.copy(), hidden._array.copy(), grad._array.copy())
+        )
+    assert compiled.replays == 4
+    assert len({id(k[2]) for k in kept}) == len(kept)  # a new .grad each step, as eagerly
+    for loss, hidden, grad, loss_then, hidden_then, grad_then in kept:
+        assert np.array_equal(loss._array, loss_then)
+        assert np.array_equal(hidden._array, hidden_then)
+        assert np.array_equal(grad._array, grad_then)
+    assert not np.array_equal(kept[-1][4], kept[-2][4])
+
+
 def test_a_function_that_rebinds_what_it_closes_over_runs_eagerly_every_call():
     model = _Scale(1.0)
     calls = 0
@@ -537,8 +668,8 @@ def test_a_function_that_rebinds_what_it_closes_over_runs_eagerly_every_call():
 @pytest.mark.parametrize("block", [None, 16], ids=["whole", "blocked"])
 def test_plain_sgd_replays_its_update_as_array_operations(monkeypatch, block):
     """A plain SGD step replays as ``w += -lr * g`` alone (no call of step()), bit-identical
-    to eager, bumping the same version counters; an edit that makes a group no longer
-    plain falls back to calling step()."""
+    to eager, bumping the same version counters; an edit that makes a group use
+    momentum is read by the same replay."""
     from tinygrad_init.optim import SGD
 
     if block is not None:  # parameters above the block size take _add_scaled's blocks
@@ -561,12 +692,79 @@ def test_plain_sgd_replays_its_update_as_array_operations(monkeypatch, block):
 
     def edit(model, opt, set_shift):
         opt.param_groups[0]["momentum"] = 0.9
+        opt.param_groups[0]["nesterov"] = True
 
     eager, _, _ = _edited_run(False, edit)
     calls.clear()
     compiled, fn, _ = _edited_run(True, edit)
     _assert_runs_identical(eager, compiled)
-    assert fn.replays == 7 and len(calls) == 2 + 4  # the replays after the edit call step()
+    assert fn.replays == 7 and len(calls) == 2
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_step_and_zero_grad_replay_without_calling_them(monkeypatch, name):
+    """Each replay runs the flat updates of zero_grad and step (two layout checks, no
+    call of step()), bit-identical to eager."""
+    from tinygrad_init.optim.optimizer import Optimizer
+
+    steps, checks = [], []
+    closure_loss, holds = Optimizer._closure_loss, Optimizer._layout_holds
+    monkeypatch.setattr(Optimizer, "_closure_loss", lambda *a: steps.append(1) or closure_loss(*a))
+    monkeypatch.setattr(Optimizer, "_layout_holds", lambda *a: checks.append(1) or holds(*a))
+
+    def build():
+        model = _mlp()
+        return model, OPTIMIZERS[name](model.parameters())
+
+    eager = _train(build, False, steps=10)
+    steps.clear()
+    compiled = _train(build, True, steps=10)
+    _assert_identical(eager, compiled)
+    assert len(steps) == 2 and len(checks) == 2 * 8  # the two recordings call step()
+
+
+def test_a_changed_set_of_groups_makes_zero_grad_and_step_run_in_full():
+    """After add_param_group the flat replays call the real zero_grad and step: the new
+    parameter's .grad (set before each call) is cleared, then left alone, as eagerly."""
+
+    def run(compiled):
+        model, opt = _mlp(), None
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+        extra = tg.ones(3, requires_grad=True)
+        xs, ys = _batches((5, 6), 4, n=8)
+
+        def step(x, y):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        fn = tg.compile(step) if compiled else step
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            if i == 4:
+                opt.add_param_group({"params": [extra]})
+            extra.grad = tg.ones(3)
+            fn(x, y)
+        return [p._array.copy() for p in model.parameters()], extra, fn
+
+    (eager, extra_eager, _), (compiled, extra, fn) = run(False), run(True)
+    assert all(np.array_equal(u, v) for u, v in zip(eager, compiled, strict=True))
+    assert extra.grad is None and extra_eager.grad is None
+    assert np.array_equal(extra._array, np.ones(3, dtype=np.float32))
+    assert fn.records == 2 and fn.replays == 6
+
+
+def test_a_loaded_state_dict_is_read_by_the_replayed_step():
+    """load_state_dict replaces the groups (a new lr) and the state: the replay sees both."""
+
+    def edit(model, opt, set_shift):
+        state = opt.state_dict()
+        state["param_groups"][0]["lr"] = 0.5
+        opt.load_state_dict(state)
+
+    eager, _, _ = _edited_run(False, edit)
+    compiled, fn, _ = _edited_run(True, edit)
+    _assert_runs_identical(eager, compiled)
+    assert fn.records == 2 and fn.replays == 7
 
 
 def test_debug_explains_a_call_after_one_that_ran_eagerly():

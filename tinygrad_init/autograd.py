@@ -532,7 +532,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             else:
                 input_grads = node.op.vjp(xp, g, t._array, node.arrays, node.params, needs)
                 if tape is not None:
-                    posts = tape.backward_node(node, g, t._array, needs)
+                    posts = tape.backward_node(node, g, t._array, needs, input_grads)
             for i, ga in enumerate(input_grads):
                 if ga is None:
                     continue

@@ -194,6 +194,30 @@ def _selected_grad(xp, g, a, axis, keepdims, pick):
     return xp.where(positions == idx, _expand_reduced(xp, g, (axis,), keepdims), 0)
 
 
+_BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _select(keep, g):
+    """``np.where(keep, g, 0)`` bit for bit, for a float array ``g`` of ``keep``'s shape, as
+    an and of ``g``'s bits with words of all ones or all zeros (inf and NaN pass where
+    kept, +0 elsewhere): np.where with a scalar measured 7x slower inside an MLP's
+    backward (64x256 float32, 57 us -> 7.6 us)."""
+    bits = _BITS.get(g.dtype.itemsize) if type(g) is np.ndarray and g.dtype.kind == "f" else None
+    if bits is None or g.shape != keep.shape:
+        return np.where(keep, g, 0)
+    mask = np.array(keep, dtype=bits)  # an array even for a 0-d keep (a numpy bool)
+    np.negative(mask, out=mask)  # True -> all ones
+    np.bitwise_and(g.view(bits), mask, out=mask)
+    return mask.view(g.dtype)
+
+
+def _relu_grad(xp, g, out, a):
+    """g where a > 0, 0 where a <= 0; NaN passes g, as PyTorch's threshold_backward."""
+    if xp is NUMPY:
+        return _select(~(a <= 0), g)
+    return xp.where(xp.raw(a) <= 0, 0, g)
+
+
 def _clamp_mask(a, lo, hi):
     """Where the gradient passes: lo <= a <= hi."""
     mask = np.ones(a.shape, dtype=bool)
@@ -388,7 +412,7 @@ sigmoid = Primitive(
 relu = Primitive(
     "relu",
     lambda a: np.maximum(a, 0),
-    lambda xp, g, out, a: xp.where(xp.raw(a) <= 0, 0, g),  # NaN passes g, as PyTorch
+    _relu_grad,
     saves=IN0,
 )
 clamp = Primitive(

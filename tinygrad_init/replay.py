@@ -3,19 +3,26 @@
 The recording model
 -------------------
 A call of the compiled function runs it eagerly while a *tape* watches the engine.  The
-tape sees four kinds of event, each turned into one replay step, a closure over numbered
-*slots* (the arrays that one call computes):
+tape sees four kinds of event, each turned into a few lines of one generated Python
+function, the replay, whose local variables ``s0, s1, ...`` are numbered *slots* (the
+arrays that one call computes) and whose other names stand for the objects the recording
+saw (rules, leaves, constants); ``tape.source`` holds its text, and a traceback through a
+replay shows its lines:
 
-* a primitive's forward (``tensor.apply``): ``slot = op.forward(*arrays, *params)``;
-* one node of a backward pass (``autograd.run_backward``): the node's VJP rules, the cast
-  and un-broadcast of each input gradient, the sum into the gradient already arriving at
-  that input, and the store into a leaf's ``.grad`` (by the engine's own ``_store_grad``);
+* a primitive's forward (``tensor.apply``): ``s5 = forward(s2, w._array, *params)``;
+* one node of a backward pass (``autograd.run_backward``): each needed VJP rule called
+  directly (``s9 = rule(xp, s8, s5, s2, w._array)``), then the cast and un-broadcast of
+  its result where the recording needed them, the sum into the gradient already arriving
+  at that input, and the store into a leaf's ``.grad`` (by the engine's own
+  ``_store_grad``);
 * a recorded *effect*: a library function that works on Python objects rather than on the
   graph (``Optimizer.step``, ``zero_grad``, gradient clipping, BatchNorm's running
   statistics, dropout's mask, ``LRScheduler.step``).  It is replayed by calling it again
   with the same objects, so ``.grad``, parameters and optimizer state are the very objects
   eager mode uses, updated by the same code; an effect may offer a cheaper replay with the
-  same result bit for bit (a plain ``SGD.step`` replays as its ``w += -lr * g`` updates);
+  same result bit for bit (the optimizers' ``step`` and ``zero_grad`` replay as their
+  per-parameter updates alone, with the scratch arrays looked up once and the
+  hyper-parameters read afresh; a changed set of parameter groups calls the method);
 * the root gradient of a backward pass (a fresh copy of the recorded one, ones for a
   scalar loss).
 
@@ -35,7 +42,9 @@ its training flag, the identity of its parameters and children, and its other at
 as its first forward of the call found them (dropout's ``p``, an ``eps``, a user's
 ``self.scale``: numbers, strings, None and tuples/lists of them by value, other objects by
 identity); the values the function closes over, as the call started from them (compared
-the same way); and any module hook's own guard.  A changed key or guard records again
+the same way); and any module hook's own guard (the modules' guards are tested first in
+one pass of identity checks, value by value only when that pass sees a difference).  A
+changed key or guard records again
 (``debug=True`` warns which part changed), so a value the recording baked into a step is
 never replayed stale.  An optimizer's hyper-parameters need no guard: the replayed step
 reads each ``param_group`` afresh.  What cannot
@@ -59,14 +68,20 @@ argument, which is part of the key).  A closed-over variable that the function r
 or a module attribute it writes after that module's forward, to a new value on every call
 fails the guard on each next call, so such a function runs eagerly every time
 (``debug=True`` says why).  Tensors returned by a replay hold the replayed
-values and no ``grad_fn``.
+values and no ``grad_fn``; each replay computes new arrays (no buffer is reused between
+calls), so what an earlier call returned never changes.
 """
 
 from __future__ import annotations
 
+import builtins
 import functools
+import itertools
+import linecache
+import operator
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -131,7 +146,7 @@ class _Tape:
 
     def __init__(self, inputs):
         self.thread = threading.get_ident()
-        self.steps, self.reads, self.signature, self.constants = [], [], [], []
+        self.steps, self.reads, self.writes, self.signature, self.constants = [], [], [], [], []
         self.slot_of, self.keep = {}, []
         self.nslots = 0
         self.created = set()
@@ -143,9 +158,12 @@ class _Tape:
         self.spoiled = None  # why this recording must not be replayed (the call was eager)
         self.stored_leaves, self.grads_before, self.reset_by_effect = [], {}, set()
 
-    def add(self, step, reads):
-        self.steps.append(step)
+    def add(self, emit, reads, writes=()):
+        """One event: ``emit(source)`` gives its lines of the replay function (asked once
+        the call is over), ``reads`` and ``writes`` the slots it reads and assigns."""
+        self.steps.append(emit)
         self.reads.append(reads)
+        self.writes.append(writes)
 
     def refuse(self, construct):
         refuse(construct)
@@ -209,20 +227,16 @@ class _Tape:
         pspec = self.ref(tuple(params), what) if params else (_CONST, ())
         self.signature.append(("op", op.name))
         dst = self.new_slot(out)
-        forward, ndarray, asarray = op.forward, np.ndarray, np.asarray
-        if all(k == _SLOT for k, _ in specs) and pspec[0] == _CONST:
-            slots, p = [v for _, v in specs], pspec[1]
+        forward = op.forward
 
-            def step(env):
-                r = forward(*[env[s] for s in slots], *p)
-                env[dst] = r if type(r) is ndarray else asarray(r)
-        else:
+        def emit(src):
+            args = src.args(specs, pspec)
+            return [
+                f"s{dst} = {src.name(forward)}({args})",
+                f"if type(s{dst}) is not ndarray: s{dst} = asarray(s{dst})",
+            ]
 
-            def step(env):
-                r = forward(*_resolve_all(specs, env), *_resolve(pspec, env))
-                env[dst] = r if type(r) is ndarray else asarray(r)
-
-        self.add(step, _slots((list, specs)) + _slots(pspec))
+        self.add(emit, _slots((list, specs)) + _slots(pspec), [dst])
 
     def check_backward(self, create_graph, inputs, recorder):
         if create_graph:
@@ -236,22 +250,14 @@ class _Tape:
         """The starting gradient of a backward pass: replayed as a fresh copy."""
         spec = self.ref_array(g, "a gradient passed to backward()")
         dst = self.new_slot(g)
-
-        def step(env):
-            env[dst] = np.array(_resolve(spec, env), copy=True)
-
-        self.add(step, _slots(spec))
+        self.add(lambda src: [f"s{dst} = _copy({src.expr(spec)})"], _slots(spec), [dst])
 
     def begin_backward(self):
         """Each backward pass has its own set of ``.grad`` buffers it owns (``_store_grad``)."""
         dst = self.nslots
         self.nslots += 1
         self.stored_slot = dst
-
-        def step(env):
-            env[dst] = set()
-
-        self.add(step, [])
+        self.add(lambda src: [f"s{dst} = set()"], [], [dst])
 
     def check_tensor(self, t):
         if t._hooks:
@@ -259,8 +265,12 @@ class _Tape:
         if t._retains_grad:
             refuse("retain_grad()")
 
-    def backward_node(self, node, g, out, needs):
-        """One node's VJP call; ``input`` then adds each input gradient it produced."""
+    def backward_node(self, node, g, out, needs, grads):
+        """One node's VJP call (``grads``: what its rules returned); ``input_grad`` then
+        adds one post per input gradient: its rule, bound once here, called directly on
+        replay (not through ``Primitive.vjp``), and the cast, un-broadcast and sum into
+        the gradient already arriving at that input, each only where the recording
+        needed it."""
         what = f"an input of op '{node.op.name}' in backward"
         specs = [
             self.ref(a, what) if isinstance(a, Tensor) else self.ref(x, what)
@@ -270,28 +280,35 @@ class _Tape:
         gs, os_ = self.slot_of[id(g)], self.slot_of[id(out)]
         self.signature.append(("vjp", node.op.name, tuple(needs)))
         posts, reads = [], [gs, os_, *_slots((list, specs)), *_slots(pspec)]
-        vjp, needs = node.op.vjp, list(needs)
-        as_input_grad, ndarray = _autograd._as_input_grad, np.ndarray
-        constant_params = pspec[1] if pspec[0] == _CONST else None
 
-        def step(env):
-            params = constant_params if constant_params is not None else _resolve(pspec, env)
-            grads = vjp(ops.NUMPY, env[gs], env[os_], _resolve_all(specs, env), params, needs)
-            for i, dtype, shape, prev, dst in posts:
-                ga = grads[i]
-                if type(ga) is not ndarray or ga.dtype is not dtype or ga.shape != shape:
-                    ga = as_input_grad(ga, dtype, shape, node)
-                env[dst] = ga if prev is None else env[prev] + ga
+        def emit(src):
+            args = src.args([(_SLOT, gs), (_SLOT, os_), *specs], pspec)
+            lines = []
+            for rule, cast, dtype, shape, prev, dst in posts:
+                ga = f"{src.name(rule)}(xp, {args})"
+                if cast:
+                    like = f"{src.name(dtype)}, {src.name(shape)}, {src.name(node)}"
+                    ga = f"_as_input_grad({ga}, {like})"
+                lines.append(f"s{dst} = {ga}" if prev is None else f"s{dst} = s{prev} + {ga}")
+            return lines
 
-        self.add(step, reads)
-        return posts, reads
+        writes = []
+        self.add(emit, reads, writes)
+        return node, grads, len(specs), posts, reads, writes
 
     def input_grad(self, handle, i, data, prev, new):
-        posts, reads = handle
+        node, grads, n, posts, reads, writes = handle
         prev_slot = None if prev is None else self.slot_of[id(prev)]
         if prev_slot is not None:
             reads.append(prev_slot)
-        posts.append((i, data.dtype, data.shape, prev_slot, self.new_slot(new)))
+        op, raw = node.op, grads[i]
+        rule = _variadic_rule(op.vjps[0], i, n) if op.variadic else op.vjps[i]
+        # the rule's result has the input's type, dtype and shape: no cast on replay (they
+        # follow from the shapes and dtypes the key and guards fix, not from values)
+        cast = not (type(raw) is np.ndarray and raw.dtype == data.dtype and raw.shape == data.shape)
+        dst = self.new_slot(new)
+        posts.append((rule, cast, data.dtype, data.shape, prev_slot, dst))
+        writes.append(dst)
 
     def store(self, t, g):
         """``_store_grad(t, g)`` happened; later reads of ``t.grad`` name its new array."""
@@ -306,12 +323,14 @@ class _Tape:
         gs, stored = self.slot_of[id(g)], self.stored_slot
         dst = self.new_slot(t.grad._array)
 
-        def step(env):
-            leaf = env.inputs[ref[1]] if ref[0] == _INPUT else ref[1]
-            _store_grad(leaf, env[gs], False, env[stored])
-            env[dst] = leaf.grad._array
+        def emit(src):
+            leaf = f"inputs[{ref[1]}]" if ref[0] == _INPUT else src.name(ref[1])
+            lines = [f"_store_grad({leaf}, s{gs}, False, s{stored})"]
+            if dst in src.read:  # a later event reads this .grad
+                lines.append(f"s{dst} = {leaf}.grad._array")
+            return lines
 
-        self.add(step, [gs, stored])
+        self.add(emit, [gs, stored])  # dst is assigned only where it is read
 
     def watch_grads(self, leaves):
         """Note the ``.grad`` of the leaves an earlier recording stored into, to tell a
@@ -345,7 +364,7 @@ class _Tape:
         self._note_resets()
         replay = flat(*args, **kwargs) if flat is not None and result is None else None
         if replay is not None:
-            self.add(lambda env: replay(), [])
+            self.add(lambda src: [f"{src.name(replay)}()"], [])
             return result
         rslot = None
         if isinstance(result, Tensor):
@@ -353,12 +372,18 @@ class _Tape:
         elif type(result) is np.ndarray:
             rslot = self.new_slot(result)
 
-        def step(env):
-            r = fn(*_effect_args(aspec, env), **{k: _effect_arg(s, env) for k, s in kspec.items()})
-            if rslot is not None:
-                env[rslot] = r._array if isinstance(r, Tensor) else r
+        def emit(src):
+            args = [src.effect_expr(spec) for spec in aspec]
+            if kspec:
+                items = ", ".join(f"{k!r}: {src.effect_expr(v)}" for k, v in kspec.items())
+                args.append(f"**{{{items}}}")
+            call = f"{src.name(fn)}({', '.join(args)})"
+            if rslot is None:
+                return [call]
+            return [f"s{rslot} = {call}", f"s{rslot} = _unwrap(s{rslot})"]
 
-        self.add(step, _effect_slots(aspec) + _effect_slots(list(kspec.values())))
+        reads = _effect_slots(aspec) + _effect_slots(list(kspec.values()))
+        self.add(emit, reads, [] if rslot is None else [rslot])
         return result
 
     def _effect_ref(self, value, what):
@@ -400,27 +425,41 @@ class _Tape:
     # -- after the call -----------------------------------------------------------------
     def finish(self, result):
         self.output = self._output_ref(result)
-        self.plan = self._plan()
+        self.source, self.run = self._generate()
+        self.steps = self.reads = self.writes = None  # now lines of self.run
         self.keep = self.slot_of = None
         self.created = None
         self.guards = tuple(self.leaves.values())
         self.module_guards = tuple(self.modules.values())
+        self.identity_guards = _identity_guards(self.module_guards)
 
-    def _plan(self):
-        """(step, slots to release after it): a slot is dropped after its last read, so a
-        replay holds no more arrays alive than the eager call, whose graph is freed as
-        backward walks it (keeping them all measured 40% slower on a 20-layer MLP)."""
+    def _generate(self):
+        """The replay function: each event's lines in order, over local variables ``s<n>``
+        (the slots).  A slot is deleted after its last read, so a replay holds no more
+        arrays alive than the eager call, whose graph is freed as backward walks it
+        (keeping them all measured 40% slower on a 20-layer MLP).  Replacing the
+        closure per event by one function made compiled steps 1.35-1.45x faster on the
+        tiny and scalar MLPs of tools/bench.py (CPU time, same machine, load 8)."""
+        src = _Source()
         last = {}
         for k, reads in enumerate(self.reads):
             for slot in reads:
                 last[slot] = k
-        for slot in _slots(self.output):
-            last[slot] = len(self.steps)
+        kept = set(_slots(self.output))
+        src.read = set(last) | kept
         drops = [[] for _ in self.steps]
         for slot, k in last.items():
-            if k < len(self.steps):
+            if slot not in kept:
                 drops[k].append(slot)
-        return [(step, tuple(d)) for step, d in zip(self.steps, drops)]
+        for k, writes in enumerate(self.writes):  # assigned, then never read
+            drops[k].extend(w for w in writes if w not in src.read)
+        body = [f"s{i} = inputs[{i}]._array" for i in range(len(self.input_ids))]
+        for emit, drop in zip(self.steps, drops):
+            body += emit(src)
+            if drop:
+                body.append("del " + ", ".join(f"s{d}" for d in sorted(set(drop))))
+        body.append(f"return {src.output_expr(self.output)}")
+        return src.function(body)
 
     def _output_ref(self, value):
         if isinstance(value, Tensor):
@@ -454,10 +493,25 @@ class _Tape:
         return None
 
     def guards_hold(self):
+        """Why a guard fails, or None.  The modules' guards are first tested in one pass of
+        identity checks (``_identity_guards``); only when that pass finds a difference are
+        they checked one by one, by value where the recording compares values."""
         for t, requires_grad, shape, dtype in self.guards:
             a = t._array
             if t.requires_grad is not requires_grad or a.shape != shape or a.dtype != dtype:
                 return "a parameter or leaf tensor changed shape, dtype or requires_grad"
+        if not _identity_guards_hold(self.identity_guards):
+            why = self._module_changed()
+            if why is not None:
+                return why
+        if _cells_changed(self.closure, self.cells):
+            return "a variable the function closes over changed"
+        for guard in self.hook_guards:
+            if not guard():
+                return "a module hook is active on this call"
+        return None
+
+    def _module_changed(self):
         for m, training, structure, attributes in self.module_guards:
             if m.training is not training:
                 return f"{type(m).__name__}.training changed"
@@ -467,32 +521,116 @@ class _Tape:
             name = _attribute_changed(d, attributes)
             if name is not None:
                 return f"an attribute of a {type(m).__name__} changed ({name})"
-        if _cells_changed(self.closure, self.cells):
-            return "a variable the function closes over changed"
-        for guard in self.hook_guards:
-            if not guard():
-                return "a module hook is active on this call"
         return None
 
     def replay(self, inputs):
-        env = _Env(self.nslots)
-        env.inputs = inputs
-        for i, t in enumerate(inputs):
-            env[i] = t._array
-        for step, drops in self.plan:
-            step(env)
-            for slot in drops:
-                env[slot] = None
-        return _build_output(self.output, env)
+        return self.run(inputs)
 
 
-class _Env(list):
-    """The slots of one replay (a list) plus the call's input Tensors."""
+class _Source:
+    """The replay function being generated: its lines and the objects its names stand
+    for (``b<n>``: rules, forwards, leaves, constants; fixed names below for the rest)."""
 
-    __slots__ = ("inputs",)
+    def __init__(self):
+        self.names = {
+            "xp": ops.NUMPY,
+            "Tensor": Tensor,
+            "ndarray": np.ndarray,
+            "asarray": np.asarray,
+            "_copy": _copy,
+            "_unwrap": _unwrap,
+            "_store_grad": _store_grad,
+            "_as_input_grad": _autograd._as_input_grad,
+        }
+        self.ids = {}
+        self.read = set()
 
-    def __init__(self, n):
-        super().__init__([None] * n)
+    def name(self, obj):
+        """The global name that stands for ``obj`` (one per object; ``names`` keeps it
+        alive, so its id is not reused while the source is written)."""
+        n = self.ids.get(id(obj))
+        if n is None:
+            n = self.ids[id(obj)] = f"b{len(self.ids)}"
+            self.names[n] = obj
+        return n
+
+    def expr(self, spec):
+        """An expression for the array a reference names (``ref``)."""
+        kind, v = spec
+        if kind == _SLOT:
+            return f"s{v}"
+        if kind == _LEAF:
+            return f"{self.name(v)}._array"
+        if kind == _CONST:
+            return self.name(v)
+        if kind == _INPUT:
+            return f"inputs[{v}]._array"
+        return self._container(kind, [self.expr(s) for s in v])
+
+    def args(self, specs, pspec):
+        """The argument list of a call on ``specs`` then the parameters ``pspec``."""
+        parts = [self.expr(s) for s in specs]
+        if pspec[0] is tuple:  # parameters that name slots or leaves: one by one
+            parts += [self.expr(s) for s in pspec[1]]
+        elif pspec != (_CONST, ()):
+            parts.append(f"*{self.expr(pspec)}")
+        return ", ".join(parts)
+
+    def effect_expr(self, spec):
+        kind = spec[0]
+        if kind == "tensor":
+            return f"Tensor._make(s{spec[1]})"
+        if kind == "array":
+            return f"s{spec[1]}"
+        if kind == "seq":
+            return self._container(spec[1], [self.effect_expr(s) for s in spec[2]])
+        return self.name(spec[1])
+
+    def output_expr(self, spec):
+        kind, v = spec
+        if kind == _SLOT:
+            return f"Tensor._make(s{v})"
+        if kind == _LEAF:
+            return self.name(v)
+        if kind == _INPUT:
+            return f"inputs[{v}]"
+        if kind == _CONST:
+            return f"Tensor._make(_copy({self.name(v)}))" if type(v) is np.ndarray else self.name(v)
+        if kind is dict:
+            items = ", ".join(f"{self.name(k)}: {self.output_expr(s)}" for k, s in v.items())
+            return f"{{{items}}}"
+        return self._container(kind, [self.output_expr(s) for s in v])
+
+    def _container(self, kind, items):
+        joined = ", ".join(items)
+        if kind is list:
+            return f"[{joined}]"
+        packed = f"({joined},)" if items else "()"
+        return packed if kind is tuple else f"{self.name(kind)}({packed})"
+
+    def function(self, body):
+        """(source, function) from the body's lines; the source is registered with
+        ``linecache`` so that a traceback through a replay shows its lines, for as long
+        as the function exists."""
+        text = "def replay(inputs):\n" + "".join(f"    {line}\n" for line in body)
+        filename = f"<tg.compile replay {next(_sources)}>"
+        namespace = dict(self.names)
+        exec(builtins.compile(text, filename, "exec"), namespace)  # `compile` is ours
+        replay = namespace["replay"]
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        weakref.finalize(replay, linecache.cache.pop, filename, None)
+        return text, replay
+
+
+_sources = itertools.count()
+
+
+def _copy(a):
+    return np.array(a, copy=True)
+
+
+def _unwrap(r):
+    return r._array if isinstance(r, Tensor) else r
 
 
 def _structure(d):
@@ -516,6 +654,48 @@ _MODULE_FIELDS = frozenset(
         "_backward_hooks",
     )
 )
+
+
+def _identity_guards(module_guards):
+    """The module guards as flat identity checks, tested in one pass of C loops: each
+    module's dict holds the same object under each name it held (the training flag, the
+    parameter and child dicts, every attribute), its parameter and child dicts hold the
+    same objects, every one of these dicts has the same size, and a container's children
+    come in the same order.  Lists are compared by value, as ``_same`` does.  Measured on
+    50 tanh layers (103 modules, 770 checks): the guard check 2.2-2.6x faster."""
+    dicts, keys, objects, sized, sizes, ordered, values = [], [], [], [], [], [], []
+    for m, training, _, (n, snaps) in module_guards:
+        d = m.__dict__
+        entries = [("training", training)] + [(k, then) for k, (then, _) in snaps]
+        for field in ("_parameters", "_modules"):
+            if field in d:
+                sub = d[field]
+                entries.append((field, sub))
+                dicts.extend([sub] * len(sub))
+                keys.extend(sub)
+                objects.extend(sub.values())
+                sized.append(sub)
+                sizes.append(len(sub))
+                if field == "_modules" and len(sub) > 1:
+                    ordered.append((sub, tuple(sub)))
+        for k, v in entries:
+            dicts.append(d)
+            keys.append(k)
+            objects.append(v)
+        sized.append(d)
+        sizes.append(n)
+        values.extend((d, k, snap) for k, snap in snaps if snap[1] is not None)
+    return dicts, keys, [_MISSING] * len(keys), objects, sized, sizes, ordered, values
+
+
+def _identity_guards_hold(guards):
+    dicts, keys, missing, objects, sized, sizes, ordered, values = guards
+    return (
+        all(map(operator.is_, map(dict.get, dicts, keys, missing), objects))
+        and list(map(len, sized)) == sizes
+        and all(tuple(d) == names for d, names in ordered)
+        and all(_same(d.get(k, _MISSING), snap) for d, k, snap in values)
+    )
 
 
 def _snap(value):
@@ -595,24 +775,9 @@ def _is_iterator(value):
     return hasattr(value, "__next__") and not isinstance(value, (Tensor, np.ndarray))
 
 
-def _resolve(spec, env):
-    kind, v = spec
-    if kind == _SLOT:
-        return env[v]
-    if kind == _LEAF:
-        return v._array
-    if kind == _CONST:
-        return v
-    if kind == _INPUT:
-        return env.inputs[v]._array
-    return kind(_resolve(s, env) for s in v)
-
-
-def _resolve_all(specs, env):
-    return [
-        env[v] if k == _SLOT else v._array if k == _LEAF else _resolve((k, v), env)
-        for k, v in specs
-    ]
+def _variadic_rule(rule, i, n):
+    """A variadic primitive's rule for input ``i`` of ``n``, called like any other rule."""
+    return lambda xp, g, out, *args: rule(i, xp, g, out, list(args[:n]), *args[n:])
 
 
 def _slots(spec):
@@ -635,36 +800,6 @@ def _effect_slots(specs):
         elif spec[0] == "seq":
             out.extend(_effect_slots(spec[2]))
     return out
-
-
-def _effect_arg(spec, env):
-    kind = spec[0]
-    if kind == "tensor":
-        return Tensor._make(env[spec[1]])
-    if kind == "array":
-        return env[spec[1]]
-    if kind == "seq":
-        return spec[1](_effect_arg(s, env) for s in spec[2])
-    return spec[1]
-
-
-def _effect_args(specs, env):
-    return [_effect_arg(s, env) for s in specs]
-
-
-def _build_output(spec, env):
-    kind, v = spec
-    if kind == _SLOT:
-        return Tensor._make(env[v])
-    if kind == _LEAF:
-        return v
-    if kind == _INPUT:
-        return env.inputs[v]
-    if kind == _CONST:
-        return Tensor._make(np.array(v, copy=True)) if type(v) is np.ndarray else v
-    if kind is dict:
-        return {k: _build_output(s, env) for k, s in v.items()}
-    return kind(_build_output(s, env) for s in v)
 
 
 # ----------------------------------------------------------------------------------------

@@ -915,8 +915,8 @@ def parse_args(argv=None):
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="after the table, cProfile tinygrad_init's steps of each selected "
-        "workload (top 15 functions by tottime)",
+        help="after the table, cProfile tinygrad_init's eager and compiled steps of each "
+        "selected workload (top 15 functions by tottime)",
     )
     parser.add_argument(
         "--check-only", action="store_true", help="run the gradient cross-check and exit"
@@ -955,17 +955,23 @@ def profile_workloads(names, quick):
     for name in names:
         problem = make_problem(name, quick)
         trainer = make_trainer(fw, problem)
-        fn = trainer.infer if name == "inference" else trainer.step
+        runs = [("eager", trainer.infer if name == "inference" else trainer.step)]
+        if hasattr(trainer, "compiled"):  # a fresh model, so the two do not share state
+            runs.append((COMPILED, make_trainer(fw, problem).compiled(name == "inference")))
         steps = 3 if name == "chain" else (20 if name in ("wide", "cnn") else 300)
         steps = max(1, steps // 10) if quick else steps
-        fn()
-        prof = cProfile.Profile()
-        prof.enable()
-        for _ in range(steps):
-            fn()
-        prof.disable()
-        print(f"\n== cProfile: tinygrad_init {name}, {steps} steps, top 15 by tottime ==")
-        pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+        for label, fn in runs:
+            for _ in range(3):  # a compiled step records twice, then replays
+                fn()
+            prof = cProfile.Profile()
+            prof.enable()
+            for _ in range(steps):
+                fn()
+            prof.disable()
+            print(
+                f"\n== cProfile: tinygrad_init {label} {name}, {steps} steps, top 15 by tottime =="
+            )
+            pstats.Stats(prof).sort_stats("tottime").print_stats(15)
 
 
 def main(argv=None):

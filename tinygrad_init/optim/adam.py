@@ -57,61 +57,74 @@ class Adam(Optimizer):
     def _check_group(self, group):
         _check(group["lr"], group["betas"], group["eps"], group["weight_decay"])
 
-    @effect
+    @effect(flat=Optimizer._flat_step)
     def step(self, closure=None):
         """One Adam update of every parameter that has a gradient; returns the closure's loss."""
-        loss = self._closure_loss(closure)
-        for group in self.param_groups:
-            lr = float(group["lr"])
-            beta1, beta2 = (float(b) for b in group["betas"])
-            eps = float(group["eps"])
-            wd = float(group["weight_decay"])
-            amsgrad = bool(group["amsgrad"])
-            maximize = bool(group["maximize"])
-            decoupled = bool(group.get("decoupled_weight_decay", False))
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                w, g = self._arrays(p)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = self._zeros_state(p)
-                    state["exp_avg_sq"] = self._zeros_state(p)
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = self._zeros_state(p)
-                if wd != 0 and decoupled:
-                    w *= 1.0 - lr * wd
-                    g = self._direction(w, g, maximize, 0.0)
-                else:
-                    g = self._direction(w, g, maximize, wd)
-                state["step"] += 1
-                t = state["step"]
-                m = state["exp_avg"]._array
-                v = state["exp_avg_sq"]._array
-                s = self._scratch(w, 1)
-                # m += (1 - beta1) * (g - m), i.e. m = beta1 * m + (1 - beta1) * g
-                np.subtract(g, m, out=s)
-                s *= 1.0 - beta1
-                m += s
-                v *= beta2
-                np.multiply(g, g, out=s)
-                s *= 1.0 - beta2
-                v += s
-                if amsgrad:
-                    if "max_exp_avg_sq" not in state:
-                        state["max_exp_avg_sq"] = self._zeros_state(p)
-                    v_max = state["max_exp_avg_sq"]._array
-                    np.maximum(v_max, v, out=v_max)
-                    v = v_max
-                step_size = lr / (1.0 - beta1**t)
-                np.sqrt(v, out=s)
-                s /= math.sqrt(1.0 - beta2**t)
-                s += eps
-                np.divide(m, s, out=s)
-                s *= step_size
-                w -= s
-        return loss
+        return self._step(closure)
+
+    @staticmethod
+    def _hyper(group):
+        """A group's hyper-parameters in the order ``Adam._update`` takes them."""
+        beta1, beta2 = (float(b) for b in group["betas"])
+        return (
+            float(group["lr"]),
+            beta1,
+            beta2,
+            float(group["eps"]),
+            float(group["weight_decay"]),
+            bool(group["amsgrad"]),
+            bool(group["maximize"]),
+            bool(group.get("decoupled_weight_decay", False)),
+        )
+
+    @staticmethod
+    def _uses_direction(group):
+        decoupled = bool(group.get("decoupled_weight_decay", False))
+        return bool(group["maximize"]) or (float(group["weight_decay"]) != 0 and not decoupled)
+
+    def _update(self, p, lr, beta1, beta2, eps, wd, amsgrad, maximize, decoupled, d=None, s=None):
+        """The update of one parameter (the formula in the class docstring), in place;
+        ``d``, ``s``: its scratch arrays (``_scratches``) when the caller has them."""
+        w, g = self._arrays(p)
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = self._zeros_state(p)
+            state["exp_avg_sq"] = self._zeros_state(p)
+            if amsgrad:
+                state["max_exp_avg_sq"] = self._zeros_state(p)
+        if wd != 0 and decoupled:
+            w *= 1.0 - lr * wd
+            g = self._direction(w, g, maximize, 0.0, d)
+        else:
+            g = self._direction(w, g, maximize, wd, d)
+        state["step"] += 1
+        t = state["step"]
+        m = state["exp_avg"]._array
+        v = state["exp_avg_sq"]._array
+        if s is None:
+            s = self._scratch(w, 1)
+        # m += (1 - beta1) * (g - m), i.e. m = beta1 * m + (1 - beta1) * g
+        np.subtract(g, m, out=s)
+        s *= 1.0 - beta1
+        m += s
+        v *= beta2
+        np.multiply(g, g, out=s)
+        s *= 1.0 - beta2
+        v += s
+        if amsgrad:
+            if "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = self._zeros_state(p)
+            v_max = state["max_exp_avg_sq"]._array
+            np.maximum(v_max, v, out=v_max)
+            v = v_max
+        step_size = lr / (1.0 - beta1**t)
+        np.sqrt(v, out=s)
+        s /= math.sqrt(1.0 - beta2**t)
+        s += eps
+        np.divide(m, s, out=s)
+        s *= step_size
+        w -= s
 
 
 class AdamW(Adam):

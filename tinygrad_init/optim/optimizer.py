@@ -46,6 +46,9 @@ class Optimizer:
         defaults: the hyperparameters used where a group does not give its own.
 
     Subclasses implement ``step``; they read ``p.grad`` and update ``p._array`` in place.
+    The library's optimizers give ``_hyper``, ``_update`` and ``_uses_direction`` instead
+    and call ``_step``: one statement of each update, shared with the replay of
+    ``tg.compile`` (``_flat_step``).
     """
 
     def __init__(self, params, defaults):
@@ -148,7 +151,25 @@ class Optimizer:
         """Validate a group's hyperparameters (subclasses raise ValueError)."""
 
     # -- gradients ------------------------------------------------------------------------
-    @effect
+    def _flat_zero_grad(self, set_to_none=True):
+        """For ``tg.compile``: the replay of ``zero_grad()`` as ``p.grad = None`` for each
+        parameter; None with ``set_to_none=False`` (that replay calls zero_grad).  A replay
+        whose optimizer no longer has the same groups and parameter lists calls it too."""
+        if not set_to_none:
+            return None
+        layout = self._layout()
+        params = [p for group in self.param_groups for p in group["params"]]
+
+        def replay():
+            if not self._layout_holds(layout):
+                self.zero_grad(set_to_none)
+                return
+            for p in params:
+                p.grad = None
+
+        return replay
+
+    @effect(flat=lambda self, set_to_none=True: self._flat_zero_grad(set_to_none))
     def zero_grad(self, set_to_none=True):
         """Reset the gradients of all parameters.
 
@@ -175,6 +196,52 @@ class Optimizer:
         with gradient recording enabled and its result is returned.
         """
         raise NotImplementedError
+
+    # -- the update loop, shared by step() and its replay under tg.compile ---------------
+    # A subclass gives _hyper(group) (the group's hyper-parameters, in the order _update
+    # takes them), _update(p, *hyper, d=None, s=None) (one parameter's update, in place;
+    # d and s its scratch arrays when the caller has looked them up) and
+    # _uses_direction(group) (whether _update needs _direction's scratch for it).
+    _WHOLE_SCRATCH = True  # False: large parameters are updated block by block
+
+    def _step(self, closure):
+        """The body of ``step()``: ``_update`` of every parameter that has a gradient."""
+        loss = self._closure_loss(closure)
+        update = self._update
+        for group in self.param_groups:
+            hyper = self._hyper(group)
+            for p in group["params"]:
+                if p.grad is not None:
+                    update(p, *hyper)
+        return loss
+
+    def _flat_step(self, closure=None):
+        """For ``tg.compile`` (``effect(flat=...)``): the replay of a step without a closure
+        as the same ``_update`` of each parameter, its scratch arrays looked up in advance
+        and the hyper-parameters read afresh from each group; None with a closure.  A
+        replay whose optimizer no longer has the same groups and parameter lists, by
+        identity, calls step() instead."""
+        if closure is not None:
+            return None
+        layout = self._layout()
+        whole = self._WHOLE_SCRATCH
+        plan = [
+            (g, [(p, *self._scratches(p, self._uses_direction(g), whole)) for p in g["params"]])
+            for g in self.param_groups
+        ]
+        hyper_of, update = self._hyper, self._update
+
+        def replay():
+            if not self._layout_holds(layout):
+                self.step()
+                return
+            for group, params in plan:
+                hyper = hyper_of(group)
+                for p, d, s in params:
+                    if p.grad is not None:
+                        update(p, *hyper, d, s)
+
+        return replay
 
     def _closure_loss(self, closure):
         if closure is None:
@@ -227,15 +294,16 @@ class Optimizer:
         else:
             w += alpha * g
 
-    def _direction(self, w, g, maximize, weight_decay):
+    def _direction(self, w, g, maximize, weight_decay, d=None):
         """The gradient the update rules use: ``(-g if maximize else g) + weight_decay * w``.
 
         Returns ``g`` itself when neither applies (it is never modified in place), else
-        the result in scratch slot 0.
+        the result in scratch slot 0 (``d``, when the caller has looked it up).
         """
         if not maximize and weight_decay == 0:
             return g
-        d = self._scratch(w, 0)
+        if d is None:
+            d = self._scratch(w, 0)
         if weight_decay != 0:
             np.multiply(w, weight_decay, out=d)
             if maximize:
@@ -245,6 +313,26 @@ class Optimizer:
         else:
             np.negative(g, out=d)
         return d
+
+    def _scratches(self, p, direction, whole=True):
+        """The scratch arrays of ``p``'s update, looked up once by a flat replay: slot 0
+        (``_direction``'s) when ``direction``, else None; slot 1, or None for a parameter
+        that ``_add_scaled`` updates block by block when ``whole`` is False."""
+        w = p._array
+        d = self._scratch(w, 0) if direction else None
+        return d, (self._scratch(w, 1) if whole or w.size <= self._BLOCK else None)
+
+    def _layout(self):
+        """What a flat replay (``tg.compile``) relies on: the groups, their parameter lists
+        and lengths, by identity."""
+        return [(g, g["params"], len(g["params"])) for g in self.param_groups]
+
+    def _layout_holds(self, layout):
+        groups = self.param_groups
+        return len(groups) == len(layout) and all(
+            g is group and g["params"] is ps and len(ps) == n
+            for g, (group, ps, n) in zip(groups, layout)
+        )
 
     @staticmethod
     def _arrays(p):

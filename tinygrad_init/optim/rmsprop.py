@@ -52,66 +52,82 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group):
-        _check(group["lr"], group["alpha"], group["eps"], group["weight_decay"], group["momentum"])
+        _check(
+            group["lr"],
+            group["alpha"],
+            group["eps"],
+            group["weight_decay"],
+            group["momentum"],
+        )
 
-    @effect
+    @effect(flat=Optimizer._flat_step)
     def step(self, closure=None):
         """One RMSprop update of every parameter with a gradient; returns the closure's loss."""
-        loss = self._closure_loss(closure)
-        for group in self.param_groups:
-            lr = float(group["lr"])
-            alpha = float(group["alpha"])
-            eps = float(group["eps"])
-            wd = float(group["weight_decay"])
-            mu = float(group["momentum"])
-            centered = bool(group["centered"])
-            maximize = bool(group["maximize"])
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                w, g = self._arrays(p)
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["square_avg"] = self._zeros_state(p)
-                    if mu > 0:
-                        state["momentum_buffer"] = self._zeros_state(p)
-                    if centered:
-                        state["grad_avg"] = self._zeros_state(p)
-                g = self._direction(w, g, maximize, wd)
-                state["step"] += 1
-                sq = state["square_avg"]._array
-                s = self._scratch(w, 1)
-                sq *= alpha
-                np.multiply(g, g, out=s)
-                s *= 1.0 - alpha
-                sq += s
-                if centered:
-                    if "grad_avg" not in state:
-                        state["grad_avg"] = self._zeros_state(p)
-                    ga = state["grad_avg"]._array
-                    # ga += (1 - alpha) * (g - ga), i.e. ga = alpha * ga + (1 - alpha) * g
-                    np.subtract(g, ga, out=s)
-                    s *= 1.0 - alpha
-                    ga += s
-                    np.multiply(ga, ga, out=s)
-                    np.subtract(sq, s, out=s)
-                    np.sqrt(s, out=s)
-                else:
-                    np.sqrt(sq, out=s)
-                s += eps
-                np.divide(g, s, out=s)
-                if mu > 0:
-                    if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = self._zeros_state(p)
-                    buf = state["momentum_buffer"]._array
-                    buf *= mu
-                    buf += s
-                    np.multiply(buf, lr, out=s)
-                else:
-                    s *= lr
-                w -= s
-        return loss
+        return self._step(closure)
+
+    @staticmethod
+    def _hyper(group):
+        """A group's hyper-parameters in the order ``RMSprop._update`` takes them."""
+        return (
+            float(group["lr"]),
+            float(group["alpha"]),
+            float(group["eps"]),
+            float(group["weight_decay"]),
+            float(group["momentum"]),
+            bool(group["centered"]),
+            bool(group["maximize"]),
+        )
+
+    @staticmethod
+    def _uses_direction(group):
+        return bool(group["maximize"]) or float(group["weight_decay"]) != 0
+
+    def _update(self, p, lr, alpha, eps, wd, mu, centered, maximize, d=None, s=None):
+        """The update of one parameter (the formula in the class docstring), in place;
+        ``d``, ``s``: its scratch arrays (``_scratches``) when the caller has them."""
+        w, g = self._arrays(p)
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = self._zeros_state(p)
+            if mu > 0:
+                state["momentum_buffer"] = self._zeros_state(p)
+            if centered:
+                state["grad_avg"] = self._zeros_state(p)
+        g = self._direction(w, g, maximize, wd, d)
+        state["step"] += 1
+        sq = state["square_avg"]._array
+        if s is None:
+            s = self._scratch(w, 1)
+        sq *= alpha
+        np.multiply(g, g, out=s)
+        s *= 1.0 - alpha
+        sq += s
+        if centered:
+            if "grad_avg" not in state:
+                state["grad_avg"] = self._zeros_state(p)
+            ga = state["grad_avg"]._array
+            # ga += (1 - alpha) * (g - ga), i.e. ga = alpha * ga + (1 - alpha) * g
+            np.subtract(g, ga, out=s)
+            s *= 1.0 - alpha
+            ga += s
+            np.multiply(ga, ga, out=s)
+            np.subtract(sq, s, out=s)
+            np.sqrt(s, out=s)
+        else:
+            np.sqrt(sq, out=s)
+        s += eps
+        np.divide(g, s, out=s)
+        if mu > 0:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = self._zeros_state(p)
+            buf = state["momentum_buffer"]._array
+            buf *= mu
+            buf += s
+            np.multiply(buf, lr, out=s)
+        else:
+            s *= lr
+        w -= s
 
 
 def _check(lr, alpha, eps, weight_decay, momentum):

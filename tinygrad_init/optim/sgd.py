@@ -59,87 +59,59 @@ class SGD(Optimizer):
             group["dampening"],
         )
 
-    def _flat_step(self, closure=None):
-        """For ``tg.compile``: the replay of a plain step (no closure, momentum, weight
-        decay or maximize) as its array updates alone, ``w += -lr * g`` (``_add_scaled``
-        with each small parameter's scratch looked up in advance), with ``lr`` read
-        afresh; None for any other step.  A replay whose groups are no longer plain, or
-        hold other parameters, calls step()."""
-        groups = self.param_groups
-        if closure is not None or not all(_plain(g) for g in groups):
-            return None
-        layout = [(g, g["params"], len(g["params"])) for g in groups]
-        plan = [
-            (g, [(p, self._scratch(p._array, 1) if p._array.size <= self._BLOCK else None)
-                 for p in ps])
-            for g, ps, _ in layout
-        ]  # fmt: skip
-        full = SGD.step.__wrapped__
-
-        def replay():
-            if len(groups) != len(layout) or not all(
-                _plain(g) and g["params"] is ps and len(ps) == n for g, ps, n in layout
-            ):
-                full(self)
-                return
-            for group, params in plan:
-                alpha = -float(group["lr"])
-                for p, s in params:
-                    grad = p.grad
-                    if grad is None:
-                        continue
-                    self._add_scaled(*self._arrays(p), alpha, s)
-
-        return replay
-
-    @effect(flat=lambda self, closure=None: self._flat_step(closure))
+    @effect(flat=Optimizer._flat_step)
     def step(self, closure=None):
         """One SGD update of every parameter that has a gradient; returns the closure's loss."""
-        loss = self._closure_loss(closure)
-        for group in self.param_groups:
-            lr = float(group["lr"])
-            mu = float(group["momentum"])
-            damp = float(group["dampening"])
-            wd = float(group["weight_decay"])
-            nesterov = bool(group["nesterov"])
-            maximize = bool(group["maximize"])
-            plain = not maximize and wd == 0
-            for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                w, g = self._arrays(p)
-                if not plain:
-                    g = self._direction(w, g, maximize, wd)
-                if mu != 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = self._state_copy(p, g)
-                        state["momentum_buffer"] = buf
-                    else:
-                        b = buf._array
-                        b *= mu
-                        if damp == 0:
-                            b += g
-                        else:
-                            s = self._scratch(w, 1)
-                            np.multiply(g, 1.0 - damp, out=s)
-                            b += s
-                    b = buf._array
-                    if nesterov:
-                        s = self._scratch(w, 1)
-                        np.multiply(b, mu, out=s)
-                        s += g
-                        g = s
-                    else:
-                        g = b
-                self._add_scaled(w, g, -lr)
-        return loss
+        return self._step(closure)
 
+    @staticmethod
+    def _hyper(group):
+        """A group's hyper-parameters in the order ``SGD._update`` takes them."""
+        return (
+            float(group["lr"]),
+            float(group["momentum"]),
+            float(group["dampening"]),
+            float(group["weight_decay"]),
+            bool(group["nesterov"]),
+            bool(group["maximize"]),
+        )
 
-def _plain(group):
-    return group["momentum"] == 0 and group["weight_decay"] == 0 and not group["maximize"]
+    _WHOLE_SCRATCH = False  # _add_scaled updates large parameters block by block
+
+    @staticmethod
+    def _uses_direction(group):
+        return bool(group["maximize"]) or float(group["weight_decay"]) != 0
+
+    def _update(self, p, lr, mu, damp, wd, nesterov, maximize, d=None, s=None):
+        """The update of one parameter (the formula in the class docstring), in place;
+        ``d``, ``s``: its scratch arrays (``_scratches``) when the caller has them."""
+        w, g = self._arrays(p)
+        if maximize or wd != 0:
+            g = self._direction(w, g, maximize, wd, d)
+        if mu != 0:
+            state = self.state[p]
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = self._state_copy(p, g)
+                state["momentum_buffer"] = buf
+            else:
+                b = buf._array
+                b *= mu
+                if damp == 0:
+                    b += g
+                else:
+                    t = self._scratch(w, 1) if s is None else s
+                    np.multiply(g, 1.0 - damp, out=t)
+                    b += t
+            b = buf._array
+            if nesterov:
+                t = self._scratch(w, 1) if s is None else s
+                np.multiply(b, mu, out=t)
+                t += g
+                g = t
+            else:
+                g = b
+        self._add_scaled(w, g, -lr, s)
 
 
 def _check(lr, momentum, weight_decay, nesterov, dampening):
