@@ -138,3 +138,17 @@ def test_demo_end_to_end_through_the_console_script(tmp_path):
     verdicts = [line for line in proc.stdout.splitlines() if line.startswith(("[yes]", "[NO ]"))]
     assert len(verdicts) == 7
     assert out.exists() and out.stat().st_size > 10_000
+
+
+def test_eager_option_runs_every_step_eagerly_and_says_so_in_the_command():
+    import argparse
+
+    from tinygrad_init import demo
+
+    parser = argparse.ArgumentParser()
+    demo.configure(parser)
+    for argv, compiled in (([], True), (["--eager"], False)):
+        args = parser.parse_args(["--quick", *argv])
+        config = demo._config(args)
+        assert config.compile is compiled and config.steps == 150
+        assert ("--eager" in demo._command(args, config)) is not compiled

@@ -369,3 +369,18 @@ def test_isometry_spread_below_float64_resolution_is_a_bound():
     )
     spread, resolved = sections._spread_bound(np.linspace(-8, 0, 50), 50)
     assert resolved and spread == pytest.approx(10 ** (0.8 * 8))
+
+
+@pytest.mark.parametrize(
+    "measure, kwargs",
+    [
+        (sections.measure_residual, dict(depths=(4,), width=8, train_depth=4, steps=5)),
+        (sections.measure_transformer, dict(depth=2, d_model=8, heads=2, steps=5)),
+    ],
+)
+def test_compiled_and_eager_section_training_give_identical_numbers(measure, kwargs):
+    compiled = measure(**kwargs, compile=True)
+    eager = measure(**kwargs, compile=False)
+    assert repr(compiled) == repr(eager)  # every float, to the last digit repr shows
+    curves = compiled["training" if measure is sections.measure_residual else "losses"]
+    assert all(len(c) == 5 for c in curves.values())

@@ -194,3 +194,85 @@ def test_the_deep_runs_use_their_own_learning_rate():
     assert {s.lr for s in specs if s.depth == CFG.depth} == {CFG.lr}
     with pytest.raises(ValueError, match="deep_lr must be positive, got 0"):
         study.StudyConfig(deep_lr=0)
+
+
+def _quadratic(lr):
+    w = tg.tensor([1.0], requires_grad=True)
+    return w, tg.optim.SGD([w], lr=lr)
+
+
+@pytest.mark.parametrize("compile", [True, False])
+def test_train_steps_updates_after_each_yield_with_the_lr_set_there(compile):
+    # loss w^2, gradient 2w: with lr 0.25 every update halves w
+    w, optimizer = _quadratic(lr=0.0)
+    seen = []
+    for step, loss in study.train_steps(lambda: (w * w).sum(), (), optimizer, 6, compile=compile):
+        seen.append((step, loss, float(w.grad.item())))
+        optimizer.param_groups[0]["lr"] = 0.25  # the lr of this step's update
+    assert seen == [(k, 0.25**k, 2 * 0.5**k) for k in range(6)]
+    assert w.item() == 0.5**6  # six updates, the last one after the last yield
+
+
+@pytest.mark.parametrize("compile", [True, False])
+def test_train_steps_stops_at_a_non_finite_loss_without_updating(compile):
+    w, optimizer = _quadratic(lr=1e20)  # w: 1 -> -2e20, whose square overflows float32
+    with np.errstate(over="ignore"):
+        losses = [
+            loss
+            for _, loss in study.train_steps(
+                lambda: (w * w).sum(), (), optimizer, 5, compile=compile
+            )
+        ]
+    assert losses == [1.0, math.inf]
+    assert w.item() == np.float32(1 - 2e20)  # the weights that gave the infinite loss
+
+
+def _everything(r, tmp_path, name):
+    path = tmp_path / f"{name}.csv"
+    r.monitor.to_csv(path)
+    samples = {k: v.tobytes() for k, v in r.initial_samples.items()}
+    return (
+        [float(v).hex() for v in r.losses],
+        r.accuracy,
+        r.status,
+        r.grad_ratio,
+        r.saturated,
+        r.dead,
+        r.distinct_units,
+        r.verdict,
+        samples,
+        path.read_text(),
+    )
+
+
+@pytest.mark.parametrize(
+    "activation, scheme, clip, depth",
+    [("tanh", "xavier", None, 4), ("relu", "large", 1.0, 4), ("relu", "large", None, 10)],
+)
+def test_compiled_and_eager_runs_give_identical_results(
+    activation, scheme, clip, depth, tmp_path, monkeypatch
+):
+    made = []
+    compile = tg.replay.compile
+
+    def spy(fn):
+        made.append(compile(fn))
+        return made[-1]
+
+    monkeypatch.setattr(tg.replay, "compile", spy)
+    cfg = dict(depth=4, width=16, steps=16, samples=30, record_every=5)
+    results = {}
+    for compiled in (True, False):
+        config = study.StudyConfig(**cfg, compile=compiled)
+        x, y, classes = study.load_data(config)
+        r = study.run_one(x, y, classes, activation, scheme, config, clip, depth)
+        results[compiled] = _everything(r, tmp_path, str(compiled))
+    assert results[True] == results[False]
+    assert len(made) == 1 and made[0].replays > 0  # only the compiled run compiles, and replays
+    if depth == 10:  # it diverges on a replayed step (the fourth)
+        assert len(results[True][0]) == 4 and math.isnan(float.fromhex(results[True][0][-1]))
+
+
+def test_study_config_compile_must_be_a_bool():
+    with pytest.raises(TypeError, match="compile must be True or False, got 'no'"):
+        study.StudyConfig(compile="no")

@@ -3,6 +3,7 @@
     tinygrad-init demo                       # about two minutes on 2 cores
     tinygrad-init demo --quick --out /tmp/report.html
     tinygrad-init demo --depth 12 --width 32 --steps 300 --seed 1 --data digits
+    tinygrad-init demo --quick --eager       # every step eagerly: the same numbers, slower
 
 Prints a progress bar while it trains, then the results table and the findings, and the
 path of the report.  The report is written atomically, so an interrupted run (Ctrl-C)
@@ -70,6 +71,12 @@ def configure(parser):
         "init x activation matrix), " + ", ".join(SECTIONS),
     )
     parser.add_argument(
+        "--eager",
+        action="store_true",
+        help="run every training step eagerly instead of replaying it with tg.compile "
+        "(the same numbers bit for bit, only slower; for timing the two)",
+    )
+    parser.add_argument(
         "--out",
         default="init-report.html",
         help="where to write the HTML report (default init-report.html)",
@@ -80,7 +87,7 @@ def _config(args):
     values = {
         k: getattr(args, k) for k in ("depth", "width", "steps") if getattr(args, k) is not None
     }
-    values.update(seed=args.seed, data=args.data)
+    values.update(seed=args.seed, data=args.data, compile=not args.eager)
     try:
         return StudyConfig.quick(**values) if args.quick else StudyConfig(**values)
     except ValueError as e:
@@ -104,6 +111,7 @@ def _check_output(path):
 def _command(args, config):
     """The command line that reproduces this run."""
     quick = " --quick" if args.quick else ""
+    quick += " --eager" if args.eager else ""
     return (
         f"tinygrad-init demo{quick} --depth {config.depth} --width {config.width} "
         f"--steps {config.steps} --seed {config.seed} --data {config.data} "
@@ -151,7 +159,9 @@ def run(args):
     measured = []
     if extra:
         print(f"Measuring {', '.join(extra)}...", file=sys.stderr)
-        measured = sections.run_sections(extra, args.quick, args.seed, Progress())
+        measured = sections.run_sections(
+            extra, args.quick, args.seed, Progress(), compile=config.compile
+        )
         for s in measured:
             findings += s.findings
     for finding in findings:

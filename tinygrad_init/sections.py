@@ -33,7 +33,7 @@ from . import data as datasets
 from . import func, init, meanfield, models, nn, optim
 from . import functional as F
 from .autograd import no_grad
-from .study import Check, Finding
+from .study import Check, Finding, train_steps
 from .tensor import Tensor
 
 __all__ = [
@@ -106,10 +106,13 @@ def _residual_theory(scheme, depth, v0):
     return 1 + blocks / v0
 
 
-def measure_residual(depths=(20, 50, 100), width=64, train_depth=50, steps=60, seed=0):
+def measure_residual(
+    depths=(20, 50, 100), width=64, train_depth=50, steps=60, seed=0, compile=True
+):
     """Stream variance per block at init for every scheme and depth; then each scheme
     trained at ``train_depth`` blocks on 3-class spirals (full-batch SGD, lr 0.01,
-    momentum 0.9).  Returns plain numbers."""
+    momentum 0.9; ``compile`` as in :func:`~tinygrad_init.study.train_steps`).  Returns
+    plain numbers."""
     gen = np.random.default_rng(seed)
     x = Tensor(gen.standard_normal((256, 32)).astype(np.float32))
     variance = {}
@@ -136,17 +139,15 @@ def measure_residual(depths=(20, 50, 100), width=64, train_depth=50, steps=60, s
             train_depth, 32, in_features=2, out_features=3, generator=seed, **kw
         )
         optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        losses = []
         with np.errstate(all="ignore"):
-            for _ in range(steps):
-                optimizer.zero_grad()
-                loss = F.cross_entropy(model(xs), ys)
-                loss.backward()
-                losses.append(loss.item())
-                if not math.isfinite(losses[-1]):
-                    break
-                optimizer.step()
-        training[scheme] = losses
+            steps_run = train_steps(
+                lambda x, y, model=model: F.cross_entropy(model(x), y),
+                (xs, ys),
+                optimizer,
+                steps,
+                compile=compile,
+            )
+            training[scheme] = [loss for _, loss in steps_run]
     return {"variance": variance, "training": training, "train_depth": train_depth}
 
 
@@ -371,10 +372,11 @@ TRANSFORMER_RUNS = {
 }
 
 
-def measure_transformer(depth=8, d_model=32, heads=4, steps=60, lr=3e-2, seed=0):
+def measure_transformer(depth=8, d_model=32, heads=4, steps=60, lr=3e-2, seed=0, compile=True):
     """Attention entropy at init with and without 1/sqrt(d); gradient norm of every
     encoder layer at init; Adam (lr ``lr``, warm-up over the first half of the steps where
-    asked) on the reverse task for every run of :data:`TRANSFORMER_RUNS`."""
+    asked) on the reverse task for every run of :data:`TRANSFORMER_RUNS` (``compile`` as
+    in :func:`~tinygrad_init.study.train_steps`)."""
     gen = np.random.default_rng(seed)
     d = 64
     entropy = {
@@ -398,22 +400,20 @@ def measure_transformer(depth=8, d_model=32, heads=4, steps=60, lr=3e-2, seed=0)
         optimizer = optim.Adam(model.parameters(), lr=lr)
         warm = steps // 2 if cfg["warmup"] else 0
         curve = []
+
+        def loss_of(x, y, model=model):
+            return F.cross_entropy(model(x).reshape(-1, vocab), y.reshape(-1))
+
         with np.errstate(all="ignore"):
-            for step in range(steps):
-                for group in optimizer.param_groups:
+            for step, loss in train_steps(loss_of, (x, y), optimizer, steps, compile=compile):
+                for group in optimizer.param_groups:  # the lr of this step's update
                     group["lr"] = lr * min(1.0, (step + 1) / warm) if warm else lr
-                optimizer.zero_grad()
-                loss = F.cross_entropy(model(x).reshape(-1, vocab), y.reshape(-1))
-                loss.backward()
                 if step == 0:
                     grads[name] = [
                         math.sqrt(sum(float((p.grad._array**2).sum()) for p in layer.parameters()))
                         for layer in model.encoder.layers
                     ]
-                curve.append(loss.item())
-                if not math.isfinite(curve[-1]):
-                    break
-                optimizer.step()
+                curve.append(loss)
         losses[name] = curve
     return {
         "entropy": entropy,
@@ -704,19 +704,19 @@ _TITLES = {
 }
 
 
-def _settings(quick, seed):
+def _settings(quick, seed, compile=True):
     if quick:
         return {
-            "residual": dict(depths=(20, 50), train_depth=30, steps=40, seed=seed),
+            "residual": dict(depths=(20, 50), train_depth=30, steps=40, seed=seed, compile=compile),
             "batchnorm": dict(depths=(10, 30), width=128, batch=128, seed=seed),
-            "transformer": dict(depth=8, steps=40, seed=seed),
+            "transformer": dict(depth=8, steps=40, seed=seed, compile=compile),
             "chaos": dict(width=300, depth=30, seed=seed),
             "isometry": dict(width=100, depths=(16, 64, 256), seed=seed),
         }
     return {
-        "residual": dict(seed=seed),
+        "residual": dict(seed=seed, compile=compile),
         "batchnorm": dict(seed=seed),
-        "transformer": dict(seed=seed),
+        "transformer": dict(seed=seed, compile=compile),
         "chaos": dict(seed=seed),
         "isometry": dict(seed=seed),
     }
@@ -726,12 +726,13 @@ def _tolerances(quick):
     return {"chaos": 0.05 if quick else 0.03}
 
 
-def run_sections(keys=SECTIONS, quick=False, seed=0, progress=None):
-    """Measure and check the named sections; ``progress(done, total, label)`` as it goes."""
+def run_sections(keys=SECTIONS, quick=False, seed=0, progress=None, compile=True):
+    """Measure and check the named sections; ``progress(done, total, label)`` as it goes.
+    ``compile=False`` trains the residual and transformer runs eagerly (the same numbers)."""
     unknown = [k for k in keys if k not in SECTIONS]
     if unknown:
         raise ValueError(f"unknown sections {unknown}; known: {', '.join(SECTIONS)}")
-    settings = _settings(quick, seed)
+    settings = _settings(quick, seed, compile)
     measure = {
         "residual": (measure_residual, residual_findings),
         "batchnorm": (measure_batchnorm, batchnorm_findings),

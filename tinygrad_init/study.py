@@ -46,6 +46,7 @@ __all__ = [
     "Finding",
     "Study",
     "load_data",
+    "train_steps",
     "evaluate",
     "run_one",
     "plan",
@@ -103,7 +104,9 @@ class StudyConfig:
     comparison, trained with the smaller step ``deep_lr`` (at lr 0.01, and still at 0.002,
     momentum SGD on a 30-layer ReLU net is at the edge of stability: He's loss spikes from
     0.04 back to 1.2, so where the last step lands would decide the finding); the Monitor
-    records every ``record_every`` steps."""
+    records every ``record_every`` steps.  ``compile=False`` runs every training step
+    eagerly instead of through :func:`tinygrad_init.compile`: the same numbers bit for
+    bit, only slower (for timing the two)."""
 
     depth: int = 20
     width: int = 64
@@ -117,6 +120,7 @@ class StudyConfig:
     deep_depth: int = 30
     deep_lr: float = 0.001
     record_every: int = 10
+    compile: bool = True
 
     def __post_init__(self):
         for name in ("depth", "width", "steps", "samples", "deep_depth", "record_every"):
@@ -128,6 +132,8 @@ class StudyConfig:
         for name in ("lr", "deep_lr", "clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not isinstance(self.compile, bool):
+            raise TypeError(f"compile must be True or False, got {self.compile!r}")
         if self.data not in ("spirals", "digits"):
             raise ValueError(f"data must be 'spirals' or 'digits', got {self.data!r}")
 
@@ -218,30 +224,68 @@ def _build(x, classes, activation, scheme, config, depth, gen):
     return model
 
 
+def train_steps(loss_of, inputs, optimizer, steps, clip=None, compile=True):
+    """Up to ``steps`` training steps of ``optimizer`` on the loss ``loss_of(*inputs)``.
+
+    A generator: after each step's forward and backward it yields ``(step, loss)``, the
+    loss as a Python float and the gradients those of that loss, not yet clipped; the
+    update (``clip_grad_norm_(params, clip)`` when ``clip`` is given, then
+    ``optimizer.step()``) follows the yield, so the caller may read the gradients (a
+    Monitor's ``step()``) or set a ``param_group``'s ``lr`` for this step's update in
+    between.  It stops after ``steps`` updates, or at the first non-finite loss without
+    updating: the weights are then those that gave it.
+
+    With ``compile`` each update and the next step's ``zero_grad``, forward and backward are
+    one :func:`tinygrad_init.compile`'d call, replayed once recorded (a step on which a
+    Monitor records runs eagerly, as its hooks ask); ``compile=False`` runs the very same
+    calls eagerly, with the same numbers bit for bit.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+
+    def forward_backward(*inputs):
+        optimizer.zero_grad()
+        loss = loss_of(*inputs)
+        loss.backward()
+        return loss
+
+    def update():
+        if clip:
+            nn.utils.clip_grad_norm_(params, clip)
+        optimizer.step()
+
+    def update_then_next(*inputs):
+        update()
+        return forward_backward(*inputs)
+
+    following = replay.compile(update_then_next) if compile else update_then_next
+    loss = forward_backward(*inputs)
+    for step in range(steps):
+        value = loss.item()
+        yield step, value
+        if not math.isfinite(value):
+            return
+        if step + 1 == steps:
+            update()
+            return
+        loss = following(*inputs)
+
+
 def _train(model, x, y, config, clip, lr):
     """Full-batch SGD; stops early once the loss is no longer finite."""
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=config.momentum)
     losses, initial_samples = [], {}
 
-    @replay.compile  # replayed on the steps the Monitor skips; its steps run eagerly
-    def forward_backward(x, y):
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        return loss
+    def loss_of(x, y):
+        return F.cross_entropy(model(x), y)
 
     with Monitor(model, every=config.record_every) as monitor:
-        for step in range(config.steps):
-            loss = forward_backward(x, y)
+        for step, loss in train_steps(
+            loss_of, (x, y), optimizer, config.steps, clip, config.compile
+        ):
             monitor.step()
             if step == 0:
                 initial_samples = dict(monitor.samples)
-            losses.append(loss.item())
-            if not math.isfinite(losses[-1]):
-                break
-            if clip:
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
+            losses.append(loss)
     return monitor, losses, initial_samples
 
 
