@@ -17,7 +17,9 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from . import viz
 from ._io import atomic_write
@@ -339,7 +341,10 @@ def _frame_steps(steps, most=_FLOW_FRAMES):
     return [steps[round(k * (len(steps) - 1) / (most - 1))] for k in range(most)]
 
 
-def _run_html(result):
+def _run_html(result, pool):
+    """A run's part of the report, as pieces to join: strings, and the futures of its
+    gradient-flow SVGs, drawn by ``dot`` in ``pool``'s threads while this thread goes on
+    (with matplotlib, which must stay in one thread)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -355,18 +360,20 @@ def _run_html(result):
         )
         flow = viz.gradient_flow(result.monitor, step=step, title=title, legend=False)
         hidden = " hidden" if k else ""  # without JavaScript: the first one only
-        frames.append(f'<div class="frame" data-step="{step}"{hidden}>{_svg(flow)}</div>')
+        frames += [f'<div class="frame" data-step="{step}"{hidden}>', pool.submit(_svg, flow)]
+        frames.append("</div>")
     fig, ax = plt.subplots(figsize=(7, 3.2))
     plots.plot_activation_histograms(result.monitor, ax=ax, samples=result.initial_samples)
     ax.set_title("activations per layer at initialization")
     opened = " open" if (result.activation, result.scheme.key, result.clip) in _OPEN else ""
-    return (
+    return [
         f'<details class="run"{opened}><summary>{_e(result.label)} — '
         f"{_e(_status(result))}, "
-        f"final loss {_fmt(result.final_loss)}</summary>"
-        f'<div class="steps">{"".join(frames)}</div><div class="pair"><div>{_png(fig)}</div>'
-        f'<div><pre class="muted">{_e(result.verdict)}</pre></div></div></details>'
-    )
+        f'final loss {_fmt(result.final_loss)}</summary><div class="steps">',
+        *frames,
+        f'</div><div class="pair"><div>{_png(fig)}</div>'
+        f'<div><pre class="muted">{_e(result.verdict)}</pre></div></div></details>',
+    ]
 
 
 def render_report(study, command="tinygrad-init demo", sections=(), progress=None):
@@ -394,10 +401,13 @@ def render_report(study, command="tinygrad-init demo", sections=(), progress=Non
     curves, deep = _loss_curves(study)
     legend = viz.legend_html()
     drawn = []
-    for k, r in enumerate(study.results):
-        tell(2 + k, f"report: gradient flow of run {k + 1}/{len(study.results)}")
-        drawn.append(_run_html(r))
-    runs = "\n".join(drawn)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for k, r in enumerate(study.results):
+            tell(2 + k, f"report: gradient flow of run {k + 1}/{len(study.results)}")
+            drawn.append(_run_html(r, pool))
+        runs = "\n".join(
+            "".join(p.result() if isinstance(p, Future) else p for p in pieces) for pieces in drawn
+        )
     legend_svg = _svg(_legend_digraph(legend))
     body = f"""
 <h1>How should the weights of a deep network be initialized?</h1>
