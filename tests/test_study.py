@@ -211,6 +211,8 @@ def test_train_steps_updates_after_each_yield_with_the_lr_set_there(compile):
         optimizer.param_groups[0]["lr"] = 0.25  # the lr of this step's update
     assert seen == [(k, 0.25**k, 2 * 0.5**k) for k in range(6)]
     assert w.item() == 0.5**6  # six updates, the last one after the last yield
+    assert list(study.train_steps(lambda: (w * w).sum(), (), optimizer, 0)) == []
+    assert w.item() == 0.5**6 and w.grad.item() == 2 * 0.5**5  # no step: nothing ran
 
 
 @pytest.mark.parametrize("compile", [True, False])

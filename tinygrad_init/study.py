@@ -258,16 +258,13 @@ def train_steps(loss_of, inputs, optimizer, steps, clip=None, compile=True):
         return forward_backward(*inputs)
 
     following = replay.compile(update_then_next) if compile else update_then_next
-    loss = forward_backward(*inputs)
     for step in range(steps):
-        value = loss.item()
+        value = (following(*inputs) if step else forward_backward(*inputs)).item()
         yield step, value
         if not math.isfinite(value):
             return
-        if step + 1 == steps:
-            update()
-            return
-        loss = following(*inputs)
+    if steps > 0:
+        update()
 
 
 def _train(model, x, y, config, clip, lr):
