@@ -152,3 +152,26 @@ def test_eager_option_runs_every_step_eagerly_and_says_so_in_the_command():
         config = demo._config(args)
         assert config.compile is compiled and config.steps == 150
         assert ("--eager" in demo._command(args, config)) is not compiled
+
+
+def test_demo_asks_glibc_to_keep_freed_memory_and_nothing_elsewhere(monkeypatch):
+    from tinygrad_init import demo
+
+    calls = []
+
+    class Glibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(demo.ctypes, "CDLL", lambda name: Glibc())
+    monkeypatch.setattr(demo.sys, "platform", "linux")
+    demo._keep_freed_memory()
+    assert calls == [(-3, 32 << 20), (-1, 256 << 20)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    calls.clear()
+    monkeypatch.setattr(demo.ctypes, "CDLL", lambda name: object())  # a libc without mallopt
+    demo._keep_freed_memory()
+    monkeypatch.setattr(demo.sys, "platform", "darwin")
+    monkeypatch.setattr(demo.ctypes, "CDLL", lambda name: Glibc())
+    demo._keep_freed_memory()
+    assert calls == []

@@ -12,6 +12,7 @@ leaves no half-written file.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 
@@ -131,6 +132,23 @@ def _sections(text):
     return chosen
 
 
+def _keep_freed_memory():
+    """Ask glibc's malloc to keep freed memory for reuse: ``mallopt(M_MMAP_THRESHOLD, 32
+    MiB)`` (its largest) and ``mallopt(M_TRIM_THRESHOLD, 256 MiB)``.  By default the
+    numpy temporaries of a few hundred KB, freed and allocated again thousands of times
+    (the transformer section), keep going back to the kernel and being faulted in anew:
+    measured 3.4 s of kernel time in the 10 s of that section of ``--quick``, none with
+    these settings.  Nothing changes where the C library is not glibc."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+    mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+
+
 def run(args):
     chosen = _sections(args.sections)
     config = _config(args)
@@ -143,6 +161,7 @@ def run(args):
                 "--data digits needs scikit-learn: pip install 'tinygrad_init[data]'"
             ) from None
     require_renderers(dot=True, matplotlib=True)  # before training, not after it
+    _keep_freed_memory()
     result = None
     findings = []
     if "classic" in chosen:

@@ -992,13 +992,14 @@ def _erf(x):
     z2 = zs * zs
     ratio = 2.0 * z2  # term_k = term_(k-1) * 2 x^2 / (2k + 1)
     term, total, k = zs.copy(), zs.copy(), 0
+    scratch = np.empty_like(zs)  # one buffer for the temporaries: no allocation per term
     while term.size:
         k += 1
-        term *= ratio / (2 * k + 1)
+        term *= np.divide(ratio, 2 * k + 1, out=scratch)
         total += term
         # Tested every 4th term: past k = 20 the terms only shrink, and one below 1e-17 of
         # the sum (under half an ulp) leaves it unchanged, as do the few after it.
-        if k > 20 and k % 4 == 0 and np.all(term <= 1e-17 * total):
+        if k > 20 and k % 4 == 0 and np.all(term <= np.multiply(total, 1e-17, out=scratch)):
             break
     out[small] = (2 / np.sqrt(np.pi)) * np.exp(-z2) * total
     zl = z[~small]
