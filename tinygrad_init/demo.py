@@ -3,7 +3,7 @@
     tinygrad-init demo                       # about two minutes on 2 cores
     tinygrad-init demo --quick --out /tmp/report.html
     tinygrad-init demo --depth 12 --width 32 --steps 300 --seed 1 --data digits
-    tinygrad-init demo --quick --eager       # every step eagerly: the same numbers, slower
+    tinygrad-init demo --quick --eager       # every step eagerly, the same numbers
 
 Prints a progress bar while it trains, then the results table and the findings, and the
 path of the report.  The report is written atomically, so an interrupted run (Ctrl-C)
@@ -75,7 +75,7 @@ def configure(parser):
         "--eager",
         action="store_true",
         help="run every training step eagerly instead of replaying it with tg.compile "
-        "(the same numbers bit for bit, only slower; for timing the two)",
+        "(the same numbers bit for bit; for timing the two)",
     )
     parser.add_argument(
         "--out",

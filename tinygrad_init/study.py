@@ -106,7 +106,7 @@ class StudyConfig:
     0.04 back to 1.2, so where the last step lands would decide the finding); the Monitor
     records every ``record_every`` steps.  ``compile=False`` runs every training step
     eagerly instead of through :func:`tinygrad_init.compile`: the same numbers bit for
-    bit, only slower (for timing the two)."""
+    bit (for timing the two)."""
 
     depth: int = 20
     width: int = 64
