@@ -75,3 +75,19 @@ sys.exit(bench.main(["--quick", "--only", "tiny", "--check-only"]))
     assert "FAILED gradient cross-check, nothing timed" in proc.stderr
     assert re.search(r"tiny/tinygrad_init: parameter 2 relative error \S+ > 1e-05", proc.stderr)
     assert "timed" not in proc.stdout
+
+
+def test_each_target_is_judged_on_its_own_measure_and_is_n_a_without_it():
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import bench
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    tiny = bench.target_marks("tiny", {"numpy-hand": 1.9, "compiled/hand": 1.2})
+    assert tiny == [("tg/hand <= 1.8", "FAIL"), ("comp/hand <= 1.2", "PASS")]
+    assert bench.target_marks("cnn", {"numpy-hand": 0.7}) == [
+        ("tg/torch <= 1.3", "n/a"),
+        ("comp/torch <= 0.9", "n/a"),
+    ]
+    assert bench.target_marks("chain", {"us/op": 5.4}) == [("tg us/op <= 5.0", "FAIL")]
+    assert bench.target_marks("no-such-workload", {}) == []
