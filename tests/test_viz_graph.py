@@ -10,10 +10,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from nets import ResMLP
 
 import tinygrad_init as tg
 import tinygrad_init.nn.functional as F
-from tinygrad_init import init, models, nn, viz
+from tinygrad_init import models, nn, viz
 from tinygrad_init.diagnostics import Monitor, Thresholds
 from tinygrad_init.diagnostics.structure import Structure
 from tinygrad_init.graphwalk import walk
@@ -173,36 +174,6 @@ def test_the_dot_parses_and_forty_blocks_fit_on_a_screen():
 # The op graph's colours agree with the layer-level diagram and the verdict
 
 
-class _Block(nn.Module):
-    def __init__(self, width, gen, scale=1.0, zero=False):
-        super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width)
-        for fc in (self.fc1, self.fc2):
-            init.kaiming_normal_(fc.weight, generator=gen)
-            init.zeros_(fc.bias)
-        self.fc2.weight.data *= scale
-        if zero:
-            init.zeros_(self.fc2.weight)
-
-    def forward(self, x):
-        return x + self.fc2(self.act(self.fc1(x)))
-
-
-class _ResNorm(nn.Module):
-    """``depth`` blocks x + fc2(relu(fc1(x))) with He weights, a final LayerNorm, a head."""
-
-    def __init__(self, depth=40, width=16, **kw):
-        super().__init__()
-        gen = np.random.default_rng(0)
-        self.blocks = nn.ModuleList([_Block(width, gen, **kw) for _ in range(depth)])
-        self.norm, self.head = nn.LayerNorm(width), nn.Linear(width, 10)
-
-    def forward(self, x):
-        for b in self.blocks:
-            x = b(x)
-        return self.head(self.norm(x))
-
-
 def _both(model, loss_fn=F.cross_entropy, d=16):
     """The Monitor's records by name, and the expanded op graph of the same batch with
     the op graph's node for each record (the tensor the record measured)."""
@@ -233,7 +204,7 @@ def _classes(src):
 def test_he_residual_with_a_final_norm_is_exploding_in_the_op_graph_as_in_the_verdict():
     """Ratios are taken along the stream: the final LayerNorm, which divides the gradient
     by the stream's std (about 1e6 here), cannot turn the explosion into "vanishing"."""
-    mon, recs, drawn, diagram, (loss, trace, _) = _both(_ResNorm())
+    mon, recs, drawn, diagram, (loss, trace, _) = _both(ResMLP(depth=40, width=16))
     assert mon.verdict().status == "exploding" and diagram.stream
     for key, r in recs.items():
         if drawn.get(key) is not None:  # the op graph's ratio is the layer diagram's
@@ -256,7 +227,7 @@ def test_he_residual_with_a_final_norm_is_exploding_in_the_op_graph_as_in_the_ve
 
 
 def test_zero_gradients_behind_zero_initialised_branches_are_zero_init_not_vanishing():
-    mon, recs, drawn, diagram, (loss, trace, names) = _both(_ResNorm(zero=True))
+    mon, recs, drawn, diagram, (loss, trace, names) = _both(ResMLP(depth=40, width=16, zero=True))
     v = mon.verdict()
     assert v.status == "healthy" and len(v.zero_init) == 40
     traced = Structure.from_trace(trace, [trace.outputs[""]])  # one detector, both readers
@@ -286,7 +257,9 @@ def test_zero_gradients_behind_zero_initialised_branches_are_zero_init_not_vanis
 
 
 def test_branches_scaled_by_one_over_sqrt_depth_are_healthy_in_the_op_graph():
-    mon, recs, drawn, diagram, (loss, trace, _) = _both(_ResNorm(scale=1 / math.sqrt(40)))
+    mon, recs, drawn, diagram, (loss, trace, _) = _both(
+        ResMLP(depth=40, width=16, scale=1 / math.sqrt(40))
+    )
     assert mon.verdict().status == "healthy"
     assert _classes(viz.draw_graph(loss, modules=trace, collapse=False).source) <= {
         "healthy",
