@@ -54,6 +54,25 @@ def test_he_residual_stack_explodes_with_residual_causes_and_remedies(norm):
     assert not v.vanishing  # the final LayerNorm does not turn it into vanishing
 
 
+def test_a_stream_too_large_for_float32_says_no_gradient_reaches_it_and_why():
+    # 100 He blocks: the stream's std reaches about 1e23, its square overflows float32 in
+    # the final LayerNorm, which then passes exactly zero gradient back to the stream.
+    with np.errstate(over="ignore", invalid="ignore"):
+        mon = _monitor(ResMLP(depth=100, width=16), *_batch(n=32, d=16))
+    v = mon.verdict()
+    assert v.status == "exploding" and v.forward_status == "exploding"
+    merges = [r for r in mon.records if r.kind == "merge"]
+    assert all(m.grad_rms == 0 for m in merges) and merges[-1].act_std ** 2 > float(
+        np.finfo(np.float32).max
+    )
+    cause = v.causes[0]
+    assert (
+        "no gradient reaches the stream: it is exactly 0 from blocks.99 back to blocks.0" in cause
+    )
+    assert f"its variance, {merges[-1].act_std ** 2:.2g}" in cause and "float32" in cause
+    assert "by -" not in cause and "x- per block" not in cause
+
+
 def test_zero_initialised_branches_are_healthy_and_said_so():
     mon = _monitor(ResMLP(zero=True), *_batch())
     v = mon.verdict()

@@ -28,6 +28,8 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .activations import lookup, recommended_init
 from .status import (
     EXPLODING,
@@ -244,11 +246,38 @@ def stream_growth(ctx):
         _names(merges),
         f"the residual stream {word} block by block (Var(x_l+1) = Var(x_l) + Var(branch_l)): "
         f"its std goes from {_fmt(a.act_std)} after {a.block} to {_fmt(b.act_std)} after "
-        f"{b.block} (x{_fmt(fwd ** (1 / n) if fwd else None, '.3g')} per block), and the "
-        f"gradient on the stream grows toward the input by {_fmt(bwd, '.2e')} "
-        f"(x{_fmt(bwd ** (1 / n) if bwd else None, '.3g')} per block){share}",
+        f"{b.block} (x{_fmt(fwd ** (1 / n) if fwd else None, '.3g')} per block), and "
+        f"{_stream_gradient(merges, bwd)}{share}",
         RESIDUAL_REMEDIES if status == EXPLODING else [],
     )
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _stream_gradient(merges, growth):
+    """The backward half of the stream's cause: the gradient's growth per block from the
+    last merge to the first, or, when both get exactly 0, that no gradient reaches the
+    stream (and why, when the numbers say)."""
+    first, last, blocks = merges[0], merges[-1], len(merges) - 1
+    if growth is not None:
+        return (
+            f"the gradient on the stream grows toward the input by {_fmt(growth, '.2e')} "
+            f"(x{_fmt(growth ** (1 / blocks) if growth else None, '.3g')} per block)"
+        )
+    zero = sum(m.grad_rms == 0 for m in merges)
+    where = (
+        f"from {last.block} back to {first.block}"
+        if zero == len(merges)
+        else f"at {zero} of its {len(merges)} merges, both ends included"
+    )
+    why = ""
+    if last.act_std is not None and last.act_std**2 > _FLOAT32_MAX:
+        why = (
+            f" (its variance, {_fmt(last.act_std**2)}, is beyond float32's largest number, "
+            f"{_fmt(_FLOAT32_MAX)}: whatever squares the stream after it overflows)"
+        )
+    return f"no gradient reaches the stream: it is exactly 0 {where}{why}"
 
 
 def batchnorm_gradient(ctx):
