@@ -294,3 +294,22 @@ def test_fixups_zero_classifier_makes_everything_upstream_zero_init_not_vanishin
     assert sum(n.zero for n in diagram.nodes) > 12 * 5
     src = viz.draw_graph(loss, modules=trace, collapse=False).source
     assert "vanishing" not in _classes(src) and "zero-init" in _classes(src)
+
+
+def test_a_stream_that_overflows_float32_is_drawn_as_getting_exactly_zero_gradient():
+    # 100 He blocks: the final LayerNorm squares a stream of std ~1e21, overflows and
+    # passes exactly zero gradient back: both diagrams say so rather than "no gradient",
+    # and the layer diagram's box names a block whose forward explodes as its worst.
+    model = ResMLP(depth=100, width=16)
+    g = np.random.default_rng(1)
+    x = tg.tensor(g.standard_normal((32, 16)).astype(np.float32))
+    y = tg.tensor(g.integers(0, 10, 32))
+    with np.errstate(over="ignore", invalid="ignore"):
+        flow = viz.gradient_flow(model, x, y, F.cross_entropy).source
+        with viz.trace_modules(model) as trace:
+            loss = F.cross_entropy(model(x), y)
+        ops = viz.draw_graph(loss, modules=trace).source
+    assert "Block x 100" in flow and "gradient exactly 0" in flow and "no gradient</B>" not in flow
+    worst = re.search(r"worst: (\S+) \((\w+)\)", flow)
+    assert worst.group(2) == "exploding" and worst.group(1).endswith(".+")
+    assert "Block x 100" in ops and "gradient exactly 0" in ops

@@ -295,7 +295,12 @@ def _collapsed_label(node):
     first, last = node.records[0], node.records[-1]
     measured = [r for r in node.records if r.status != ZERO_INIT]
     ratios = [x for x in (ratio_of(r) for r in measured) if x is not None]
-    span = f"grad x{fmt(min(ratios), 0)} .. x{fmt(max(ratios), 0)}" if ratios else "no gradient"
+    if ratios:
+        span = f"grad x{fmt(min(ratios), 0)} .. x{fmt(max(ratios), 0)}"
+    elif measured and all(r.grad_rms == 0 for r in measured):
+        span = "gradient exactly 0"
+    else:
+        span = "no gradient"
     zeros = len(node.records) - len(measured)
     w = node.record
     rows = [

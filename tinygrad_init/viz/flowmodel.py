@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..diagnostics import ZERO_INIT
+from ..diagnostics.status import SEVERITY
 
 __all__ = ["DrawNode", "DrawEdge", "Cluster", "FlowDiagram", "build_flow", "worst", "ratio_of"]
 
@@ -102,8 +103,13 @@ def _severity(r):
 
 def worst(records):
     """The record farthest from a ratio of 1 on the log scale (NaN first, zero-init last
-    but for records without a ratio)."""
-    return max(records, key=_severity)
+    but for records without a ratio); among equals, the one with the most severe status
+    (a forward explosion where no record has a gradient ratio)."""
+    return max(records, key=lambda r: (_severity(r), -_status_rank(r.status)))
+
+
+def _status_rank(status):
+    return SEVERITY.index(status) if status in SEVERITY else len(SEVERITY)
 
 
 def build_flow(structure, recs, *, collapse=None, max_boxes=MAX_BOXES):

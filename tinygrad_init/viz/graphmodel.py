@@ -606,7 +606,12 @@ def _run_node(run, m):
     ratios = [m.ratio(t) for t in measured]
     worst = max(range(len(measured)), key=lambda k: severity(ratios[k]))
     finite = [r for r in ratios if r is not None and math.isfinite(r)]
-    span = f"grad x{fmt(min(finite), 0)} .. x{fmt(max(finite), 0)}" if finite else "no gradient"
+    if finite:
+        span = f"grad x{fmt(min(finite), 0)} .. x{fmt(max(finite), 0)}"
+    elif measured and all(getattr(m.grads.get(id(t)), "rms", None) == 0 for t in measured):
+        span = "gradient exactly 0"
+    else:
+        span = "no gradient"
     lines = [
         f"blocks {run.blocks[0]} .. {run.blocks[-1]}",
         f"each: {len(ops) // n} ops, {(len(run.members) - len(ops)) // n} params",
