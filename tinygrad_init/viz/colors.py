@@ -214,3 +214,12 @@ def legend_html(thresholds=None, reference="the output layer's gradient RMS", ze
         f'<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3">'
         f"<TR>{caption}</TR><TR>{swatches}</TR><TR>{classes}</TR></TABLE>>"
     )
+
+
+def ratio_span(ratios, all_zero):
+    """A collapsed run's gradient line: the range of its members' ``ratios``; without any,
+    "gradient exactly 0" when ``all_zero`` (every member's gradient is 0), else "no
+    gradient"."""
+    if ratios:
+        return f"grad x{fmt(min(ratios), 0)} .. x{fmt(max(ratios), 0)}"
+    return "gradient exactly 0" if all_zero else "no gradient"

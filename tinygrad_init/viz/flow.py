@@ -35,7 +35,7 @@ from threadpoolctl import threadpool_limits
 
 from ..diagnostics import ZERO_INIT, Monitor, Verdict, _as_thresholds
 from ..tensor import Tensor
-from .colors import fmt, legend_html, node_style, zero_init_style
+from .colors import fmt, legend_html, node_style, ratio_span, zero_init_style
 from .flowmodel import build_flow, ratio_of
 
 __all__ = ["gradient_flow"]
@@ -295,12 +295,7 @@ def _collapsed_label(node):
     first, last = node.records[0], node.records[-1]
     measured = [r for r in node.records if r.status != ZERO_INIT]
     ratios = [x for x in (ratio_of(r) for r in measured) if x is not None]
-    if ratios:
-        span = f"grad x{fmt(min(ratios), 0)} .. x{fmt(max(ratios), 0)}"
-    elif measured and all(r.grad_rms == 0 for r in measured):
-        span = "gradient exactly 0"
-    else:
-        span = "no gradient"
+    span = ratio_span(ratios, bool(measured) and all(r.grad_rms == 0 for r in measured))
     zeros = len(node.records) - len(measured)
     w = node.record
     rows = [

@@ -49,7 +49,7 @@ from ..diagnostics.status import norm, ratio, rms
 from ..diagnostics.structure import Structure
 from ..graphwalk import walk
 from ..tensor import Tensor
-from .colors import fmt
+from .colors import fmt, ratio_span
 from .flowmodel import MAX_BOXES, _runs_to_collapse, severity
 
 __all__ = ["OpNode", "OpEdge", "OpCluster", "OpDiagram", "build_graph", "METRICS"]
@@ -606,12 +606,8 @@ def _run_node(run, m):
     ratios = [m.ratio(t) for t in measured]
     worst = max(range(len(measured)), key=lambda k: severity(ratios[k]))
     finite = [r for r in ratios if r is not None and math.isfinite(r)]
-    if finite:
-        span = f"grad x{fmt(min(finite), 0)} .. x{fmt(max(finite), 0)}"
-    elif measured and all(getattr(m.grads.get(id(t)), "rms", None) == 0 for t in measured):
-        span = "gradient exactly 0"
-    else:
-        span = "no gradient"
+    all_zero = all(getattr(m.grads.get(id(t)), "rms", None) == 0 for t in measured)
+    span = ratio_span(finite, bool(measured) and all_zero)
     lines = [
         f"blocks {run.blocks[0]} .. {run.blocks[-1]}",
         f"each: {len(ops) // n} ops, {(len(run.members) - len(ops)) // n} params",
