@@ -608,7 +608,8 @@ def test_a_traceback_through_a_replay_shows_the_generated_lines():
         compiled(xs[0], bad)
     assert compiled.replays == 2
     text = "".join(traceback.format_exception(info.value))
-    assert "<tg.compile replay" in text and "(s1, " in text  # the call of the target check
+    # the replay's call of the loss's forward, which checks the targets, once
+    assert "<tg.compile replay" in text and "_check_class_targets" in text
 
 
 def test_tensors_returned_by_one_replay_do_not_change_when_the_next_runs():
@@ -893,3 +894,36 @@ def test_a_deleted_module_attribute_or_parameter_records_again():
         out = fn(x)
     assert "the parameters or children of a Linear changed" in str(caught[0].message)
     assert np.array_equal(out._array, ((x._array @ model.weight._array.T) * 2.0).sum())
+
+
+def test_a_replay_checks_cross_entropy_targets_once_as_eager_mode_does():
+    """The replay calls the loss's forward, which checks the targets: ignored targets
+    give eager mode's loss and gradient, a bad one eager mode's IndexError."""
+    model = _mlp()
+
+    def loss_and_grad(x, y, ignore_index):
+        model.zero_grad()
+        loss = F.cross_entropy(model(x), y, ignore_index=ignore_index)
+        loss.backward()
+        return loss, model[0].weight.grad
+
+    xs, _ = _batches((5, 6), 4, n=1)
+    plain = tg.tensor(np.array([0, 1, 2, 3, 0]))
+    for ignore_index in (-100, 2):
+        compiled = tg.compile(loss_and_grad)
+        for y in (plain, plain, plain, tg.tensor(np.array([0, ignore_index, 3, ignore_index, 1]))):
+            loss, grad = compiled(xs[0], y, ignore_index)
+            expected, expected_grad = loss_and_grad(xs[0], y, ignore_index)
+            assert np.array_equal(loss._array, expected._array)
+            assert np.array_equal(grad._array, expected_grad._array)
+        assert compiled.replays == 2
+        for bad, shown in ((np.array([0, 1, 4, -1, 0]), 4), (np.array([-5, 1, 0, 0, 0]), -5)):
+            with pytest.raises(
+                IndexError, match=f"^cross_entropy: target {shown} is out of bounds for 4 classes$"
+            ):
+                compiled(xs[0], tg.tensor(bad), ignore_index)
+            with pytest.raises(
+                IndexError, match=f"^cross_entropy: target {shown} is out of bounds for 4 classes$"
+            ):
+                loss_and_grad(xs[0], tg.tensor(bad), ignore_index)
+        assert compiled.replays == 4

@@ -54,8 +54,9 @@ Tensor, assigning ``.grad`` of a leaf that backward then fills (seen on the seco
 which compares the leaves' ``.grad`` with the recorded effects' resets), tensor hooks,
 ``retain_grad``, ``create_graph``/``tg.grad``, module hooks without a guard, random ops
 without an explicit ``generator``.  Anomaly mode runs eagerly.  Checks of the input's
-values that eager mode makes (cross-entropy's target range, binary cross-entropy's [0, 1]
-input) are effects, so a replay raises as eager mode would; so are the branch masks of the
+values that eager mode makes are effects (binary cross-entropy's [0, 1] input) or made by
+the forward the replay calls (cross-entropy's target range), so a replay raises as eager
+mode would; so are the branch masks of the
 library's piecewise functions (``leaky_relu``, ``elu``, ``softplus``, ``huber_loss``,
 ``smooth_l1_loss``, binary cross-entropy's clamped log).  A comparison in the function
 itself (``tg.where(t > 0, ...)``) gives a constant: it raises when it changes between the
