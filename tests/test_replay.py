@@ -608,7 +608,8 @@ def test_a_traceback_through_a_replay_shows_the_generated_lines():
         compiled(xs[0], bad)
     assert compiled.replays == 2
     text = "".join(traceback.format_exception(info.value))
-    assert "<tg.compile replay" in text and "(s1, " in text  # the call of the target check
+    # the replay's call of the loss's forward, which checks the targets, once
+    assert "<tg.compile replay" in text and "_check_class_targets" in text
 
 
 def test_tensors_returned_by_one_replay_do_not_change_when_the_next_runs():
@@ -812,3 +813,117 @@ def test_a_branch_mask_is_computed_from_each_replayed_input(fn):
     assert compiled.replays == 2
     assert np.array_equal(out._array, want._array)
     assert np.array_equal(grad._array, want_grad._array)
+
+
+def test_all_tensor_arguments_key_as_the_general_path_does():
+    from tinygrad_init import replay
+
+    a, b = tg.ones(2, 3), tg.zeros(4, dtype="float64", requires_grad=True)
+    for args in [(a, b), (a, a), (b,), ()]:
+        tensors, key = [], [("grad", True), ("dtype", tg.get_default_dtype())]
+        replay._flatten(args, tensors, key)
+        replay._flatten({}, tensors, key)
+        key.append(("alias", replay._aliasing(tensors)))
+        assert replay._tensors_key(args) == tuple(key)
+    assert replay._tensors_key((a, nn.Parameter(tg.ones(1)))) is None
+    assert replay._tensors_key((a, 1.0)) is None
+
+
+def test_the_same_tensor_objects_record_again_when_their_key_changes():
+    w = nn.Parameter(tg.ones(3))
+    x, y = tg.ones(3), tg.full((3,), 2.0)
+
+    def warm_then(change, message):
+        fn = tg.compile(lambda x, y: (x * w + y).sum(), debug=True)
+        for _ in range(3):
+            fn(x, y)
+        assert (fn.records, fn.replays) == (2, 1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = change(fn)
+        assert fn.records == 3
+        assert message in str(caught[0].message), str(caught[0].message)
+        return out
+
+    warm_then(lambda fn: fn(x.requires_grad_(), y), "argument entry 1 changed")
+    x.requires_grad_(False)
+    warm_then(lambda fn: fn(x, x), "argument aliasing changed")
+
+    def no_grad(fn):
+        with tg.no_grad():
+            return fn(x, y)
+
+    def float64(fn):
+        before = tg.get_default_dtype()
+        tg.set_default_dtype("float64")
+        try:
+            return fn(x, y)
+        finally:
+            tg.set_default_dtype(before)
+
+    def reshaped(fn):  # the same Tensor objects, holding arrays of another shape
+        x._array, y._array, w._array = (np.full(4, v, np.float32) for v in (1.0, 2.0, 1.0))
+        return fn(x, y)
+
+    warm_then(no_grad, "grad mode changed")
+    warm_then(float64, "the default dtype changed")
+    out = warm_then(reshaped, "argument entry 1 changed")
+    assert np.array_equal(out._array, np.float32(12.0))
+
+
+def test_a_deleted_module_attribute_or_parameter_records_again():
+    model = nn.Linear(3, 2)
+    model.scale = 2.0
+    fn = tg.compile(lambda x: (model(x) * model.scale).sum(), debug=True)
+    x = tg.ones(4, 3)
+    for _ in range(3):
+        fn(x)
+    del model.scale  # the guard's lookup of a missing name fails, it does not raise
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(AttributeError):
+            fn(x)
+    assert "an attribute of a Linear changed (scale)" in str(caught[0].message)
+    model.scale = 2.0
+    for _ in range(3):
+        fn(x)
+    del model.bias
+    model.register_parameter("bias", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(x)
+    assert "the parameters or children of a Linear changed" in str(caught[0].message)
+    assert np.array_equal(out._array, ((x._array @ model.weight._array.T) * 2.0).sum())
+
+
+def test_a_replay_checks_cross_entropy_targets_once_as_eager_mode_does():
+    """The replay calls the loss's forward, which checks the targets: ignored targets
+    give eager mode's loss and gradient, a bad one eager mode's IndexError."""
+    model = _mlp()
+
+    def loss_and_grad(x, y, ignore_index):
+        model.zero_grad()
+        loss = F.cross_entropy(model(x), y, ignore_index=ignore_index)
+        loss.backward()
+        return loss, model[0].weight.grad
+
+    xs, _ = _batches((5, 6), 4, n=1)
+    plain = tg.tensor(np.array([0, 1, 2, 3, 0]))
+    for ignore_index in (-100, 2):
+        compiled = tg.compile(loss_and_grad)
+        for y in (plain, plain, plain, tg.tensor(np.array([0, ignore_index, 3, ignore_index, 1]))):
+            loss, grad = compiled(xs[0], y, ignore_index)
+            expected, expected_grad = loss_and_grad(xs[0], y, ignore_index)
+            assert np.array_equal(loss._array, expected._array)
+            assert np.array_equal(grad._array, expected_grad._array)
+        assert compiled.replays == 2
+        for bad, shown in ((np.array([0, 1, 4, -1, 0]), 4), (np.array([-5, 1, 0, 0, 0]), -5)):
+            with pytest.raises(
+                IndexError, match=f"^cross_entropy: target {shown} is out of bounds for 4 classes$"
+            ):
+                compiled(xs[0], tg.tensor(bad), ignore_index)
+            with pytest.raises(
+                IndexError, match=f"^cross_entropy: target {shown} is out of bounds for 4 classes$"
+            ):
+                loss_and_grad(xs[0], tg.tensor(bad), ignore_index)
+        assert compiled.replays == 4

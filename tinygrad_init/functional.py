@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from . import ops
-from .autograd import _state, is_grad_enabled
+from .autograd import is_grad_enabled
 from .replay import check_generator, effect
 from .tensor import Tensor, apply, default_generator, where
 
@@ -780,33 +780,6 @@ def _class_weight(weight, c, fn):
     return w
 
 
-def _targets_in_range(t, c):
-    """True when integer targets ``t`` are all in [0, c) (False when there are none).
-
-    One reduction bounds both sides: viewed as unsigned 64-bit, a negative index is larger
-    than any class count."""
-    if not t.size:
-        return False
-    unsigned = t.view(np.uint64) if t.itemsize == 8 else t.astype(np.uint64)
-    return int(np.maximum.reduce(unsigned, axis=None)) < c
-
-
-@effect
-def _check_class_targets(t, c, ignore_index, fn):
-    """Raise IndexError for a target that is neither a class nor ``ignore_index``.
-
-    Returns the ``ignore_index`` the primitive needs: None when every target is a class
-    and none equals ``ignore_index`` (so the primitive skips looking for ignored ones)."""
-    if _targets_in_range(t, c):
-        if not (0 <= ignore_index < c and (t == ignore_index).any()):
-            return None
-        return ignore_index
-    bad = (t != ignore_index) & ((t < 0) | (t >= c))  # ignored targets, bad ones, or none
-    if bad.any():
-        raise IndexError(f"{fn}: target {t[bad].flat[0]} is out of bounds for {c} classes")
-    return ignore_index
-
-
 def _classes_last(input, target, fn):
     """(N, C, d1, ...) logits and (N, d1, ...) targets -> (M, C) and (M,)."""
     if input.ndim == 1:
@@ -879,10 +852,6 @@ def cross_entropy(
         raise ValueError(
             f"{fn}: expected target of shape {expected} for input of shape {shape}, got {t.shape}"
         )
-    if _state.tape is None:
-        ignore_index = _check_class_targets(t, c, ignore_index, fn)
-    else:  # tg.compile records the check and keeps ignore_index, which no data decides
-        _check_class_targets(t, c, ignore_index, fn)
     x2, t2, spatial = _classes_last(input, t, fn)
     saved = ops._Saved() if input.requires_grad and is_grad_enabled() else None
     loss = apply(

@@ -880,6 +880,37 @@ def _kept(target, ignore_index):
     return target != ignore_index
 
 
+def _targets_in_range(t, c):
+    """True when integer targets ``t`` are all in [0, c) (False when there are none).
+
+    One reduction bounds both sides: viewed as unsigned 64-bit, a negative index is larger
+    than any class count."""
+    if not t.size:
+        return False
+    unsigned = t.view(np.uint64) if t.itemsize == 8 else t.astype(np.uint64)
+    return int(np.maximum.reduce(unsigned, axis=None)) < c
+
+
+def _check_class_targets(t, c, ignore_index):
+    """Raise IndexError for a target that is neither a class nor ``ignore_index`` (None:
+    no target is ignored).
+
+    Returns the ``ignore_index`` the rest of the forward needs: None when every target is
+    a class and none equals ``ignore_index`` (so it skips looking for ignored ones).  The
+    forward makes this check, not ``functional``, so that a ``tg.compile`` replay, which
+    calls the forward, checks each call's targets once, as eager mode does."""
+    if _targets_in_range(t, c):
+        if ignore_index is None or not (0 <= ignore_index < c and (t == ignore_index).any()):
+            return None
+        return ignore_index
+    bad = (t < 0) | (t >= c)  # ignored targets, bad ones, or none
+    if ignore_index is not None:
+        bad &= t != ignore_index
+    if bad.any():
+        raise IndexError(f"cross_entropy: target {t[bad].flat[0]} is out of bounds for {c} classes")
+    return ignore_index
+
+
 def _is_plain_mean(target, weight, ignore_index, label_smoothing, reduction):
     """The common case: no class weights, no smoothing, no ignored target, reduction mean.
 
@@ -912,6 +943,7 @@ def _plain_mean_cross_entropy(x, target, want_grad):
 def _cross_entropy_forward(x, target, weight, ignore_index, label_smoothing, reduction, saved=None):
     """The loss; with a ``saved`` slot (given when a gradient will be needed) the common
     case also keeps its gradient for the rule."""
+    ignore_index = _check_class_targets(target, x.shape[1], ignore_index)
     if _is_plain_mean(target, weight, ignore_index, label_smoothing, reduction):
         loss, grad = _plain_mean_cross_entropy(x, target, saved is not None)
         if math.isfinite(loss):
