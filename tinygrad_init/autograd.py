@@ -201,7 +201,10 @@ class Node:
     ``inputs`` holds the input Tensors and constants in call order, ``params`` the
     non-tensor arguments; ``arrays`` the same inputs as the arrays the forward ran on and
     ``needs`` which of them required grad when the op was recorded (the engine's per-node
-    bookkeeping, kept so that backward does not recompute it).  All four become None when
+    bookkeeping, kept so that backward does not recompute it).  Both are tuples: holding
+    only arrays, numbers and bools, the garbage collector stops tracking them at its first
+    pass, so the passes over a long graph visit the Tensor, its Node and the ``inputs``
+    tuple only.  All four become None when
     the graph is freed after backward.  ``site`` is where the op was created (recorded in
     anomaly mode).  ``versions`` holds the version of each input Tensor when the op was
     recorded (None for constants) and, last, that of the output: the rules' saved values
@@ -218,12 +221,12 @@ class Node:
         self.arrays = (
             arrays
             if arrays is not None
-            else [a._array if isinstance(a, _tensor.Tensor) else a for a in inputs]
+            else tuple(a._array if isinstance(a, _tensor.Tensor) else a for a in inputs)
         )
         self.needs = (
             needs
             if needs is not None
-            else [isinstance(a, _tensor.Tensor) and a.requires_grad for a in inputs]
+            else tuple(isinstance(a, _tensor.Tensor) and a.requires_grad for a in inputs)
         )
         self.versions = versions  # None: every input Tensor was at version 0
         self.epoch = _writes[0]
@@ -281,7 +284,7 @@ def versions_of(inputs):
         else:
             out.append(None)
     out.append(0)
-    return out
+    return tuple(out)
 
 
 def _check_saved(node, t, saves, needs):

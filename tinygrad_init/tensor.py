@@ -162,7 +162,7 @@ def apply(op, *args, params=()):
                 site = creation_site()
                 check_finite(op.name, out, "output", site)
             versions = versions_of(args) if counted else None
-            node = Node(op, args, params, site, arrays, needs, versions)
+            node = Node(op, args, params, site, tuple(arrays), tuple(needs), versions)
             return Tensor._make(out, node)
     return Tensor._make(out)
 
@@ -701,7 +701,7 @@ class Tensor:
             if node.op.saves is not None and any("out" in r for r in node.op.saves):
                 # the rule reads its output, which later in-place ops on this tensor
                 # overwrite: it keeps ``result`` (never written), and this tensor a clone
-                node = Node(ops.clone, [result], ())
+                node = Node(ops.clone, (result,), ())
             self._node = node
             self.requires_grad = True
         return self
