@@ -754,6 +754,36 @@ def test_a_changed_set_of_groups_makes_zero_grad_and_step_run_in_full():
     assert fn.records == 2 and fn.replays == 6
 
 
+def test_a_parameter_replaced_in_its_group_makes_zero_grad_and_step_run_in_full():
+    """A group's list edited in place (same list, same length, another tensor in it): the
+    flat replays see it and call the real zero_grad and step, as eagerly."""
+
+    def run(compiled):
+        model = _mlp()
+        opt = optim.SGD(model.parameters(), lr=0.1)
+        extra = tg.ones(3, requires_grad=True)
+        xs, ys = _batches((5, 6), 4, n=8)
+
+        def step(x, y):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        fn = tg.compile(step) if compiled else step
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            if i == 4:
+                opt.param_groups[0]["params"][-1] = extra  # the last bias is no longer trained
+            extra.grad = tg.ones(3)
+            fn(x, y)
+        return [p._array.copy() for p in model.parameters()], extra, fn
+
+    (eager, extra_eager, _), (compiled, extra, fn) = run(False), run(True)
+    assert all(np.array_equal(u, v) for u, v in zip(eager, compiled, strict=True))
+    assert extra.grad is None and extra_eager.grad is None
+    assert np.array_equal(extra._array, np.ones(3, dtype=np.float32))
+    assert fn.records == 2 and fn.replays == 6
+
+
 def test_a_loaded_state_dict_is_read_by_the_replayed_step():
     """load_state_dict replaces the groups (a new lr) and the state: the replay sees both."""
 

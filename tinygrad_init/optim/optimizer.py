@@ -14,9 +14,11 @@ pool of scratch arrays instead of allocating temporaries.
 from __future__ import annotations
 
 import copy
+import itertools
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from operator import is_
 
 import numpy as np
 
@@ -25,6 +27,8 @@ from ..replay import effect
 from ..tensor import Tensor
 
 __all__ = ["Optimizer"]
+
+_NO_SCRATCHES = itertools.repeat((None, None))  # for a loop over parameters without them
 
 
 class _Required:
@@ -154,7 +158,7 @@ class Optimizer:
     def _flat_zero_grad(self, set_to_none=True):
         """For ``tg.compile``: the replay of ``zero_grad()`` as ``p.grad = None`` for each
         parameter; None with ``set_to_none=False`` (that replay calls zero_grad).  A replay
-        whose optimizer no longer has the same groups and parameter lists calls it too."""
+        whose optimizer no longer has the same groups and parameters calls it too."""
         if not set_to_none:
             return None
         layout = self._layout()
@@ -207,39 +211,46 @@ class Optimizer:
     def _step(self, closure):
         """The body of ``step()``: ``_update`` of every parameter that has a gradient."""
         loss = self._closure_loss(closure)
-        update = self._update
         for group in self.param_groups:
-            hyper = self._hyper(group)
-            for p in group["params"]:
+            self._update_group(self._hyper(group), group["params"])
+        return loss
+
+    def _update_group(self, hyper, params, scratches=None):
+        """``_update(p, *hyper)`` of each parameter of ``params`` that has a gradient;
+        ``scratches``: its ``(d, s)`` pair (``_scratches``) per parameter, when the caller
+        has looked them up.  A subclass may do a common case in one loop (SGD)."""
+        update = self._update
+        if scratches is None:
+            for p in params:
                 if p.grad is not None:
                     update(p, *hyper)
-        return loss
+        else:
+            for p, (d, s) in zip(params, scratches):
+                if p.grad is not None:
+                    update(p, *hyper, d, s)
 
     def _flat_step(self, closure=None):
         """For ``tg.compile`` (``effect(flat=...)``): the replay of a step without a closure
-        as the same ``_update`` of each parameter, its scratch arrays looked up in advance
-        and the hyper-parameters read afresh from each group; None with a closure.  A
-        replay whose optimizer no longer has the same groups and parameter lists, by
+        as the same ``_update_group`` of each group, its scratch arrays looked up in
+        advance and the hyper-parameters read afresh from each group; None with a
+        closure.  A replay whose optimizer no longer has the same groups and parameters, by
         identity, calls step() instead."""
         if closure is not None:
             return None
         layout = self._layout()
         whole = self._WHOLE_SCRATCH
         plan = [
-            (g, [(p, *self._scratches(p, self._uses_direction(g), whole)) for p in g["params"]])
-            for g in self.param_groups
+            (g, ps, [self._scratches(p, self._uses_direction(g), whole) for p in ps])
+            for g, ps in ((g, tuple(g["params"])) for g in self.param_groups)
         ]
-        hyper_of, update = self._hyper, self._update
+        hyper_of, update_group = self._hyper, self._update_group
 
         def replay():
             if not self._layout_holds(layout):
                 self.step()
                 return
-            for group, params in plan:
-                hyper = hyper_of(group)
-                for p, d, s in params:
-                    if p.grad is not None:
-                        update(p, *hyper, d, s)
+            for group, params, scratches in plan:
+                update_group(hyper_of(group), params, scratches)
 
         return replay
 
@@ -294,6 +305,29 @@ class Optimizer:
         else:
             w += alpha * g
 
+    def _descend(self, params, alpha, scratches=None):
+        """``w += alpha * g`` for each parameter of ``params`` that has a gradient: plain
+        SGD's update, ``_arrays`` then ``_add_scaled`` with their common case inline (a
+        gradient of the parameter's shape, a parameter of at most ``_BLOCK`` values: the
+        version bump, one ``np.multiply`` into the scratch and one ``+=``), every other
+        case through them.  ``scratches``: as ``_update_group`` takes them.  Measured on
+        100 parameters of 64x64 and 64 (the deep MLP of tools/bench.py): 174 us -> 125 us
+        a step, as fast as a hand-written ``w -= lr * g`` loop."""
+        block, multiply, scratch = self._BLOCK, np.multiply, self._scratch
+        for p, (_, s) in zip(params, _NO_SCRATCHES if scratches is None else scratches):
+            grad = p.grad
+            if grad is None:
+                continue
+            w, g = p._array, grad._array
+            if w.size > block or g.shape != w.shape:
+                self._add_scaled(*self._arrays(p), alpha, s)
+                continue
+            p._bump_version()
+            if s is None:
+                s = scratch(w, 1)
+            multiply(g, alpha, s)  # out positionally: the keyword costs 0.3 us a call
+            w += s
+
     def _direction(self, w, g, maximize, weight_decay, d=None):
         """The gradient the update rules use: ``(-g if maximize else g) + weight_decay * w``.
 
@@ -324,14 +358,14 @@ class Optimizer:
 
     def _layout(self):
         """What a flat replay (``tg.compile``) relies on: the groups, their parameter lists
-        and lengths, by identity."""
-        return [(g, g["params"], len(g["params"])) for g in self.param_groups]
+        and the parameters in them, by identity."""
+        return [(g, g["params"], tuple(g["params"])) for g in self.param_groups]
 
     def _layout_holds(self, layout):
         groups = self.param_groups
         return len(groups) == len(layout) and all(
-            g is group and g["params"] is ps and len(ps) == n
-            for g, (group, ps, n) in zip(groups, layout)
+            g is group and g["params"] is ps and len(ps) == len(then) and all(map(is_, ps, then))
+            for g, (group, ps, then) in zip(groups, layout)
         )
 
     @staticmethod

@@ -82,6 +82,15 @@ class SGD(Optimizer):
     def _uses_direction(group):
         return bool(group["maximize"]) or float(group["weight_decay"]) != 0
 
+    def _update_group(self, hyper, params, scratches=None):
+        """Without momentum, weight decay or maximize, SGD is ``p -= lr * g``: one loop
+        over the group (``_descend``) instead of an ``_update`` call per parameter."""
+        lr, mu, _, wd, _, maximize = hyper
+        if mu == 0 and wd == 0 and not maximize:
+            self._descend(params, -lr, scratches)
+        else:
+            super()._update_group(hyper, params, scratches)
+
     def _update(self, p, lr, mu, damp, wd, nesterov, maximize, d=None, s=None):
         """The update of one parameter (the formula in the class docstring), in place;
         ``d``, ``s``: its scratch arrays (``_scratches``) when the caller has them."""
