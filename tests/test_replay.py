@@ -286,7 +286,7 @@ def test_grad_mode_and_replaced_parameters_record_again():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = fn(xs[0])
-    assert fn.records == records + 1 and "parameters or children" in str(caught[0].message)
+    assert fn.records == records + 1 and "parameters, children or hooks" in str(caught[0].message)
     assert np.array_equal(out._array, model(xs[0]).sum()._array)
 
 
@@ -402,6 +402,38 @@ def test_in_place_writes_and_hooks_raise():
     model = nn.Linear(3, 3)
     model.register_forward_hook(lambda m, a, o: None)
     assert "module hook" in _refused(tg.compile(lambda t: model(t)), x)
+
+
+def test_hooks_registered_after_the_recording_are_never_skipped_by_a_replay():
+    """A module hook, a tensor hook on a parameter or on an input, registered once the step
+    replays: the next call records again, and the recording refuses the hook (a replay
+    would not run it).  Once the hook is removed the step replays again."""
+    model = nn.Linear(3, 2)
+    x = tg.ones(4, 3, requires_grad=True)
+
+    def step(t):
+        model.zero_grad()
+        model(t).sum().backward()
+
+    fn = tg.compile(step)
+    for _ in range(3):
+        fn(x)
+    assert fn.replays == 1
+    for register, construct in [
+        (lambda: model.register_forward_hook(lambda m, a, o: None), "module hook"),
+        (lambda: model.register_forward_pre_hook(lambda m, a: None), "module hook"),
+        (lambda: model.register_full_backward_hook(lambda m, gi, go: None), "module hook"),
+        (lambda: model.weight.register_hook(lambda g: g * 2), "tensor hook"),
+        (lambda: x.register_hook(lambda g: g * 2), "tensor hook"),
+    ]:
+        handle = register()
+        with pytest.raises(RuntimeError, match=construct):
+            fn(x)
+        handle.remove()
+        replays = fn.replays
+        for _ in range(3):
+            fn(x)
+        assert fn.replays > replays
 
 
 def test_a_numpy_constant_computed_from_data_raises_on_the_second_call():
@@ -540,7 +572,7 @@ def test_reordered_children_record_again():
     compiled, fn, caught = _edited_run(True, _reorder_children)
     _assert_runs_identical(eager, compiled)
     assert fn.records == 4 and fn.replays == 5
-    assert any("the parameters or children of a Sequential changed" in m for m in caught)
+    assert any("the parameters, children or hooks of a Sequential changed" in m for m in caught)
 
 
 def test_an_equal_value_set_again_still_replays():
@@ -922,7 +954,7 @@ def test_a_deleted_module_attribute_or_parameter_records_again():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = fn(x)
-    assert "the parameters or children of a Linear changed" in str(caught[0].message)
+    assert "the parameters, children or hooks of a Linear changed" in str(caught[0].message)
     assert np.array_equal(out._array, ((x._array @ model.weight._array.T) * 2.0).sum())
 
 
