@@ -175,3 +175,25 @@ def test_demo_asks_glibc_to_keep_freed_memory_and_nothing_elsewhere(monkeypatch)
     monkeypatch.setattr(demo.ctypes, "CDLL", lambda name: Glibc())
     demo._keep_freed_memory()
     assert calls == []
+
+
+def test_sections_measured_in_a_second_process_are_the_same_numbers(monkeypatch):
+    import pickle
+
+    from tinygrad_init import demo, sections
+
+    pool, pending = demo._sections_alongside(["chaos", "isometry"], True, 3, True)
+    try:
+        there = pending.get(timeout=120)
+    finally:
+        pool.terminate()
+        pool.join()
+    here = sections.run_sections(["chaos", "isometry"], quick=True, seed=3)
+    assert [s.key for s in there] == ["chaos", "isometry"]
+    for a, b in zip(there, here):
+        assert pickle.dumps(a.measurements) == pickle.dumps(b.measurements)
+        assert [(f.title, f.holds, f.evidence) for f in a.findings] == [
+            (f.title, f.holds, f.evidence) for f in b.findings
+        ]
+    monkeypatch.setattr(demo.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert demo._sections_alongside(["chaos"], True, 0, True) is None  # one CPU: in turn

@@ -13,6 +13,7 @@ leaves no half-written file.
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import os
 import sys
 
@@ -149,6 +150,27 @@ def _keep_freed_memory():
     mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
 
 
+def _measure_sections(keys, quick, seed, compile):
+    """The sections, measured in a second process (see :func:`_sections_alongside`)."""
+    _keep_freed_memory()
+    return sections.run_sections(keys, quick, seed, compile=compile)
+
+
+def _sections_alongside(keys, quick, seed, compile):
+    """Start measuring the sections in a second (spawned) process, so that they run while
+    this one trains the classic study; returns ``(pool, pending)``, or None where this
+    process may use only one CPU.  Every section seeds its own generators, so the numbers
+    are those of a run in this process; only their ``seconds`` differ."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    if cpus < 2:
+        return None
+    pool = multiprocessing.get_context("spawn").Pool(1)
+    return pool, pool.apply_async(_measure_sections, (keys, quick, seed, compile))
+
+
 def run(args):
     chosen = _sections(args.sections)
     config = _config(args)
@@ -164,25 +186,38 @@ def run(args):
     _keep_freed_memory()
     result = None
     findings = []
-    if "classic" in chosen:
-        print(
-            f"Training {len(study.plan(config))} networks ({config.depth} layers of "
-            f"{config.width}, {config.steps} steps each) on {config.data}...",
-            file=sys.stderr,
-        )
-        result = study.run_study(config, Progress())
-        print(report.results_table(result))
-        print()
-        findings += result.findings
     extra = [s for s in chosen if s != "classic"]
-    measured = []
-    if extra:
-        print(f"Measuring {', '.join(extra)}...", file=sys.stderr)
-        measured = sections.run_sections(
-            extra, args.quick, args.seed, Progress(), compile=config.compile
-        )
-        for s in measured:
-            findings += s.findings
+    alongside = None
+    if extra and "classic" in chosen:
+        alongside = _sections_alongside(extra, args.quick, args.seed, config.compile)
+    try:
+        if "classic" in chosen:
+            print(
+                f"Training {len(study.plan(config))} networks ({config.depth} layers of "
+                f"{config.width}, {config.steps} steps each) on {config.data}"
+                + (f", measuring {', '.join(extra)} alongside" if alongside else "")
+                + "...",
+                file=sys.stderr,
+            )
+            result = study.run_study(config, Progress())
+            print(report.results_table(result))
+            print()
+            findings += result.findings
+        measured = []
+        if alongside:
+            print(f"Waiting for {', '.join(extra)}...", file=sys.stderr)
+            measured = alongside[1].get()
+        elif extra:
+            print(f"Measuring {', '.join(extra)}...", file=sys.stderr)
+            measured = sections.run_sections(
+                extra, args.quick, args.seed, Progress(), compile=config.compile
+            )
+    finally:
+        if alongside:
+            alongside[0].terminate()
+            alongside[0].join()
+    for s in measured:
+        findings += s.findings
     for finding in findings:
         mark = "yes" if finding.holds else "NO "
         print(f"[{mark}] {finding.title}\n      {finding.evidence}")
