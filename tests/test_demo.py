@@ -181,15 +181,17 @@ def test_sections_measured_in_a_second_process_are_the_same_numbers(monkeypatch)
     import pickle
 
     from tinygrad_init import demo, sections
+    from tinygrad_init.report_sections import sections_html
 
     pool, pending = demo._sections_alongside(["chaos", "isometry"], True, 3, True)
     try:
-        there = pending.get(timeout=120)
+        there, html = pending.get(timeout=120)
     finally:
         pool.terminate()
         pool.join()
     here = sections.run_sections(["chaos", "isometry"], quick=True, seed=3)
     assert [s.key for s in there] == ["chaos", "isometry"]
+    assert html == sections_html(there)
     for a, b in zip(there, here):
         assert pickle.dumps(a.measurements) == pickle.dumps(b.measurements)
         assert [(f.title, f.holds, f.evidence) for f in a.findings] == [
@@ -197,3 +199,12 @@ def test_sections_measured_in_a_second_process_are_the_same_numbers(monkeypatch)
         ]
     monkeypatch.setattr(demo.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert demo._sections_alongside(["chaos"], True, 0, True) is None  # one CPU: in turn
+
+
+def test_report_takes_the_sections_html_drawn_elsewhere():
+    from tinygrad_init import sections
+
+    done = sections.run_sections(["chaos"], quick=True)
+    page = report.render_report(None, "x", done, sections_rendered="<p>drawn elsewhere</p>")
+    assert "<p>drawn elsewhere</p>" in page and "Edge of chaos" not in page
+    assert "Edge of chaos" in report.render_report(None, "x", done)

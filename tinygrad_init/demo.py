@@ -151,16 +151,21 @@ def _keep_freed_memory():
 
 
 def _measure_sections(keys, quick, seed, compile):
-    """The sections, measured in a second process (see :func:`_sections_alongside`)."""
+    """The sections measured, and their part of the report drawn, in a second process
+    (see :func:`_sections_alongside`): ``(sections, html)``."""
+    from .report_sections import sections_html
+
     _keep_freed_memory()
-    return sections.run_sections(keys, quick, seed, compile=compile)
+    measured = sections.run_sections(keys, quick, seed, compile=compile)
+    return measured, sections_html(measured)
 
 
 def _sections_alongside(keys, quick, seed, compile):
     """Start measuring the sections in a second (spawned) process, so that they run while
-    this one trains the classic study; returns ``(pool, pending)``, or None where this
-    process may use only one CPU.  Every section seeds its own generators, so the numbers
-    are those of a run in this process; only their ``seconds`` differ."""
+    this one trains the classic study; returns ``(pool, pending)``, ``pending.get()``
+    giving :func:`_measure_sections`'s pair, or None where this process may use only one
+    CPU.  Every section seeds its own generators, so the numbers are those of a run in
+    this process; only their ``seconds`` differ."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -203,10 +208,10 @@ def run(args):
             print(report.results_table(result))
             print()
             findings += result.findings
-        measured = []
+        measured, rendered = [], None
         if alongside:
             print(f"Waiting for {', '.join(extra)}...", file=sys.stderr)
-            measured = alongside[1].get()
+            measured, rendered = alongside[1].get()
         elif extra:
             print(f"Measuring {', '.join(extra)}...", file=sys.stderr)
             measured = sections.run_sections(
@@ -226,6 +231,7 @@ def run(args):
         args.out,
         command=_command(args, config),
         sections=measured,
+        sections_rendered=rendered,
         progress=terminal_progress(),
     )
     print(f"\nReport: {os.path.abspath(path)}")

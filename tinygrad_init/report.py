@@ -376,10 +376,14 @@ def _run_html(result, pool):
     ]
 
 
-def render_report(study, command="tinygrad-init demo", sections=(), progress=None):
+def render_report(
+    study, command="tinygrad-init demo", sections=(), progress=None, sections_rendered=None
+):
     """The report as one HTML string; ``study`` may be None when only ``sections`` (of
     :mod:`tinygrad_init.sections`) were run.  ``progress(done, total, label)``, when given,
-    is told as each part is drawn."""
+    is told as each part is drawn.  ``sections_rendered``: the HTML that
+    ``report_sections.sections_html(sections)`` gave, where it was drawn already (the
+    demo draws it in the process that measured the sections)."""
     from .report_sections import sections_html
 
     total = 1 if study is None else len(study.results) + 2
@@ -389,7 +393,7 @@ def render_report(study, command="tinygrad-init demo", sections=(), progress=Non
             progress(done, total, label)
 
     tell(0, "report: the sections")
-    extra = sections_html(sections)
+    extra = sections_html(sections) if sections_rendered is None else sections_rendered
     if study is None:
         tell(total, "report: done")
         return _page(
@@ -528,7 +532,9 @@ def _legend_digraph(legend):
     return dot
 
 
-def write_report(study, path, command="tinygrad-init demo", sections=(), progress=None):
+def write_report(
+    study, path, command="tinygrad-init demo", sections=(), progress=None, sections_rendered=None
+):
     """Write the report to ``path`` atomically (a half-written report never appears)."""
-    text = render_report(study, command, sections, progress)
+    text = render_report(study, command, sections, progress, sections_rendered)
     return atomic_write(path, re.sub(r"[ \t]+\n", "\n", text).encode("utf-8"), "report")
