@@ -161,7 +161,7 @@ def _check_output_size(fn, shape, kernel, stride, padding, dilation):
 
 def relu(input, inplace=False):
     """max(x, 0); the gradient at 0 is 0."""
-    return _as_tensor(input, "relu").relu()
+    return (input if isinstance(input, Tensor) else _as_tensor(input, "relu")).relu()
 
 
 @effect
@@ -180,12 +180,12 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
 
 def sigmoid(input):
     """1 / (1 + exp(-x))."""
-    return _as_tensor(input, "sigmoid").sigmoid()
+    return (input if isinstance(input, Tensor) else _as_tensor(input, "sigmoid")).sigmoid()
 
 
 def tanh(input):
     """(exp(x) - exp(-x)) / (exp(x) + exp(-x))."""
-    return _as_tensor(input, "tanh").tanh()
+    return (input if isinstance(input, Tensor) else _as_tensor(input, "tanh")).tanh()
 
 
 def erf(input):
@@ -290,8 +290,10 @@ def _dropout_scale(gen, shape, p, dtype):
 
 def linear(input, weight, bias=None):
     """y = x W^T + b with W of shape (out_features, in_features)."""
-    input = _as_tensor(input, "linear")
-    weight = _as_tensor(weight, "linear", "weight")
+    if not isinstance(input, Tensor):  # inline test: a call less on the common path
+        input = _as_tensor(input, "linear")
+    if not isinstance(weight, Tensor):
+        weight = _as_tensor(weight, "linear", "weight")
     x, w = input._array, weight._array
     if (
         w.ndim != 2

@@ -143,8 +143,8 @@ def apply(op, *args, params=()):
         else:
             arrays.append(a)
             needs.append(False)
-    try:
-        out = op.forward(*arrays, *params)
+    try:  # most ops have no params: a call without the second unpacking is cheaper
+        out = op.forward(*arrays, *params) if params else op.forward(*arrays)
     except ValueError as e:
         shapes = ", ".join(str(np.shape(a)) for a in arrays)
         raise ShapeError(f"{op.name}: {e} (operand shapes: {shapes})") from None
@@ -153,18 +153,23 @@ def apply(op, *args, params=()):
         raise DtypeError(f"{op.name}: {e} (operand dtypes: {dtypes})") from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    if _state.tape is not None:  # tg.compile is recording this call
-        _state.tape.forward(op, args, arrays, params, out)
-    if _state.grad_enabled:
-        if True in needs:
-            site = None
-            if _state.anomaly:
-                site = creation_site()
-                check_finite(op.name, out, "output", site)
-            versions = versions_of(args) if counted else None
-            node = Node(op, args, params, site, tuple(arrays), tuple(needs), versions)
-            return Tensor._make(out, node)
-    return Tensor._make(out)
+    state = _state  # thread-local: one global lookup for its three reads
+    if state.tape is not None:  # tg.compile is recording this call
+        state.tape.forward(op, args, arrays, params, out)
+    t = _new_object(Tensor)  # Tensor._make, inlined: one call less per op
+    if state.grad_enabled and True in needs:
+        site = None
+        if state.anomaly:
+            site = creation_site()
+            check_finite(op.name, out, "output", site)
+        versions = versions_of(args) if counted else None
+        t._init_fields(out, Node(op, args, params, site, tuple(arrays), tuple(needs), versions))
+    else:
+        t._init_fields(out)
+    return t
+
+
+_new_object = object.__new__
 
 
 # ----------------------------------------------------------------------------------------
