@@ -916,6 +916,22 @@ def test_the_same_tensor_objects_record_again_when_their_key_changes():
     assert np.array_equal(out._array, np.float32(12.0))
 
 
+def test_the_debug_message_compares_with_the_last_call_not_the_last_recording():
+    """Keys A and B both replay; after a replay of A, a call that differs from A only in
+    its second argument's shape is explained by that entry (B differs in the first)."""
+    fn = tg.compile(lambda x, y: (x + y.sum()).sum(), debug=True)
+    a, b = (tg.ones(3), tg.ones(2)), (tg.ones(4), tg.ones(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # B's first call explains itself
+        for args in (a, a, b, b, a):
+            fn(*args)
+    assert (fn.records, fn.replays) == (4, 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn(tg.ones(3), tg.ones(5))
+    assert "argument entry 2 changed" in str(caught[0].message), str(caught[0].message)
+
+
 def test_a_deleted_module_attribute_or_parameter_records_again():
     model = nn.Linear(3, 2)
     model.scale = 2.0

@@ -947,6 +947,7 @@ class _Compiled:
             tape, verified = entry
             why = tape.guards_hold()
             if why is None and verified:
+                self.last_key = key  # what a debug message compares the next key with
                 self.replays += 1
                 return tape.replay(tensors)
             if why is not None:
