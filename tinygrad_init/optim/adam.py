@@ -104,14 +104,8 @@ class Adam(Optimizer):
         v = state["exp_avg_sq"]._array
         if s is None:
             s = self._scratch(w, 1)
-        # m += (1 - beta1) * (g - m), i.e. m = beta1 * m + (1 - beta1) * g
-        np.subtract(g, m, out=s)
-        s *= 1.0 - beta1
-        m += s
-        v *= beta2
-        np.multiply(g, g, out=s)
-        s *= 1.0 - beta2
-        v += s
+        self._lerp(m, g, 1.0 - beta1, s)  # m = beta1 * m + (1 - beta1) * g
+        self._decay_square(v, g, beta2, s)
         if amsgrad:
             if "max_exp_avg_sq" not in state:
                 state["max_exp_avg_sq"] = self._zeros_state(p)

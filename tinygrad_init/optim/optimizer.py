@@ -328,6 +328,23 @@ class Optimizer:
             multiply(g, alpha, s)  # out positionally: the keyword costs 0.3 us a call
             w += s
 
+    @staticmethod
+    def _lerp(avg, x, weight, s):
+        """``avg += weight * (x - avg)`` in place (PyTorch's ``lerp_``), i.e. ``avg = (1 -
+        weight) * avg + weight * x``: a moving average of ``x``, through scratch ``s``."""
+        np.subtract(x, avg, out=s)
+        s *= weight
+        avg += s
+
+    @staticmethod
+    def _decay_square(avg, g, decay, s):
+        """``avg = decay * avg + (1 - decay) * g^2`` in place (PyTorch's ``mul_`` then
+        ``addcmul_``): a moving average of the squared gradient, through scratch ``s``."""
+        avg *= decay
+        np.multiply(g, g, out=s)
+        s *= 1.0 - decay
+        avg += s
+
     def _direction(self, w, g, maximize, weight_decay, d=None):
         """The gradient the update rules use: ``(-g if maximize else g) + weight_decay * w``.
 

@@ -99,18 +99,12 @@ class RMSprop(Optimizer):
         sq = state["square_avg"]._array
         if s is None:
             s = self._scratch(w, 1)
-        sq *= alpha
-        np.multiply(g, g, out=s)
-        s *= 1.0 - alpha
-        sq += s
+        self._decay_square(sq, g, alpha, s)
         if centered:
             if "grad_avg" not in state:
                 state["grad_avg"] = self._zeros_state(p)
             ga = state["grad_avg"]._array
-            # ga += (1 - alpha) * (g - ga), i.e. ga = alpha * ga + (1 - alpha) * g
-            np.subtract(g, ga, out=s)
-            s *= 1.0 - alpha
-            ga += s
+            self._lerp(ga, g, 1.0 - alpha, s)  # ga = alpha * ga + (1 - alpha) * g
             np.multiply(ga, ga, out=s)
             np.subtract(sq, s, out=s)
             np.sqrt(s, out=s)
