@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_init as tg
+from tinygrad_init import func
 from tinygrad_init import functional as F
 from tinygrad_init.gradcheck import gradcheck
 
@@ -511,6 +512,63 @@ def test_max_pool2d_matches_torch_with_ties(kwargs):
     out.backward(tg.tensor(g))
     tout.backward(torch.tensor(g))
     np.testing.assert_allclose(x.grad.detach().numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_max_pool2d_nan_window_picks_its_last_nan_and_padding_is_never_picked():
+    nan, inf = np.nan, np.inf
+    a = np.array([[[[nan, 1, 1, nan], [2, nan, 0, 3], [5, 5, 7, -inf], [5, nan, -inf, 7]]]])
+    x = t64(a)
+    out, idx = F.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(out.detach().numpy()[0, 0], [[nan, nan], [nan, 7]])
+    # last NaN of each NaN window (offsets 3, 1, 3), first maximum of the NaN-free one
+    np.testing.assert_array_equal(idx.numpy()[0, 0], [[5, 3], [13, 10]])
+    out.sum().backward()
+    expected = np.zeros(16)
+    expected[[5, 3, 13, 10]] = 1
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0].ravel(), expected)
+    # a window whose real elements are all -inf picks its first real element, not padding
+    x = t64(np.full((1, 1, 3, 3), -inf))
+    out, idx = F.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy()[0, 0], [[0, 1], [3, 4]])
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(kernel_size=2),
+        dict(kernel_size=3, stride=2, padding=1),
+        dict(kernel_size=3, stride=1, padding=1),
+        dict(kernel_size=(2, 3), stride=1, dilation=(2, 1)),
+        dict(kernel_size=2, stride=(1, 2), padding=1, dilation=2),
+    ],
+)
+def test_max_pool2d_matches_torch_with_nan_and_inf(kwargs):
+    """Values, indices, gradient and tangent on ties, NaN and -inf (a plane of -inf too)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    a = rng.integers(0, 3, (2, 3, 7, 7)).astype(np.float64)
+    a[rng.random(a.shape) < 0.15] = np.nan
+    a[rng.random(a.shape) < 0.3] = -np.inf
+    a[1, 2] = -np.inf
+    x, tx = _torch_pair(a)
+    out, idx = F.max_pool2d(x, return_indices=True, **kwargs)
+    tout, tidx = torch.nn.functional.max_pool2d(tx, return_indices=True, **kwargs)
+    np.testing.assert_array_equal(out.detach().numpy(), tout.detach().numpy())
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    g = rng.standard_normal(out.shape)
+    out.backward(tg.tensor(g))
+    tout.backward(torch.tensor(g))
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    t = rng.standard_normal(a.shape)
+    _, tangent = func.jvp(lambda v: F.max_pool2d(v, **kwargs), (tg.tensor(a),), (tg.tensor(t),))
+    _, ttangent = torch.func.jvp(
+        lambda v: torch.nn.functional.max_pool2d(v, **kwargs),
+        (torch.tensor(a),),
+        (torch.tensor(t),),
+    )
+    np.testing.assert_array_equal(tangent.numpy(), ttangent.numpy())
 
 
 @pytest.mark.parametrize(

@@ -398,9 +398,10 @@ def max_pool2d(
     input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
 ):
     """out[n, c, h, w] = max_{i, j} xpad[n, c, stride*h + dilation*i, stride*w + dilation*j],
-    padding with -inf.  The gradient goes to the first maximal element of each window (in
-    row-major order), as PyTorch's indices.  With ``return_indices=True`` also returns those
-    indices, flattened over the unpadded H * W plane."""
+    padding with -inf.  The gradient goes to one element of each window, as PyTorch's
+    indices: its last NaN (in row-major order) if it holds one, else its first maximal
+    element, never a padded one.  With ``return_indices=True`` also returns those indices,
+    flattened over the unpadded H * W plane."""
     fn = "max_pool2d"
     input, unbatched = _image(input, fn)
     kernel, stride, pads, dilation = _pool_args(

@@ -755,23 +755,40 @@ class _Saved:
 def _max_pool2d_scan(x, kernel, stride, padding, dilation, want_pick):
     """Running maximum over the kernel offsets, slab by slab (padding counts as -inf).
 
-    Returns (max, pick) where pick is the offset k = i * kw + j of each window's first
-    maximum (PyTorch's tie rule).  With n_k = (slab_k != max), the first maximum is at
+    Returns (max, pick) where pick is the offset k = i * kw + j that PyTorch's scan keeps:
+    the last NaN of a window holding one, else the first maximum among its real (unpadded)
+    elements.  With n_k = (slab_k != max or slab_k is padding), the first maximum is at
     pick = n_0 + n_0 n_1 + ... + n_0 ... n_{K-2}: byte-wide logic instead of masked writes.
+    In a NaN window every n_k holds; there each offset holding a NaN then overwrites pick.
     """
     oh, ow = _geometry(x.shape, kernel, stride, padding, dilation)
     xp = _pad2d(x, padding, -np.inf)
-    slabs = [xp[_slab(i, j, stride, dilation, oh, ow)] for i, j in _offsets(kernel)]
+    index = [_slab(i, j, stride, dilation, oh, ow) for i, j in _offsets(kernel)]
+    slabs = [xp[s] for s in index]
     best = np.array(slabs[0])
     for slab in slabs[1:]:
         np.maximum(best, slab, out=best)
     if not want_pick:
         return best, None
-    run = slabs[0] != best
+    is_pad = None
+    if any(padding):
+        is_pad = _pad2d(np.zeros((1, 1) + x.shape[2:], dtype=bool), padding, True)
+
+    def passed(k):
+        """n_k: offset k holds no real maximum of its window."""
+        n = slabs[k] != best
+        if is_pad is not None:  # padding is never picked, even where the max is -inf
+            n |= is_pad[index[k]]
+        return n
+
+    run = passed(0)
     pick = run.astype(np.uint8 if len(slabs) < 256 else np.int32)
-    for slab in slabs[1:-1]:
-        run &= slab != best
+    for k in range(1, len(slabs) - 1):
+        run &= passed(k)
         pick += run
+    if np.isnan(best).any():
+        for k, slab in enumerate(slabs):
+            np.copyto(pick, k, where=np.isnan(slab))
     return best, pick
 
 
@@ -785,7 +802,8 @@ def _max_pool2d_forward(x, kernel, stride, padding, dilation, saved):
 
 
 def _max_pool2d_grad(xp, g, out, x, kernel, stride, padding, dilation, saved):
-    """The gradient goes to each window's first maximal element (accumulating on overlap)."""
+    """The gradient goes to each window's picked element (see ``_max_pool2d_scan``: its last
+    NaN, else its first real maximum), accumulating on overlap."""
     _numpy_only(xp, "max_pool2d")
     pick = None if saved is None else saved.get(out)
     if pick is None:
@@ -1262,7 +1280,7 @@ defjvp(conv2d, _conv2d_tangent_x, _conv2d_tangent_w, _conv2d_tangent_b)
 
 
 def _max_pool2d_tangent(xp, t, out, x, kernel, stride, padding, dilation, saved):
-    """Each window's tangent is the tangent of its first maximal element."""
+    """Each window's tangent is the tangent of its picked element (as the gradient)."""
     _numpy_tangent(xp, "max_pool2d")
     pick = None if saved is None else saved.get(out)
     if pick is None:
