@@ -753,8 +753,10 @@ class _Saved:
 
 
 def _max_pool2d_scan(x, kernel, stride, padding, dilation, want_pick):
-    """Running maximum over the kernel offsets, slab by slab (padding counts as -inf).
+    """Maximum over the kernel offsets (padding counts as -inf).
 
+    The windows are first copied offset by offset into one (kh * kw, N, C, OH, OW) buffer
+    (a strided read of each element, once); everything after runs on its contiguous slabs.
     Returns (max, pick) where pick is the offset k = i * kw + j that PyTorch's scan keeps:
     the last NaN of a window holding one, else the first maximum among its real (unpadded)
     elements.  With n_k = (slab_k != max or slab_k is padding), the first maximum is at
@@ -763,22 +765,24 @@ def _max_pool2d_scan(x, kernel, stride, padding, dilation, want_pick):
     """
     oh, ow = _geometry(x.shape, kernel, stride, padding, dilation)
     xp = _pad2d(x, padding, -np.inf)
-    index = [_slab(i, j, stride, dilation, oh, ow) for i, j in _offsets(kernel)]
-    slabs = [xp[s] for s in index]
-    best = np.array(slabs[0])
-    for slab in slabs[1:]:
-        np.maximum(best, slab, out=best)
+    view = _windows(xp, kernel, stride, dilation, oh, ow, "ijnchw")
+    slabs = _workspace.get("windows", view.shape, x.dtype)
+    np.copyto(slabs, view)
+    slabs = slabs.reshape((-1,) + slabs.shape[2:])
+    best = np.maximum.reduce(slabs, axis=0)
     if not want_pick:
         return best, None
     is_pad = None
     if any(padding):
         is_pad = _pad2d(np.zeros((1, 1) + x.shape[2:], dtype=bool), padding, True)
+        is_pad = _windows(is_pad, kernel, stride, dilation, oh, ow, "ijnchw")
+        is_pad = is_pad.reshape((-1,) + is_pad.shape[2:])
 
     def passed(k):
         """n_k: offset k holds no real maximum of its window."""
         n = slabs[k] != best
         if is_pad is not None:  # padding is never picked, even where the max is -inf
-            n |= is_pad[index[k]]
+            n |= is_pad[k]
         return n
 
     run = passed(0)
