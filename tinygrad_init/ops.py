@@ -815,7 +815,8 @@ def _max_pool2d_grad(xp, g, out, x, kernel, stride, padding, dilation, saved):
     n, c, h, w = x.shape
     top, bottom, left, right = padding
     oh, ow = g.shape[2:]
-    buf = np.zeros((n, c, h + top + bottom, w + left + right), dtype=g.dtype)
+    # laid out as x (channel-major after a conv): the next rules mix it with arrays like x
+    buf = np.zeros_like(x, g.dtype, shape=(n, c, h + top + bottom, w + left + right))
     overlap = (
         stride[0] < dilation[0] * (kernel[0] - 1) + 1
         or stride[1] < dilation[1] * (kernel[1] - 1) + 1
