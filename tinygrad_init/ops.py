@@ -696,10 +696,11 @@ def _conv2d_grad_x(xp, g, out, x, w, b, stride, padding, dilation, groups):
     _numpy_only(xp, "conv2d")
     o, cg, kh, kw = w.shape
     rows = _grad_rows(g, groups, (1, 2, 3, 0))
+    cols = _workspace.get("cols", (groups, cg * kh * kw, rows.shape[2]), np.result_type(w, g))
     if groups == 1:
-        cols = w.reshape(o, -1).T @ rows[0]
+        np.matmul(w.reshape(o, -1).T, rows[0], out=cols[0])
     else:
-        cols = w.reshape(groups, o // groups, -1).transpose(0, 2, 1) @ rows
+        np.matmul(w.reshape(groups, o // groups, -1).transpose(0, 2, 1), rows, out=cols)
     n, oh, ow = g.shape[0], g.shape[2], g.shape[3]
     cols = cols.reshape(x.shape[1], kh, kw, oh, ow, n)
     return _fold(cols, x.shape, (kh, kw), stride, padding, dilation)
