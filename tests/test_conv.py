@@ -542,6 +542,7 @@ def test_max_pool2d_nan_window_picks_its_last_nan_and_padding_is_never_picked():
         dict(kernel_size=3, stride=1, padding=1),
         dict(kernel_size=(2, 3), stride=1, dilation=(2, 1)),
         dict(kernel_size=2, stride=(1, 2), padding=1, dilation=2),
+        dict(kernel_size=1),
     ],
 )
 def test_max_pool2d_matches_torch_with_nan_and_inf(kwargs):
