@@ -3,6 +3,7 @@ central finite differences (float64), PyTorch's semantics (optional comparison w
 is installed) and error messages."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -346,6 +347,40 @@ def test_regression_loss_shape_mismatch_warns_or_raises():
         F.l1_loss(tg.zeros(2, 3), tg.zeros(4))
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_broadcast_gradients_match_finite_differences(reduction):
+    rng = np.random.default_rng(12)
+    x, t = t64(rng.standard_normal((2, 1, 3))), t64(rng.standard_normal((4, 1)))
+    with pytest.warns(UserWarning, match="mse_loss: using a target size"):
+        assert F.mse_loss(x, t, reduction).shape == ((2, 4, 3) if reduction == "none" else ())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert gradcheck(lambda x, t: F.mse_loss(x, t, reduction), (x, t))
+        assert gradgradcheck(lambda x, t: F.mse_loss(x, t, reduction), (x, t))
+
+
+def test_mse_loss_dtypes_and_empty_input():
+    x32 = tg.tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.warns(UserWarning, match="mse_loss: using a target size"):
+        loss = F.mse_loss(x32, tg.tensor(np.float64(0.5)))  # broadcast first: float64 wins
+    assert loss.dtype == np.float64 and loss.item() == 0.25
+    loss.backward()
+    assert x32.grad.dtype == np.float32
+    np.testing.assert_array_equal(x32.grad.numpy(), np.full(3, 1 / 3, np.float32))
+    assert F.mse_loss(x32, tg.tensor([1, 2, 3])).dtype == np.float32
+    for reduction in ("mean", "sum", "none"):
+        with pytest.raises(TypeError, match="mse_loss: not implemented for dtype int64"):
+            F.mse_loss(tg.tensor([1, 2]), tg.tensor([0, 1]), reduction=reduction)
+    empty = tg.zeros(0, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0 / 0 without numpy's RuntimeWarning
+        loss = F.mse_loss(empty, tg.zeros(0))
+        assert math.isnan(loss.item())
+        loss.backward()
+    assert empty.grad.shape == (0,)
+    assert F.mse_loss(empty, tg.zeros(0), reduction="sum").item() == 0.0
+
+
 def _ce_reference(x, y, weight=None, ignore_index=-100, ls=0.0, reduction="mean"):
     n, c = x.shape
     logp = (
@@ -556,6 +591,43 @@ def test_cross_entropy_matches_torch():
             atol=1e-14,
             err_msg=str(kwargs),
         )
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "dtypes,shapes",
+    [
+        (("float64", "float64"), ((3, 4), (3, 4))),
+        (("float32", "float32"), ((3, 4), (1, 4))),
+        (("float32", "float64"), ((3, 4), ())),
+        (("float64", "float32"), ((4,), (3, 4))),
+        (("float32", "int64"), ((3, 4), (3, 4))),
+    ],
+)
+def test_mse_loss_matches_torch(reduction, dtypes, shapes):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal(shapes[0]).astype(dtypes[0])
+    t = (rng.standard_normal(shapes[1]) * 3).astype(dtypes[1])
+    grad = dtypes[1] != "int64"
+    ours = [tg.tensor(x, requires_grad=True), tg.tensor(t, requires_grad=grad)]
+    theirs = [torch.tensor(x, requires_grad=True), torch.tensor(t, requires_grad=grad)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the broadcast warning, on both sides
+        a = F.mse_loss(*ours, reduction=reduction)
+        b = torch.nn.functional.mse_loss(*theirs, reduction=reduction)
+    assert str(a.dtype) == str(b.dtype).replace("torch.", "")
+    rtol = 1e-6 if "float32" in dtypes else 1e-12
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=rtol)
+    g = rng.standard_normal(b.shape)
+    a.backward(tg.tensor(g.astype(str(a.dtype))))
+    b.backward(torch.tensor(g, dtype=b.dtype))
+    for o, th in zip(ours, theirs):
+        if th.grad is None:
+            assert o.grad is None
+            continue
+        assert o.grad.dtype == th.grad.numpy().dtype
+        np.testing.assert_allclose(o.grad.numpy(), th.grad.numpy(), rtol=rtol, atol=1e-7)
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
