@@ -169,6 +169,9 @@ def test_linear_values_gradients_and_errors():
     )
     assert gradcheck(F.linear, (t64(x), t64(w), t64(b)))
     assert gradcheck(lambda x, w: F.linear(x, w), (t64(x[0]), t64(w)))
+    for xs in (x[0], x[0, 0]):  # a batch (each rule's 2-D path), one sample (1-D)
+        assert gradcheck(F.linear, (t64(xs), t64(w), t64(b)))
+        assert gradgradcheck(F.linear, (t64(xs), t64(w), t64(b)))
     with pytest.raises(
         ValueError,
         match=r"linear: expected input with last dim 4 \(weight "

@@ -337,12 +337,25 @@ def _cat_rule(i, xp, g, out, inputs, axis):
     return g[_cat_index(i, inputs, axis)]
 
 
-def _linear_weight_grad(xp, g, out, x, w, b):
+def _linear_grad_x(xp, g, out, x, w, b):
+    """dL/dx = g W."""
+    return g @ w
+
+
+def _linear_grad_w(xp, g, out, x, w, b):
     """dL/dW = g^T x, with any leading batch dims of x folded into one."""
-    if x.ndim != 2:
-        g = xp.reshape(g, (-1, g.shape[-1]))
-        x = xp.reshape(x, (-1, x.shape[-1]))
+    if x.ndim == 2:
+        return g.T @ x
+    g = xp.reshape(g, (-1, g.shape[-1]))
+    x = xp.reshape(x, (-1, x.shape[-1]))
     return xp.matrix_transpose(g) @ x
+
+
+def _linear_grad_b(xp, g, out, x, w, b):
+    """dL/db = g summed over every dim but the last (one reduction of numpy's for a batch)."""
+    if xp is NUMPY and g.ndim == 2:
+        return np.add.reduce(g, 0)
+    return xp.sum(g, tuple(range(g.ndim - 1)))
 
 
 def _linear_forward(x, w, b):
@@ -519,9 +532,9 @@ cat = Primitive(
 linear = Primitive(
     "linear",
     _linear_forward,
-    lambda xp, g, out, x, w, b: g @ w,
-    _linear_weight_grad,
-    lambda xp, g, out, x, w, b: xp.sum(g, tuple(range(g.ndim - 1))),
+    _linear_grad_x,
+    _linear_grad_w,
+    _linear_grad_b,
     saves=((1,), (0,), ()),
 )
 
