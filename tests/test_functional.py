@@ -443,6 +443,14 @@ def test_cross_entropy_backward_is_softmax_minus_onehot_over_n():
     p = np.exp(x.detach().numpy()) / np.exp(x.detach().numpy()).sum(1, keepdims=True)
     np.testing.assert_allclose(x.grad.detach().numpy(), (p - np.eye(3)[y]) / 4, rtol=1e-12)
     assert F.cross_entropy(x, y).grad_fn.op.name == "cross_entropy"
+    # logits in Fortran order (a transposed tensor): the same loss and gradient, bit for bit
+    z = rng.standard_normal((3, 4)).astype(np.float32)
+    a, b = tg.tensor(z.T.copy(), requires_grad=True), tg.tensor(z, requires_grad=True)
+    la, lb = F.cross_entropy(a, y), F.cross_entropy(b.T, y)
+    la.backward()
+    lb.backward()
+    assert la.detach().numpy().tobytes() == lb.detach().numpy().tobytes()
+    assert a.grad.numpy().tobytes() == b.grad.numpy().T.copy().tobytes()
 
 
 def test_cross_entropy_second_derivative_and_float32():
