@@ -340,8 +340,9 @@ def test_regression_loss_shape_mismatch_warns_or_raises():
         UserWarning,
         match=r"mse_loss: using a target size \(1, 3\) that is "
         r"different to the input size \(2, 3\)",
-    ):
+    ) as caught:
         F.mse_loss(tg.zeros(2, 3), tg.zeros(1, 3))
+    assert caught[0].filename == __file__  # the caller's line, as PyTorch's warning
     with pytest.raises(
         ValueError,
         match=r"l1_loss: target of shape \(4,\) does not broadcast "

@@ -97,7 +97,8 @@ def _reduce(loss, reduction):
 
 
 def _check_same_shape(input, target, fn):
-    """PyTorch warns (and broadcasts) when target and input shapes differ."""
+    """PyTorch warns (and broadcasts) when target and input shapes differ; the warning
+    names the line that called the loss (``loss(...)`` -> ``_pointwise_loss`` -> here)."""
     if input.shape == target.shape:
         return
     try:
@@ -111,7 +112,7 @@ def _check_same_shape(input, target, fn):
         f"{fn}: using a target size {tuple(target.shape)} that is different to "
         f"the input size {tuple(input.shape)}; this will likely lead to incorrect "
         "results due to broadcasting. Please ensure they have the same size.",
-        stacklevel=3,
+        stacklevel=4,
     )
 
 
