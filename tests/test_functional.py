@@ -3,6 +3,7 @@ central finite differences (float64), PyTorch's semantics (optional comparison w
 is installed) and error messages."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -168,6 +169,9 @@ def test_linear_values_gradients_and_errors():
     )
     assert gradcheck(F.linear, (t64(x), t64(w), t64(b)))
     assert gradcheck(lambda x, w: F.linear(x, w), (t64(x[0]), t64(w)))
+    for xs in (x[0], x[0, 0]):  # a batch (each rule's 2-D path), one sample (1-D)
+        assert gradcheck(F.linear, (t64(xs), t64(w), t64(b)))
+        assert gradgradcheck(F.linear, (t64(xs), t64(w), t64(b)))
     with pytest.raises(
         ValueError,
         match=r"linear: expected input with last dim 4 \(weight "
@@ -336,14 +340,49 @@ def test_regression_loss_shape_mismatch_warns_or_raises():
         UserWarning,
         match=r"mse_loss: using a target size \(1, 3\) that is "
         r"different to the input size \(2, 3\)",
-    ):
+    ) as caught:
         F.mse_loss(tg.zeros(2, 3), tg.zeros(1, 3))
+    assert caught[0].filename == __file__  # the caller's line, as PyTorch's warning
     with pytest.raises(
         ValueError,
         match=r"l1_loss: target of shape \(4,\) does not broadcast "
         r"with input of shape \(2, 3\)",
     ):
         F.l1_loss(tg.zeros(2, 3), tg.zeros(4))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_broadcast_gradients_match_finite_differences(reduction):
+    rng = np.random.default_rng(12)
+    x, t = t64(rng.standard_normal((2, 1, 3))), t64(rng.standard_normal((4, 1)))
+    with pytest.warns(UserWarning, match="mse_loss: using a target size"):
+        assert F.mse_loss(x, t, reduction).shape == ((2, 4, 3) if reduction == "none" else ())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert gradcheck(lambda x, t: F.mse_loss(x, t, reduction), (x, t))
+        assert gradgradcheck(lambda x, t: F.mse_loss(x, t, reduction), (x, t))
+
+
+def test_mse_loss_dtypes_and_empty_input():
+    x32 = tg.tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.warns(UserWarning, match="mse_loss: using a target size"):
+        loss = F.mse_loss(x32, tg.tensor(np.float64(0.5)))  # broadcast first: float64 wins
+    assert loss.dtype == np.float64 and loss.item() == 0.25
+    loss.backward()
+    assert x32.grad.dtype == np.float32
+    np.testing.assert_array_equal(x32.grad.numpy(), np.full(3, 1 / 3, np.float32))
+    assert F.mse_loss(x32, tg.tensor([1, 2, 3])).dtype == np.float32
+    for reduction in ("mean", "sum", "none"):
+        with pytest.raises(TypeError, match="mse_loss: not implemented for dtype int64"):
+            F.mse_loss(tg.tensor([1, 2]), tg.tensor([0, 1]), reduction=reduction)
+    empty = tg.zeros(0, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0 / 0 without numpy's RuntimeWarning
+        loss = F.mse_loss(empty, tg.zeros(0))
+        assert math.isnan(loss.item())
+        loss.backward()
+    assert empty.grad.shape == (0,)
+    assert F.mse_loss(empty, tg.zeros(0), reduction="sum").item() == 0.0
 
 
 def _ce_reference(x, y, weight=None, ignore_index=-100, ls=0.0, reduction="mean"):
@@ -405,6 +444,14 @@ def test_cross_entropy_backward_is_softmax_minus_onehot_over_n():
     p = np.exp(x.detach().numpy()) / np.exp(x.detach().numpy()).sum(1, keepdims=True)
     np.testing.assert_allclose(x.grad.detach().numpy(), (p - np.eye(3)[y]) / 4, rtol=1e-12)
     assert F.cross_entropy(x, y).grad_fn.op.name == "cross_entropy"
+    # logits in Fortran order (a transposed tensor): the same loss and gradient, bit for bit
+    z = rng.standard_normal((3, 4)).astype(np.float32)
+    a, b = tg.tensor(z.T.copy(), requires_grad=True), tg.tensor(z, requires_grad=True)
+    la, lb = F.cross_entropy(a, y), F.cross_entropy(b.T, y)
+    la.backward()
+    lb.backward()
+    assert la.detach().numpy().tobytes() == lb.detach().numpy().tobytes()
+    assert a.grad.numpy().tobytes() == b.grad.numpy().T.copy().tobytes()
 
 
 def test_cross_entropy_second_derivative_and_float32():
@@ -556,6 +603,43 @@ def test_cross_entropy_matches_torch():
             atol=1e-14,
             err_msg=str(kwargs),
         )
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "dtypes,shapes",
+    [
+        (("float64", "float64"), ((3, 4), (3, 4))),
+        (("float32", "float32"), ((3, 4), (1, 4))),
+        (("float32", "float64"), ((3, 4), ())),
+        (("float64", "float32"), ((4,), (3, 4))),
+        (("float32", "int64"), ((3, 4), (3, 4))),
+    ],
+)
+def test_mse_loss_matches_torch(reduction, dtypes, shapes):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal(shapes[0]).astype(dtypes[0])
+    t = (rng.standard_normal(shapes[1]) * 3).astype(dtypes[1])
+    grad = dtypes[1] != "int64"
+    ours = [tg.tensor(x, requires_grad=True), tg.tensor(t, requires_grad=grad)]
+    theirs = [torch.tensor(x, requires_grad=True), torch.tensor(t, requires_grad=grad)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the broadcast warning, on both sides
+        a = F.mse_loss(*ours, reduction=reduction)
+        b = torch.nn.functional.mse_loss(*theirs, reduction=reduction)
+    assert str(a.dtype) == str(b.dtype).replace("torch.", "")
+    rtol = 1e-6 if "float32" in dtypes else 1e-12
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=rtol)
+    g = rng.standard_normal(b.shape)
+    a.backward(tg.tensor(g.astype(str(a.dtype))))
+    b.backward(torch.tensor(g, dtype=b.dtype))
+    for o, th in zip(ours, theirs):
+        if th.grad is None:
+            assert o.grad is None
+            continue
+        assert o.grad.dtype == th.grad.numpy().dtype
+        np.testing.assert_allclose(o.grad.numpy(), th.grad.numpy(), rtol=rtol, atol=1e-7)
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])

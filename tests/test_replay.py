@@ -174,6 +174,32 @@ def test_conv_pool_and_cross_entropy():
     _assert_identical(_train(build, False, batches=batches), _train(build, True, batches=batches))
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_of_a_learnt_broadcast_target(reduction):
+    """Both of mse_loss's rules, and the un-broadcast of its target's gradient."""
+
+    def run(compiled):
+        model = _mlp()
+        target = nn.Parameter(tg.zeros(1, 4))
+        opt = optim.SGD(list(model.parameters()) + [target], lr=0.05)
+        xs, _ = _batches((5, 6), 4, n=20)
+
+        def step(x):
+            opt.zero_grad()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # target (1, 4) broadcast against (5, 4)
+                loss = F.mse_loss(model(x), target * 1.5, reduction=reduction)
+            loss.sum().backward()
+            opt.step()
+            return loss
+
+        fn = tg.compile(step) if compiled else step
+        losses = [fn(x).detach()._array.copy() for x in xs]
+        return dict(losses=losses, params=[p._array.copy() for p in opt.param_groups[0]["params"]])
+
+    _assert_runs_identical(run(False), run(True))
+
+
 class _Mixed(nn.Module):
     """Gradients that need the replay's cast (a float64 parameter on float32 data), its
     un-broadcast (a (1, 4) scale, a scalar shift), its sum into a gradient already

@@ -118,6 +118,22 @@ def test_modifying_a_saved_tensor_raises_at_backward_naming_the_op():
             u.sum().backward()
 
 
+def test_relu_saves_its_output_as_torch():
+    """relu's rule reads its output, not its input: writing the output in place raises at
+    backward, writing the input does not (PyTorch's ReluBackward saves the result)."""
+    for lib in (tg, torch) if torch is not None else (tg,):
+        x = lib.tensor([1.0, -2.0], requires_grad=True)
+        h = x * 1
+        y = h.relu()
+        h.add_(1)
+        y.sum().backward()
+        assert x.grad.tolist() == [1.0, 0.0]
+        y = x.relu()
+        y.add_(1)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+
+
 def test_inplace_not_read_by_a_rule_is_fine_and_rebases_history():
     x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = x * 2  # mul by a constant saves nothing of x

@@ -17,7 +17,7 @@ import numpy as np
 from . import ops
 from .autograd import is_grad_enabled
 from .replay import check_generator, effect
-from .tensor import Tensor, apply, default_generator, where
+from .tensor import DtypeError, Tensor, _cast, _promote, apply, default_generator, where
 
 __all__ = [
     # activations
@@ -97,7 +97,8 @@ def _reduce(loss, reduction):
 
 
 def _check_same_shape(input, target, fn):
-    """PyTorch warns (and broadcasts) when target and input shapes differ."""
+    """PyTorch warns (and broadcasts) when target and input shapes differ; the warning
+    names the line that called the loss (``loss(...)`` -> ``_pointwise_loss`` -> here)."""
     if input.shape == target.shape:
         return
     try:
@@ -111,7 +112,7 @@ def _check_same_shape(input, target, fn):
         f"{fn}: using a target size {tuple(target.shape)} that is different to "
         f"the input size {tuple(input.shape)}; this will likely lead to incorrect "
         "results due to broadcasting. Please ensure they have the same size.",
-        stacklevel=3,
+        stacklevel=4,
     )
 
 
@@ -738,10 +739,19 @@ def _pointwise_loss(fn, input, target, reduction):
 
 
 def mse_loss(input, target, reduction="mean"):
-    """(x - y)^2, reduced by ``reduction``."""
+    """(x - y)^2 over the broadcast shape, reduced by ``reduction``: one primitive
+    (``ops.mse_loss``) whose gradient is 2 (x - y) g / N for 'mean', 2 (x - y) g otherwise.
+
+    As PyTorch, which broadcasts the two first: the dtype is the promotion of both (a 0-d
+    float64 target makes a float32 input's loss float64), and it must be floating point."""
     input, target = _pointwise_loss("mse_loss", input, target, reduction)
-    d = input - target
-    return _reduce(d * d, reduction)
+    a, b = input._array.dtype, target._array.dtype
+    if a is not b or a.kind != "f":
+        dtype = _promote(a, b)
+        if dtype.kind != "f":
+            raise DtypeError(f"mse_loss: not implemented for dtype {dtype} (it needs a float)")
+        input, target = _cast(input, dtype), _cast(target, dtype)
+    return apply(ops.mse_loss, input, target, params=(reduction,))
 
 
 def l1_loss(input, target, reduction="mean"):
