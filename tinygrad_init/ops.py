@@ -831,20 +831,16 @@ def _max_pool2d_grad(xp, g, out, x, kernel, stride, padding, dilation, saved):
         stride[0] < dilation[0] * (kernel[0] - 1) + 1
         or stride[1] < dilation[1] * (kernel[1] - 1) + 1
     )
-    # g where offset k is picked, else +0, as an and of g's bits with words of all ones or
-    # all zeros (as _select); written straight into the slab where windows do not overlap
-    bits = _BITS[g.dtype.itemsize]
+    # g where offset k is picked, else +0: g's bits times the selection (as relu's rule),
+    # written straight into the slab where windows do not overlap
+    bits = _BITS[g.dtype]
     g_bits, buf_bits = g.view(bits), buf.view(bits)
-    mask = np.empty(g.shape, dtype=bits)
     for k, (i, j) in enumerate(_offsets(kernel)):
         index = _slab(i, j, stride, dilation, oh, ow)
-        np.equal(pick, k, out=mask)
-        np.negative(mask, out=mask)
         if overlap:
-            np.bitwise_and(g_bits, mask, out=mask)
-            buf[index] += mask.view(g.dtype)
+            buf[index] += np.multiply(g_bits, pick == k).view(g.dtype)
         else:  # each input position is in at most one window
-            np.bitwise_and(g_bits, mask, out=buf_bits[index])
+            np.multiply(g_bits, pick == k, out=buf_bits[index])
     return buf[:, :, top : top + h, left : left + w]
 
 
