@@ -286,7 +286,8 @@ def test_grad_mode_and_replaced_parameters_record_again():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = fn(xs[0])
-    assert fn.records == records + 1 and "parameters, children or hooks" in str(caught[0].message)
+    assert fn.records == records + 1
+    assert "parameters, buffers, children or hooks" in str(caught[0].message)
     assert np.array_equal(out._array, model(xs[0]).sum()._array)
 
 
@@ -572,7 +573,8 @@ def test_reordered_children_record_again():
     compiled, fn, caught = _edited_run(True, _reorder_children)
     _assert_runs_identical(eager, compiled)
     assert fn.records == 4 and fn.replays == 5
-    assert any("the parameters, children or hooks of a Sequential changed" in m for m in caught)
+    changed = "the parameters, buffers, children or hooks of a Sequential changed"
+    assert any(changed in m for m in caught)
 
 
 def test_an_equal_value_set_again_still_replays():
@@ -953,7 +955,8 @@ def test_a_deleted_module_attribute_or_parameter_records_again():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = fn(x)
-    assert "the parameters, children or hooks of a Linear changed" in str(caught[0].message)
+    changed = "the parameters, buffers, children or hooks of a Linear changed"
+    assert changed in str(caught[0].message)
     assert np.array_equal(out._array, ((x._array @ model.weight._array.T) * 2.0).sum())
 
 
@@ -988,3 +991,68 @@ def test_a_replay_checks_cross_entropy_targets_once_as_eager_mode_does():
             ):
                 loss_and_grad(xs[0], tg.tensor(bad), ignore_index)
         assert compiled.replays == 4
+
+
+class _Shift(nn.Module):
+    """A module whose forward adds a buffer."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.register_buffer("shift", tg.zeros(n))
+
+    def forward(self, x):
+        return x + self.shift
+
+
+def _buffer_run(compiled, edit, training, at=5, steps=9):
+    """Losses, parameters and buffers of a run whose ``edit(model)`` happens before step
+    ``at``; the model has a BatchNorm1d (in ``training`` mode or not) and a _Shift."""
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), _Shift(8), nn.Linear(8, 2))
+    model.train(training)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    xs, ys = _batches((5, 4), 2, n=steps)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = tg.compile(step) if compiled else step
+    losses = []
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if i == at:
+            edit(model)
+        losses.append(fn(x, y).detach()._array.copy())
+    arrays = [t._array.copy() for t in (*model.parameters(), *model.buffers())]
+    return dict(losses=losses, params=arrays), fn
+
+
+def _load_running_mean(model):
+    state = model.state_dict()
+    state["1.running_mean"] = tg.full((8,), 0.5)
+    model.load_state_dict(state)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize(
+    "edit, records",
+    [
+        (lambda m: setattr(m[1], "running_mean", tg.full((8,), 0.5)), 4),
+        (lambda m: m[1].register_buffer("running_var", tg.full((8,), 2.0)), 4),
+        (lambda m: m[2]._buffers.__setitem__("shift", tg.full((8,), 0.25)), 4),
+        (lambda m: setattr(m[2], "shift", tg.full((8,), 0.25)), 4),
+        (lambda m: m[3]._parameters.__setitem__("bias", nn.Parameter(tg.ones(2))), 4),
+        (lambda m: m._modules.__setitem__("3", nn.Linear(8, 2)), 4),
+        (_load_running_mean, 2),  # copied into the same array: replayed as it is
+    ],
+    ids=["attribute", "register_buffer", "buffers-dict", "custom-buffer", "parameters-dict",
+         "child", "load_state_dict"],
+)  # fmt: skip
+def test_a_replaced_buffer_parameter_or_child_is_read_by_the_next_call(edit, records, training):
+    eager, _ = _buffer_run(False, edit, training)
+    compiled, fn = _buffer_run(True, edit, training)
+    _assert_runs_identical(eager, compiled)
+    assert fn.records == records and fn.replays == 9 - records
