@@ -1056,3 +1056,40 @@ def test_a_replaced_buffer_parameter_or_child_is_read_by_the_next_call(edit, rec
     compiled, fn = _buffer_run(True, edit, training)
     _assert_runs_identical(eager, compiled)
     assert fn.records == records and fn.replays == 9 - records
+
+
+class _Tied(nn.Module):
+    """A forward that reads its child's weight without calling the child."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return F.linear(x, self.embed.weight)
+
+
+_GLOBAL_LINEAR = nn.Linear(4, 2)
+
+
+def _read_global_linear(x):
+    return F.linear(x, _GLOBAL_LINEAR.weight).sum()
+
+
+def test_modules_read_without_being_called_are_guarded():
+    """A child read by its parent's forward, a module the function closes over and one it
+    names as a global: a parameter replaced in any of them records again."""
+    tied, closed = _Tied(), nn.Linear(4, 2)
+    cases = [
+        (lambda x: tied(x).sum(), lambda: tied.embed),
+        (lambda x: F.linear(x, closed.weight, closed.bias).sum(), lambda: closed),
+        (_read_global_linear, lambda: _GLOBAL_LINEAR),
+    ]
+    x = tg.ones(3, 4)
+    for fn, module in cases:
+        compiled = tg.compile(fn)
+        for _ in range(3):
+            compiled(x)
+        module().weight = nn.Parameter(tg.full(tuple(module().weight.shape), 0.5))
+        assert np.array_equal(compiled(x)._array, fn(x)._array)
+        assert compiled.records == 3

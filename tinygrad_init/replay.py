@@ -41,13 +41,15 @@ default dtype; each replay also checks its *guards*: every leaf's shape, dtype a
 requires_grad, and that no leaf backward reaches has gained a tensor hook; for each module
 called, its training flag, the identity of its parameters, buffers, children and hooks
 (one replaced, or a hook registered after the recording, records again), and its other
-attributes as its first forward of the call found them (dropout's ``p``, an ``eps``, a user's
-``self.scale``: numbers, strings, None and tuples/lists of them by value, other objects by
-identity); the values the function closes over, as the call started from them (compared
-the same way); and any module hook's own guard (the modules' guards are tested first in
-one pass of identity checks, value by value only when that pass sees a difference).  A
-changed key or guard records again
-(``debug=True`` warns which part changed), so a value the recording baked into a step is
+attributes as its first forward of the call found them (dropout's ``p``, an ``eps``, a
+user's ``self.scale``: numbers, strings, None and tuples/lists of them by value, other
+objects by identity); the same, as the call left them, for the modules below a called one
+and those the function closes over, is bound to or names as globals (and below them),
+which it may read without calling (a tied weight); the values the function closes over,
+as the call started from them (compared the same way); and any module hook's own guard
+(the modules' guards are tested first in one pass of identity checks, value by value only
+when that pass sees a difference).  A changed key or guard records again (``debug=True``
+warns which part changed), so a value the recording baked into a step is
 never replayed stale.  An optimizer's hyper-parameters need no guard: the replayed step
 reads each ``param_group`` afresh.  What cannot
 be replayed faithfully raises a clear ``RuntimeError`` while recording: reading a value
@@ -66,13 +68,13 @@ two recording calls, but one equal on both is trusted from then on.
 
 Python side effects of the function other than tensor operations and the recorded effects
 (appending to a list, an attribute write on an object that is not a module it calls)
-happen only while recording; a global the function reads is not guarded (pass it as an
-argument, which is part of the key).  A closed-over variable that the function rebinds,
-or a module attribute it writes after that module's forward, to a new value on every call
-fails the guard on each next call, so such a function runs eagerly every time
-(``debug=True`` says why).  Tensors returned by a replay hold the replayed
-values and no ``grad_fn``; each replay computes new arrays (no buffer is reused between
-calls), so what an earlier call returned never changes.
+happen only while recording; which object a global name the function reads stands for is
+not guarded (pass it as an argument, which is part of the key), only a module's contents.
+A closed-over variable that the function rebinds, or a module attribute it writes after
+that module's forward, to a new value on every call fails the guard on each next call, so
+such a function runs eagerly every time (``debug=True`` says why).  Tensors returned by a
+replay hold the replayed values and no ``grad_fn``; each replay computes new arrays (no
+buffer is reused between calls), so what an earlier call returned never changes.
 """
 
 from __future__ import annotations
@@ -424,14 +426,33 @@ class _Tape:
                     _state.tape = None
                 self.hook_guards.append(guard)
 
+    def _guard_reachable(self, roots):
+        """Guard, as the call left them, the modules below a called one and those of
+        ``roots`` (the modules the function closes over or is bound to) and below: a
+        forward may read a child's parameter without calling the child (a tied weight),
+        the function a closed-over module's, and either is a leaf read through the
+        Tensor object the recording saw."""
+        stack = [m for m, *_ in self.modules.values()] + list(roots)
+        seen = set()
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            d = m.__dict__
+            if id(m) not in self.modules:
+                self.modules[id(m)] = (m, m.training, _structure(d), _attributes(d))
+            stack.extend(c for c in d["_modules"].values() if c is not None)
+
     # -- after the call -----------------------------------------------------------------
-    def finish(self, result):
+    def finish(self, result, roots):
         self.output = self._output_ref(result)
         self.source, self.run = self._generate()
         self.steps = self.reads = self.writes = None  # now lines of self.run
         self.keep = self.slot_of = None
         self.created = None
         self.guards = tuple(self.leaves.values())
+        self._guard_reachable(roots)
         self.module_guards = tuple(self.modules.values())
         self.identity_guards = _identity_guards(self.module_guards)
 
@@ -831,6 +852,16 @@ def _noting_init_fields(self, data, node=None):
         tape.keep.append(self)
 
 
+def _modules_of(fn, cells):
+    """The modules ``fn`` closes over (the values its call started from), is bound to, or
+    names as globals."""
+    values = [then for then, _ in cells] + [getattr(fn, "__self__", None)]
+    code, namespace = getattr(fn, "__code__", None), getattr(fn, "__globals__", {})
+    if code is not None:
+        values += [namespace.get(name) for name in code.co_names]
+    return [v for v in values if isinstance(v, _module.Module)]
+
+
 def _record(fn, args, kwargs, inputs, prior=None):
     tape = _Tape(inputs)
     tape.closure = getattr(fn, "__closure__", None)
@@ -844,7 +875,7 @@ def _record(fn, args, kwargs, inputs, prior=None):
     try:
         result = fn(*args, **kwargs)
         if tape.spoiled is None:
-            tape.finish(result)
+            tape.finish(result, _modules_of(fn, tape.cells))
     finally:
         _state.tape = None
         del _recording[tape.thread]
@@ -1023,3 +1054,4 @@ def compile(fn=None, *, cache_size=8, debug=False):
 
 
 from . import autograd as _autograd  # noqa: E402
+from .nn.modules import module as _module  # noqa: E402
