@@ -1093,3 +1093,104 @@ def test_modules_read_without_being_called_are_guarded():
         module().weight = nn.Parameter(tg.full(tuple(module().weight.shape), 0.5))
         assert np.array_equal(compiled(x)._array, fn(x)._array)
         assert compiled.records == 3
+
+
+def _hook(module, args):
+    return None
+
+
+_hook.compile_guard = lambda: True
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda m: setattr(m[0], "scale", 2.0),
+        lambda m: delattr(m[0], "bias"),
+        lambda m: m.train(False),
+        lambda m: m[0].register_buffer("extra", tg.ones(2)),
+        lambda m: m[0]._parameters.pop("bias"),
+        lambda m: m[0]._parameters.popitem(),
+        lambda m: m[0]._parameters.setdefault("extra", None),
+        lambda m: m[0]._parameters.update(extra=None),
+        lambda m: m[0]._parameters.__ior__({"extra": None}),
+        lambda m: m[0]._parameters.move_to_end("weight"),
+        lambda m: m._modules.__delitem__("1"),
+        lambda m: m._modules.clear(),
+        lambda m: m[0].register_forward_pre_hook(_hook),
+        lambda m: m[0].register_forward_pre_hook(_hook, prepend=True),
+        lambda m: m[0].__setstate__(dict(m[0].__dict__)),
+    ],
+    ids=["setattr", "delattr", "eval", "register_buffer", "pop", "popitem", "setdefault",
+         "update", "ior", "move_to_end", "delitem", "clear", "hook", "hook-prepend",
+         "setstate"],
+)  # fmt: skip
+def test_every_module_write_a_replay_relies_on_is_counted(write):
+    from tinygrad_init.nn.modules import module
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Tanh())
+    handle = model[0].register_forward_hook(lambda *a: None)
+    before = module._mutations
+    write(model)
+    assert module._mutations > before
+    before = module._mutations
+    handle.remove()
+    assert module._mutations > before
+
+
+def test_copies_of_a_module_count_their_writes():
+    import copy
+    import pickle
+
+    from tinygrad_init.nn.modules import module
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    for other in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert other.state_dict().keys() == model.state_dict().keys()
+        before = module._mutations
+        other[1]._buffers["running_mean"] = tg.ones(2)
+        assert module._mutations > before
+
+
+def test_the_identity_pass_runs_only_after_a_module_write():
+    model = _mlp()
+    fn = tg.compile(lambda x: model(x).sum())
+    xs, _ = _batches((5, 6), 4, n=1)
+    for _ in range(3):
+        fn(xs[0])
+    (tape, _), passes = next(iter(fn.cache.values())), []
+    identities = tape.identity_guards
+    tape.identity_guards = lambda: passes.append(1) or identities()
+    fn(xs[0])
+    fn(xs[0])
+    assert passes == [] and fn.replays == 3
+    model.train()  # a write: checked once, and the guards hold
+    fn(xs[0])
+    fn(xs[0])
+    assert passes == [1] and fn.replays == 5
+
+
+class _Weights(nn.Module):
+    """A forward that reads a list attribute."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = [1.0, 2.0]
+
+    def forward(self, x):
+        return x * self.weights[0] + self.weights[1]
+
+
+def test_lists_edited_in_place_record_again():
+    """An edit in place writes no module: the lists a recording read are compared by value
+    on every call."""
+    module, offsets = _Weights(), [0.5]
+    fn = tg.compile(lambda x: (module(x) + offsets[0]).sum())
+    x = tg.ones(3)
+    for edit in (lambda: module.weights.__setitem__(0, 3.0), lambda: offsets.__setitem__(0, 2.0)):
+        for _ in range(3):
+            fn(x)
+        records = fn.records
+        edit()
+        assert np.array_equal(fn(x)._array, (module(x) + offsets[0]).sum()._array)
+        assert fn.records == records + 1

@@ -45,26 +45,28 @@ attributes as its first forward of the call found them (dropout's ``p``, an ``ep
 user's ``self.scale``: numbers, strings, None and tuples/lists of them by value, other
 objects by identity); the same, as the call left them, for the modules below a called one
 and those the function closes over, is bound to or names as globals (and below them),
-which it may read without calling (a tied weight); the values the function closes over,
-as the call started from them (compared the same way); and any module hook's own guard
-(the modules' guards are tested first in one pass of identity checks, value by value only
-when that pass sees a difference).  A changed key or guard records again (``debug=True``
-warns which part changed), so a value the recording baked into a step is
-never replayed stale.  An optimizer's hyper-parameters need no guard: the replayed step
-reads each ``param_group`` afresh.  What cannot
-be replayed faithfully raises a clear ``RuntimeError`` while recording: reading a value
-into Python (``item``, ``tolist``, ``numpy``, ``bool``, ``float``), in-place writes on a
-Tensor, assigning ``.grad`` of a leaf that backward then fills (seen on the second call,
-which compares the leaves' ``.grad`` with the recorded effects' resets), tensor hooks,
-``retain_grad``, ``create_graph``/``tg.grad``, module hooks without a guard, random ops
-without an explicit ``generator``.  Anomaly mode runs eagerly.  Checks of the input's
-values that eager mode makes are effects (binary cross-entropy's [0, 1] input) or made by
-the forward the replay calls (cross-entropy's target range), so a replay raises as eager
-mode would; so are the branch masks of the
-library's piecewise functions (``leaky_relu``, ``elu``, ``softplus``, ``huber_loss``,
-``smooth_l1_loss``, binary cross-entropy's clamped log).  A comparison in the function
-itself (``tg.where(t > 0, ...)``) gives a constant: it raises when it changes between the
-two recording calls, but one equal on both is trusted from then on.
+which it may read without calling (a tied weight); the values the function closes over, as
+the call started from them (compared the same way); and any module hook's own guard.  The
+modules' guards are tested first in passes of flat checks, value by value only when a pass
+sees a difference; the pass of identities only runs when some module has been written
+since it last held (a global count of the writes a replay relies on: attributes set or
+deleted, ``train``/``eval``, the entries of the parameter, buffer, child and hook dicts; a
+write straight into a module's ``__dict__`` is not seen).  A changed key or guard records
+again (``debug=True`` warns which part changed), so a value the recording baked into a
+step is never replayed stale.  An optimizer's hyper-parameters need no guard: the replayed
+step reads each ``param_group`` afresh.  What cannot be replayed faithfully raises a clear
+``RuntimeError`` while recording: reading a value into Python (``item``, ``tolist``,
+``numpy``, ``bool``, ``float``), in-place writes on a Tensor, assigning ``.grad`` of a
+leaf that backward then fills (seen on the second call, which compares the leaves'
+``.grad`` with the recorded effects' resets), tensor hooks, ``retain_grad``,
+``create_graph``/``tg.grad``, module hooks without a guard, random ops without an explicit
+``generator``.  Anomaly mode runs eagerly.  Checks of the input's values that eager mode
+makes are effects (binary cross-entropy's [0, 1] input) or made by the forward the replay
+calls (cross-entropy's target range), so a replay raises as eager mode would; so are the
+branch masks of the library's piecewise functions (``leaky_relu``, ``elu``, ``softplus``,
+``huber_loss``, ``smooth_l1_loss``, binary cross-entropy's clamped log).  A comparison in
+the function itself (``tg.where(t > 0, ...)``) gives a constant: it raises when it changes
+between the two recording calls, but one equal on both is trusted from then on.
 
 Python side effects of the function other than tensor operations and the recorded effects
 (appending to a list, an attribute write on an object that is not a module it calls)
@@ -454,7 +456,8 @@ class _Tape:
         self.guards = tuple(self.leaves.values())
         self._guard_reachable(roots)
         self.module_guards = tuple(self.modules.values())
-        self.identity_guards = _identity_guards(self.module_guards)
+        self.identity_guards, self.value_guards = _module_checks(self.module_guards)
+        self.checked = None  # the mutation count at which the identity guards last held
 
     def _generate(self):
         """The replay function: each event's lines in order, over local variables ``s<n>``
@@ -516,9 +519,10 @@ class _Tape:
         return None
 
     def guards_hold(self):
-        """Why a guard fails, or None.  The modules' guards are first tested in one pass of
-        identity checks (``_identity_guards``); only when that pass finds a difference are
-        they checked one by one, by value where the recording compares values."""
+        """Why a guard fails, or None.  The modules' guards are first tested in passes of
+        flat checks (``_module_checks``), the one of identities only when a module has
+        been written since it last held; only when a pass finds a difference are they
+        checked one by one, by value where the recording compares values."""
         for t, requires_grad, shape, dtype in self.guards:
             a = t._array
             if t.requires_grad is not requires_grad or a.shape != shape or a.dtype != dtype:
@@ -526,10 +530,12 @@ class _Tape:
         for t in self.stored_leaves:
             if t._hooks:
                 return "a tensor hook was registered on a leaf that backward reaches"
-        if not self.identity_guards():
+        mutations = _module._mutations
+        if (mutations != self.checked and not self.identity_guards()) or not self.value_guards():
             why = self._module_changed()
             if why is not None:
                 return why
+        self.checked = mutations
         if _cells_changed(self.closure, self.cells):
             return "a variable the function closes over changed"
         for guard in self.hook_guards:
@@ -686,17 +692,19 @@ _MODULE_FIELDS = frozenset(
 )
 
 
-def _identity_guards(module_guards):
-    """The module guards as one generated function of flat checks, True when all hold:
-    each module's dict holds the same object under each name it held (the training flag,
-    the parameter, buffer, child and hook dicts, every attribute), those dicts hold the same
-    objects, every one of these dicts has the same size, and a container's
-    children come in the same order.  Lists are compared by value, as ``_same`` does.
-    Measured on 50 tanh layers (103 modules, 770 checks): a pass of C loops made the
-    guard check 2.2-2.6x faster than checking module by module; generated ``d[k] is v``
-    lines are 2.5-3x faster again (the tiny MLP of tools/bench.py, 52 checks: 3.0 us ->
-    1.0 us)."""
-    names, ids, terms = {"_same": _same, "_MISSING": _MISSING}, {}, []
+def _module_checks(module_guards):
+    """The module guards as two generated functions of flat checks, each True when all
+    its checks hold.  The first, of identities: each module's dict holds the same object
+    under each name it held (the training flag, the parameter, buffer, child and hook
+    dicts, every attribute), those dicts hold the same objects, every one of these dicts
+    has the same size, and a container's children come in the same order; a replay skips
+    it while the mutation counter says no module has been written since it last held.
+    The second compares the attributes that hold lists by value, as ``_same`` does (an
+    edit in place is not a write the counter sees).  Measured on 50 tanh layers (103
+    modules, 770 checks): a pass of C loops made the guard check 2.2-2.6x faster than
+    checking module by module; generated ``d[k] is v`` lines are 2.5-3x faster again
+    (the tiny MLP of tools/bench.py, 52 checks: 3.0 us -> 1.0 us)."""
+    names, ids, identities, values = {"_same": _same, "_MISSING": _MISSING}, {}, [], []
 
     def name(obj):
         n = ids.get(id(obj))
@@ -715,21 +723,24 @@ def _identity_guards(module_guards):
             if field in d:
                 sub = d[field]
                 entries.append((field, sub))
-                terms += [f"{name(sub)}[{key(k)}] is {name(v)}" for k, v in sub.items()]
-                terms.append(f"len({name(sub)}) == {len(sub)}")
+                identities += [f"{name(sub)}[{key(k)}] is {name(v)}" for k, v in sub.items()]
+                identities.append(f"len({name(sub)}) == {len(sub)}")
                 if field == "_modules" and len(sub) > 1:
-                    terms.append(f"tuple({name(sub)}) == {name(tuple(sub))}")
-        terms += [f"{name(d)}[{key(k)}] is {name(v)}" for k, v in entries]
-        terms.append(f"len({name(d)}) == {n}")
-        terms += [
+                    identities.append(f"tuple({name(sub)}) == {name(tuple(sub))}")
+        identities += [f"{name(d)}[{key(k)}] is {name(v)}" for k, v in entries]
+        identities.append(f"len({name(d)}) == {n}")
+        values += [
             f"_same({name(d)}.get({key(k)}, _MISSING), {name(snap)})"
             for k, snap in snaps
             if snap[1] is not None
         ]
-    body = " and ".join(terms) or "True"
-    text = f"def guards():\n try:\n  return {body}\n except KeyError:\n  return False\n"
+    text = "".join(
+        f"def {fn}():\n try:\n  return {' and '.join(terms) or 'True'}\n"
+        " except KeyError:\n  return False\n"
+        for fn, terms in (("identities", identities), ("values", values))
+    )
     exec(builtins.compile(text, "<tg.compile guards>", "exec"), names)
-    return names["guards"]
+    return names["identities"], names["values"]
 
 
 def _snap(value):
