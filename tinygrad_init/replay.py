@@ -430,10 +430,10 @@ class _Tape:
 
     def _guard_reachable(self, roots):
         """Guard, as the call left them, the modules below a called one and those of
-        ``roots`` (the modules the function closes over or is bound to) and below: a
-        forward may read a child's parameter without calling the child (a tied weight),
-        the function a closed-over module's, and either is a leaf read through the
-        Tensor object the recording saw."""
+        ``roots`` (``_modules_of`` the function) and below: a forward may read a child's
+        parameter without calling the child (a tied weight), the function a closed-over
+        module's, and either is a leaf read through the Tensor object the recording
+        saw."""
         stack = [m for m, *_ in self.modules.values()] + list(roots)
         seen = set()
         while stack:
@@ -444,7 +444,7 @@ class _Tape:
             d = m.__dict__
             if id(m) not in self.modules:
                 self.modules[id(m)] = (m, m.training, _structure(d), _attributes(d))
-            stack.extend(c for c in d["_modules"].values() if c is not None)
+            stack.extend(c for c in d.get("_modules", {}).values() if c is not None)
 
     # -- after the call -----------------------------------------------------------------
     def finish(self, result, roots):
