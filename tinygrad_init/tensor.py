@@ -145,6 +145,7 @@ def apply(op, *args, params=()):
                 counted = True
         else:
             arrays.append(a)
+    arrays = tuple(arrays)  # the node keeps it; made once, the call below unpacks it as is
     try:  # most ops have no params: a call without the second unpacking is cheaper
         out = op.forward(*arrays, *params) if params else op.forward(*arrays)
     except ValueError as e:
@@ -166,7 +167,7 @@ def apply(op, *args, params=()):
             check_finite(op.name, out, "output", site)
         versions = versions_of(args) if counted else None
         needs = _NEEDS.get(key) or _new_needs(key)
-        t._init_fields(out, Node(op, args, params, site, tuple(arrays), needs, versions))
+        t._init_fields(out, Node(op, args, params, site, arrays, needs, versions))
     else:
         t._init_fields(out)
     return t
