@@ -496,7 +496,10 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
         for g in grads.values():
             tape.root(g)
     stored = set()
-    with set_grad_enabled(create_graph):
+    plain = not create_graph and batch is None  # numpy gradients, one cotangent
+    previous = _state.grad_enabled  # set_grad_enabled(create_graph), without its object
+    _state.grad_enabled = create_graph
+    try:
         for t in reversed(order):
             g = pop(t, None)
             if g is None:
@@ -527,25 +530,20 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             needs = node.needs
             if needed is not None:
                 needs = [n and a in needed for n, a in zip(needs, inputs_)]
-            saves = node.op.saves
-            if saves is not None and node.epoch != _writes[0]:
-                _check_saved(node, t, saves, needs)
+            op = node.op
+            if op.saves is not None and node.epoch != _writes[0]:
+                _check_saved(node, t, op.saves, needs)
             if create_graph:
-                input_grads = node.op.vjp(xp, g, t, inputs_, node.params, needs)
+                input_grads = op.vjp(xp, g, t, inputs_, node.params, needs)
             else:
-                input_grads = node.op.vjp(xp, g, t._array, node.arrays, node.params, needs)
+                input_grads = op.vjp(xp, g, t._array, node.arrays, node.params, needs)
                 if tape is not None:
                     posts = tape.backward_node(node, g, t._array, needs, input_grads)
             for i, ga in enumerate(input_grads):
                 if ga is None:
                     continue
                 a = inputs_[i]
-                if create_graph:
-                    if ga.shape != a._array.shape:
-                        ga = _reduce_to(xp, ga, a._array.shape, node)
-                elif batch is not None:
-                    ga = _as_batched_input_grad(ga, a._array, batch, node)
-                else:
+                if plain:
                     data = a._array
                     if (
                         type(ga) is not ndarray
@@ -553,6 +551,11 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                         or ga.shape != data.shape
                     ):
                         ga = _as_input_grad(ga, data.dtype, data.shape, node)
+                elif create_graph:
+                    if ga.shape != a._array.shape:
+                        ga = _reduce_to(xp, ga, a._array.shape, node)
+                else:
+                    ga = _as_batched_input_grad(ga, a._array, batch, node)
                 if anomaly:
                     check_finite(
                         node.name(),
@@ -566,7 +569,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                     tape.input_grad(posts, i, a._array, prev, grads[a])
             if not retain_graph:
                 node.free()
-
+    finally:
+        _state.grad_enabled = previous
     if captured is not None:
         return [captured[t] for t in inputs]
     return None
