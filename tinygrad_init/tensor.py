@@ -275,10 +275,13 @@ def _binary(op, a, b, true_div=False):
     if ta is Tensor or isinstance(a, Tensor):
         kind = a._array.dtype.kind
         tb = type(b)
-        if (tb is Tensor or isinstance(b, Tensor)) and b._array.dtype is a._array.dtype:
-            fast = kind == "f" or not (true_div or kind == "b")
+        if tb is float:  # tested first: a Python float is the commonest constant
+            fast = kind == "f"
+        elif tb is Tensor or isinstance(b, Tensor):
+            same = b._array.dtype is a._array.dtype
+            fast = same and (kind == "f" or not (true_div or kind == "b"))
         else:
-            fast = (tb is float and kind == "f") or (tb is int and kind in "fiu" and not true_div)
+            fast = tb is int and kind in "fiu" and not true_div
     else:
         kind = b._array.dtype.kind
         fast = (ta is float and kind == "f") or (ta is int and kind in "fiu" and not true_div)
