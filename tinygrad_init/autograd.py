@@ -627,7 +627,8 @@ def _root_gradients(outputs, grad_outputs, create_graph):
                     f"grad can be implicitly created only for scalar outputs; this output "
                     f"has shape {tuple(t.shape)}: pass gradient= (a tensor of that shape)"
                 )
-            g = np.ones(t._array.shape, dtype=t._array.dtype)
+            g = np.empty(t._array.shape, dtype=t._array.dtype)
+            g.fill(1)  # np.ones without its two Python-level frames (ones, copyto)
             roots.append(Tensor._make(g) if create_graph else g)
             continue
         g_data = g._array if isinstance(g, Tensor) else np.asarray(g, dtype=t.dtype)
