@@ -40,7 +40,11 @@ __all__ = [
 
 
 class _ThreadState(threading.local):
-    """Per-thread switches: recording on/off and anomaly detection."""
+    """Per-thread switches: recording on/off and anomaly detection.
+
+    Every attribute read of a ``threading.local`` finds the thread's dict again, so the
+    hot paths (``tensor.apply``, ``run_backward``) read ``_state.__dict__`` once, this
+    thread's dict of the four switches set here, and then its keys."""
 
     def __init__(self):
         self.grad_enabled = True
@@ -485,9 +489,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
     pop, get = grads.pop, grads.get
     needed = None if inputs is None else _needed_for(inputs, order)
     captured = None if inputs is None else {t: None for t in inputs}
-    anomaly = _state.anomaly
-    recorder = _state.recorder
-    tape = _state.tape
+    state = _state.__dict__  # this thread's switches: one thread-local lookup (see apply)
+    anomaly, recorder, tape = state["anomaly"], state["recorder"], state["tape"]
     if tape is not None:
         tape.check_backward(create_graph, inputs, recorder)
         tape.begin_backward()
@@ -495,8 +498,8 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             tape.root(g)
     stored = set()
     plain = not create_graph and batch is None  # numpy gradients, one cotangent
-    previous = _state.grad_enabled  # set_grad_enabled(create_graph), without its object
-    _state.grad_enabled = create_graph
+    previous = state["grad_enabled"]  # set_grad_enabled(create_graph), without its object
+    state["grad_enabled"] = create_graph
     try:
         for t in reversed(order):
             g = pop(t, None)
@@ -568,7 +571,7 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             if not retain_graph:  # drop the saved inputs: the arrays they keep are released
                 node.inputs = node.params = node.arrays = node.needs = node.versions = None
     finally:
-        _state.grad_enabled = previous
+        state["grad_enabled"] = previous
     if captured is not None:
         return [captured[t] for t in inputs]
     return None

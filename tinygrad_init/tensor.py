@@ -156,13 +156,16 @@ def apply(op, *args, params=()):
         raise DtypeError(f"{op.name}: {e} (operand dtypes: {dtypes})") from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    state = _state  # thread-local: one global lookup for its three reads
-    if state.tape is not None:  # tg.compile is recording this call
-        state.tape.forward(op, args, arrays, params, out)
+    # This thread's switches as its dict: one thread-local lookup, then plain dict reads
+    # (each attribute read of a threading.local looks the thread up again).
+    state = _state.__dict__
+    tape = state["tape"]
+    if tape is not None:  # tg.compile is recording this call
+        tape.forward(op, args, arrays, params, out)
     t = _new_object(Tensor)  # Tensor._make, inlined: one call less per op
-    if state.grad_enabled and key & (key - 1):  # not a power of 2: some input requires grad
+    if state["grad_enabled"] and key & (key - 1):  # not a power of 2: some input requires grad
         site = None
-        if state.anomaly:
+        if state["anomaly"]:
             site = creation_site()
             check_finite(op.name, out, "output", site)
         versions = versions_of(args) if counted else None
