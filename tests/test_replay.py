@@ -312,7 +312,8 @@ def test_grad_mode_and_replaced_parameters_record_again():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = fn(xs[0])
-    assert fn.records == records + 1 and "parameters, children or hooks" in str(caught[0].message)
+    assert fn.records == records + 1
+    assert "parameters, buffers, children or hooks" in str(caught[0].message)
     assert np.array_equal(out._array, model(xs[0]).sum()._array)
 
 
@@ -598,7 +599,8 @@ def test_reordered_children_record_again():
     compiled, fn, caught = _edited_run(True, _reorder_children)
     _assert_runs_identical(eager, compiled)
     assert fn.records == 4 and fn.replays == 5
-    assert any("the parameters, children or hooks of a Sequential changed" in m for m in caught)
+    changed = "the parameters, buffers, children or hooks of a Sequential changed"
+    assert any(changed in m for m in caught)
 
 
 def test_an_equal_value_set_again_still_replays():
@@ -979,7 +981,8 @@ def test_a_deleted_module_attribute_or_parameter_records_again():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = fn(x)
-    assert "the parameters, children or hooks of a Linear changed" in str(caught[0].message)
+    changed = "the parameters, buffers, children or hooks of a Linear changed"
+    assert changed in str(caught[0].message)
     assert np.array_equal(out._array, ((x._array @ model.weight._array.T) * 2.0).sum())
 
 
@@ -1014,3 +1017,224 @@ def test_a_replay_checks_cross_entropy_targets_once_as_eager_mode_does():
             ):
                 loss_and_grad(xs[0], tg.tensor(bad), ignore_index)
         assert compiled.replays == 4
+
+
+class _Shift(nn.Module):
+    """A module whose forward adds a buffer."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.register_buffer("shift", tg.zeros(n))
+
+    def forward(self, x):
+        return x + self.shift
+
+
+def _buffer_run(compiled, edit, training, at=5, steps=9):
+    """Losses, parameters and buffers of a run whose ``edit(model)`` happens before step
+    ``at``; the model has a BatchNorm1d (in ``training`` mode or not) and a _Shift."""
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), _Shift(8), nn.Linear(8, 2))
+    model.train(training)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    xs, ys = _batches((5, 4), 2, n=steps)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    fn = tg.compile(step) if compiled else step
+    losses = []
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if i == at:
+            edit(model)
+        losses.append(fn(x, y).detach()._array.copy())
+    arrays = [t._array.copy() for t in (*model.parameters(), *model.buffers())]
+    return dict(losses=losses, params=arrays), fn
+
+
+def _load_running_mean(model):
+    state = model.state_dict()
+    state["1.running_mean"] = tg.full((8,), 0.5)
+    model.load_state_dict(state)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize(
+    "edit, records",
+    [
+        (lambda m: setattr(m[1], "running_mean", tg.full((8,), 0.5)), 4),
+        (lambda m: m[1].register_buffer("running_var", tg.full((8,), 2.0)), 4),
+        (lambda m: m[2]._buffers.__setitem__("shift", tg.full((8,), 0.25)), 4),
+        (lambda m: setattr(m[2], "shift", tg.full((8,), 0.25)), 4),
+        (lambda m: m[3]._parameters.__setitem__("bias", nn.Parameter(tg.ones(2))), 4),
+        (lambda m: m._modules.__setitem__("3", nn.Linear(8, 2)), 4),
+        (_load_running_mean, 2),  # copied into the same array: replayed as it is
+    ],
+    ids=["attribute", "register_buffer", "buffers-dict", "custom-buffer", "parameters-dict",
+         "child", "load_state_dict"],
+)  # fmt: skip
+def test_a_replaced_buffer_parameter_or_child_is_read_by_the_next_call(edit, records, training):
+    eager, _ = _buffer_run(False, edit, training)
+    compiled, fn = _buffer_run(True, edit, training)
+    _assert_runs_identical(eager, compiled)
+    assert fn.records == records and fn.replays == 9 - records
+
+
+class _Tied(nn.Module):
+    """A forward that reads its child's weight without calling the child."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return F.linear(x, self.embed.weight)
+
+
+_GLOBAL_LINEAR = nn.Linear(4, 2)
+
+
+def _read_global_linear(x):
+    return F.linear(x, _GLOBAL_LINEAR.weight).sum()
+
+
+def test_modules_read_without_being_called_are_guarded():
+    """A child read by its parent's forward, a module the function closes over and one it
+    names as a global: a parameter replaced in any of them records again."""
+    tied, closed = _Tied(), nn.Linear(4, 2)
+    cases = [
+        (lambda x: tied(x).sum(), lambda: tied.embed),
+        (lambda x: F.linear(x, closed.weight, closed.bias).sum(), lambda: closed),
+        (_read_global_linear, lambda: _GLOBAL_LINEAR),
+    ]
+    x = tg.ones(3, 4)
+    for fn, module in cases:
+        compiled = tg.compile(fn)
+        for _ in range(3):
+            compiled(x)
+        module().weight = nn.Parameter(tg.full(tuple(module().weight.shape), 0.5))
+        assert np.array_equal(compiled(x)._array, fn(x)._array)
+        assert compiled.records == 3
+
+
+def _hook(module, args):
+    return None
+
+
+_hook.compile_guard = lambda: True
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda m: setattr(m[0], "scale", 2.0),
+        lambda m: delattr(m[0], "bias"),
+        lambda m: m.train(False),
+        lambda m: m[0].register_buffer("extra", tg.ones(2)),
+        lambda m: m[0]._parameters.pop("bias"),
+        lambda m: m[0]._parameters.popitem(),
+        lambda m: m[0]._parameters.setdefault("extra", None),
+        lambda m: m[0]._parameters.update(extra=None),
+        lambda m: m[0]._parameters.__ior__({"extra": None}),
+        lambda m: m[0]._parameters.move_to_end("weight"),
+        lambda m: m._modules.__delitem__("1"),
+        lambda m: m._modules.clear(),
+        lambda m: m[0].register_forward_pre_hook(_hook),
+        lambda m: m[0].register_forward_pre_hook(_hook, prepend=True),
+        lambda m: m[0].__setstate__(dict(m[0].__dict__)),
+    ],
+    ids=["setattr", "delattr", "eval", "register_buffer", "pop", "popitem", "setdefault",
+         "update", "ior", "move_to_end", "delitem", "clear", "hook", "hook-prepend",
+         "setstate"],
+)  # fmt: skip
+def test_every_module_write_a_replay_relies_on_is_counted(write):
+    from tinygrad_init.nn.modules import module
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Tanh())
+    handle = model[0].register_forward_hook(lambda *a: None)
+    before = module._mutations
+    write(model)
+    assert module._mutations > before
+    before = module._mutations
+    handle.remove()
+    assert module._mutations > before
+
+
+def test_copies_of_a_module_count_their_writes():
+    import copy
+    import pickle
+
+    from tinygrad_init.nn.modules import module
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    for other in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert other.state_dict().keys() == model.state_dict().keys()
+        before = module._mutations
+        other[1]._buffers["running_mean"] = tg.ones(2)
+        assert module._mutations > before
+
+
+def test_the_identity_pass_runs_only_after_a_module_write():
+    model = _mlp()
+    fn = tg.compile(lambda x: model(x).sum())
+    xs, _ = _batches((5, 6), 4, n=1)
+    for _ in range(3):
+        fn(xs[0])
+    (tape, _), passes = next(iter(fn.cache.values())), []
+    identities = tape.identity_guards
+    tape.identity_guards = lambda: passes.append(1) or identities()
+    fn(xs[0])
+    fn(xs[0])
+    assert passes == [] and fn.replays == 3
+    model.train()  # a write: checked once, and the guards hold
+    fn(xs[0])
+    fn(xs[0])
+    assert passes == [1] and fn.replays == 5
+
+
+class _Weights(nn.Module):
+    """A forward that reads a list attribute."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = [1.0, 2.0]
+
+    def forward(self, x):
+        return x * self.weights[0] + self.weights[1]
+
+
+def test_lists_edited_in_place_record_again():
+    """An edit in place writes no module: the lists a recording read are compared by value
+    on every call."""
+    module, offsets = _Weights(), [0.5]
+    fn = tg.compile(lambda x: (module(x) + offsets[0]).sum())
+    x = tg.ones(3)
+    for edit in (lambda: module.weights.__setitem__(0, 3.0), lambda: offsets.__setitem__(0, 2.0)):
+        for _ in range(3):
+            fn(x)
+        records = fn.records
+        edit()
+        assert np.array_equal(fn(x)._array, (module(x) + offsets[0]).sum()._array)
+        assert fn.records == records + 1
+
+
+def test_a_parameter_cast_in_place_records_again():
+    """Module.to keeps the Parameter objects and gives them new arrays of another dtype:
+    the leaf guards see it."""
+    model = _mlp()
+    fn = tg.compile(lambda x: model(x).sum(), debug=True)
+    xs, _ = _batches((5, 6), 4, n=1)
+    for _ in range(3):
+        fn(xs[0])
+    model.double()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = fn(xs[0])
+    assert "changed shape, dtype or requires_grad" in str(caught[0].message)
+    expected = model(xs[0]).sum()._array
+    assert out._array.dtype == expected.dtype == np.float64
+    assert np.array_equal(out._array, expected)

@@ -40,7 +40,11 @@ __all__ = [
 
 
 class _ThreadState(threading.local):
-    """Per-thread switches: recording on/off and anomaly detection."""
+    """Per-thread switches: recording on/off and anomaly detection.
+
+    Every attribute read of a ``threading.local`` finds the thread's dict again, so the
+    hot paths (``tensor.apply``, ``run_backward``) read ``_state.__dict__`` once, this
+    thread's dict of the four switches set here, and then its keys."""
 
     def __init__(self):
         self.grad_enabled = True
@@ -259,10 +263,6 @@ class Node:
             a for a in self.inputs or () if isinstance(a, _tensor.Tensor) and a.requires_grad
         )
 
-    def free(self):
-        """Drop the saved inputs (after backward without ``retain_graph``)."""
-        self.inputs = self.params = self.arrays = self.needs = self.versions = None
-
     def __repr__(self):
         return f"<{self.name()}>"
 
@@ -416,7 +416,9 @@ def _store_grad(t, g, create_graph, stored):
         if g.base is not None or not g.flags.writeable or id(g) in stored:
             g = g.copy()
         stored.add(id(g))
-        t.grad = _tensor.Tensor._make(g)
+        grad = object.__new__(_tensor.Tensor)  # Tensor._make, inlined: one call less per leaf
+        grad._init_fields(g)
+        t.grad = grad
     elif t.grad._array.shape == g.shape and t.grad._array.flags.writeable:
         t.grad._array += g
     else:
@@ -487,16 +489,18 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
     pop, get = grads.pop, grads.get
     needed = None if inputs is None else _needed_for(inputs, order)
     captured = None if inputs is None else {t: None for t in inputs}
-    anomaly = _state.anomaly
-    recorder = _state.recorder
-    tape = _state.tape
+    state = _state.__dict__  # this thread's switches: one thread-local lookup (see apply)
+    anomaly, recorder, tape = state["anomaly"], state["recorder"], state["tape"]
     if tape is not None:
         tape.check_backward(create_graph, inputs, recorder)
         tape.begin_backward()
         for g in grads.values():
             tape.root(g)
     stored = set()
-    with set_grad_enabled(create_graph):
+    plain = not create_graph and batch is None  # numpy gradients, one cotangent
+    previous = state["grad_enabled"]  # set_grad_enabled(create_graph), without its object
+    state["grad_enabled"] = create_graph
+    try:
         for t in reversed(order):
             g = pop(t, None)
             if g is None:
@@ -527,25 +531,20 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
             needs = node.needs
             if needed is not None:
                 needs = [n and a in needed for n, a in zip(needs, inputs_)]
-            saves = node.op.saves
-            if saves is not None and node.epoch != _writes[0]:
-                _check_saved(node, t, saves, needs)
+            op = node.op
+            if op.saves is not None and node.epoch != _writes[0]:
+                _check_saved(node, t, op.saves, needs)
             if create_graph:
-                input_grads = node.op.vjp(xp, g, t, inputs_, node.params, needs)
+                input_grads = op.vjp(xp, g, t, inputs_, node.params, needs)
             else:
-                input_grads = node.op.vjp(xp, g, t._array, node.arrays, node.params, needs)
+                input_grads = op.vjp(xp, g, t._array, node.arrays, node.params, needs)
                 if tape is not None:
                     posts = tape.backward_node(node, g, t._array, needs, input_grads)
             for i, ga in enumerate(input_grads):
                 if ga is None:
                     continue
                 a = inputs_[i]
-                if create_graph:
-                    if ga.shape != a._array.shape:
-                        ga = _reduce_to(xp, ga, a._array.shape, node)
-                elif batch is not None:
-                    ga = _as_batched_input_grad(ga, a._array, batch, node)
-                else:
+                if plain:
                     data = a._array
                     if (
                         type(ga) is not ndarray
@@ -553,6 +552,11 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                         or ga.shape != data.shape
                     ):
                         ga = _as_input_grad(ga, data.dtype, data.shape, node)
+                elif create_graph:
+                    if ga.shape != a._array.shape:
+                        ga = _reduce_to(xp, ga, a._array.shape, node)
+                else:
+                    ga = _as_batched_input_grad(ga, a._array, batch, node)
                 if anomaly:
                     check_finite(
                         node.name(),
@@ -564,9 +568,10 @@ def run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs=None,
                 grads[a] = ga if prev is None else prev + ga
                 if tape is not None:
                     tape.input_grad(posts, i, a._array, prev, grads[a])
-            if not retain_graph:
-                node.free()
-
+            if not retain_graph:  # drop the saved inputs: the arrays they keep are released
+                node.inputs = node.params = node.arrays = node.needs = node.versions = None
+    finally:
+        state["grad_enabled"] = previous
     if captured is not None:
         return [captured[t] for t in inputs]
     return None
@@ -625,7 +630,8 @@ def _root_gradients(outputs, grad_outputs, create_graph):
                     f"grad can be implicitly created only for scalar outputs; this output "
                     f"has shape {tuple(t.shape)}: pass gradient= (a tensor of that shape)"
                 )
-            g = np.ones(t._array.shape, dtype=t._array.dtype)
+            g = np.empty(t._array.shape, dtype=t._array.dtype)
+            g.fill(1)  # np.ones without its two Python-level frames (ones, copyto)
             roots.append(Tensor._make(g) if create_graph else g)
             continue
         g_data = g._array if isinstance(g, Tensor) else np.asarray(g, dtype=t.dtype)

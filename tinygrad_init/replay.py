@@ -39,40 +39,44 @@ The key of a recording is the structure of the arguments (shapes, dtypes, requir
 Tensors and whether they have tensor hooks; other arguments by value), grad mode and the
 default dtype; each replay also checks its *guards*: every leaf's shape, dtype and
 requires_grad, and that no leaf backward reaches has gained a tensor hook; for each module
-called, its training flag, the identity of its parameters, children and hooks (a hook
-registered after the recording records again), and its other attributes
-as its first forward of the call found them (dropout's ``p``, an ``eps``, a user's
-``self.scale``: numbers, strings, None and tuples/lists of them by value, other objects by
-identity); the values the function closes over, as the call started from them (compared
-the same way); and any module hook's own guard (the modules' guards are tested first in
-one pass of identity checks, value by value only when that pass sees a difference).  A
-changed key or guard records again
-(``debug=True`` warns which part changed), so a value the recording baked into a step is
-never replayed stale.  An optimizer's hyper-parameters need no guard: the replayed step
-reads each ``param_group`` afresh.  What cannot
-be replayed faithfully raises a clear ``RuntimeError`` while recording: reading a value
-into Python (``item``, ``tolist``, ``numpy``, ``bool``, ``float``), in-place writes on a
-Tensor, assigning ``.grad`` of a leaf that backward then fills (seen on the second call,
-which compares the leaves' ``.grad`` with the recorded effects' resets), tensor hooks,
-``retain_grad``, ``create_graph``/``tg.grad``, module hooks without a guard, random ops
-without an explicit ``generator``.  Anomaly mode runs eagerly.  Checks of the input's
-values that eager mode makes are effects (binary cross-entropy's [0, 1] input) or made by
-the forward the replay calls (cross-entropy's target range), so a replay raises as eager
-mode would; so are the branch masks of the
-library's piecewise functions (``leaky_relu``, ``elu``, ``softplus``, ``huber_loss``,
-``smooth_l1_loss``, binary cross-entropy's clamped log).  A comparison in the function
-itself (``tg.where(t > 0, ...)``) gives a constant: it raises when it changes between the
-two recording calls, but one equal on both is trusted from then on.
+called, its training flag, the identity of its parameters, buffers, children and hooks
+(one replaced, or a hook registered after the recording, records again), and its other
+attributes as its first forward of the call found them (dropout's ``p``, an ``eps``, a
+user's ``self.scale``: numbers, strings, None and tuples/lists of them by value, other
+objects by identity); the same, as the call left them, for the modules below a called one
+and those the function closes over, is bound to or names as globals (and below them),
+which it may read without calling (a tied weight); the values the function closes over, as
+the call started from them (compared the same way); and any module hook's own guard.  The
+modules' guards are tested first in passes of flat checks, value by value only when a pass
+sees a difference; the pass of identities only runs when some module has been written
+since it last held (a global count of the writes a replay relies on: attributes set or
+deleted, ``train``/``eval``, the entries of the parameter, buffer, child and hook dicts; a
+write straight into a module's ``__dict__`` is not seen).  A changed key or guard records
+again (``debug=True`` warns which part changed), so a value the recording baked into a
+step is never replayed stale.  An optimizer's hyper-parameters need no guard: the replayed
+step reads each ``param_group`` afresh.  What cannot be replayed faithfully raises a clear
+``RuntimeError`` while recording: reading a value into Python (``item``, ``tolist``,
+``numpy``, ``bool``, ``float``), in-place writes on a Tensor, assigning ``.grad`` of a
+leaf that backward then fills (seen on the second call, which compares the leaves'
+``.grad`` with the recorded effects' resets), tensor hooks, ``retain_grad``,
+``create_graph``/``tg.grad``, module hooks without a guard, random ops without an explicit
+``generator``.  Anomaly mode runs eagerly.  Checks of the input's values that eager mode
+makes are effects (binary cross-entropy's [0, 1] input) or made by the forward the replay
+calls (cross-entropy's target range), so a replay raises as eager mode would; so are the
+branch masks of the library's piecewise functions (``leaky_relu``, ``elu``, ``softplus``,
+``huber_loss``, ``smooth_l1_loss``, binary cross-entropy's clamped log).  A comparison in
+the function itself (``tg.where(t > 0, ...)``) gives a constant: it raises when it changes
+between the two recording calls, but one equal on both is trusted from then on.
 
 Python side effects of the function other than tensor operations and the recorded effects
 (appending to a list, an attribute write on an object that is not a module it calls)
-happen only while recording; a global the function reads is not guarded (pass it as an
-argument, which is part of the key).  A closed-over variable that the function rebinds,
-or a module attribute it writes after that module's forward, to a new value on every call
-fails the guard on each next call, so such a function runs eagerly every time
-(``debug=True`` says why).  Tensors returned by a replay hold the replayed
-values and no ``grad_fn``; each replay computes new arrays (no buffer is reused between
-calls), so what an earlier call returned never changes.
+happen only while recording; which object a global name the function reads stands for is
+not guarded (pass it as an argument, which is part of the key), only a module's contents.
+A closed-over variable that the function rebinds, or a module attribute it writes after
+that module's forward, to a new value on every call fails the guard on each next call, so
+such a function runs eagerly every time (``debug=True`` says why).  Tensors returned by a
+replay hold the replayed values and no ``grad_fn``; each replay computes new arrays (no
+buffer is reused between calls), so what an earlier call returned never changes.
 """
 
 from __future__ import annotations
@@ -424,16 +428,37 @@ class _Tape:
                     _state.tape = None
                 self.hook_guards.append(guard)
 
+    def _guard_reachable(self, roots):
+        """Guard, as the call left them, the modules below a called one and those of
+        ``roots`` (``_modules_of`` the function) and below: a forward may read a child's
+        parameter without calling the child (a tied weight), the function a closed-over
+        module's, and either is a leaf read through the Tensor object the recording
+        saw."""
+        stack = [m for m, *_ in self.modules.values()] + list(roots)
+        seen = set()
+        while stack:
+            m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            d = m.__dict__
+            if id(m) not in self.modules:
+                self.modules[id(m)] = (m, m.training, _structure(d), _attributes(d))
+            stack.extend(c for c in d.get("_modules", {}).values() if c is not None)
+
     # -- after the call -----------------------------------------------------------------
-    def finish(self, result):
+    def finish(self, result, roots):
         self.output = self._output_ref(result)
         self.source, self.run = self._generate()
         self.steps = self.reads = self.writes = None  # now lines of self.run
         self.keep = self.slot_of = None
         self.created = None
         self.guards = tuple(self.leaves.values())
+        self.leaf_guards = _leaf_checks(self.guards, self.stored_leaves)
+        self._guard_reachable(roots)
         self.module_guards = tuple(self.modules.values())
-        self.identity_guards = _identity_guards(self.module_guards)
+        self.identity_guards, self.value_guards = _module_checks(self.module_guards)
+        self.checked = None  # the mutation count at which the identity guards last held
 
     def _generate(self):
         """The replay function: each event's lines in order, over local variables ``s<n>``
@@ -495,9 +520,28 @@ class _Tape:
         return None
 
     def guards_hold(self):
-        """Why a guard fails, or None.  The modules' guards are first tested in one pass of
-        identity checks (``_identity_guards``); only when that pass finds a difference are
-        they checked one by one, by value where the recording compares values."""
+        """Why a guard fails, or None.  The modules' guards are first tested in passes of
+        flat checks (``_module_checks``), the one of identities only when a module has
+        been written since it last held; only when a pass finds a difference are they
+        checked one by one, by value where the recording compares values."""
+        if not self.leaf_guards():
+            why = self._leaf_changed()
+            if why is not None:
+                return why
+        mutations = _module._mutations
+        if (mutations != self.checked and not self.identity_guards()) or not self.value_guards():
+            why = self._module_changed()
+            if why is not None:
+                return why
+        self.checked = mutations
+        if self.cells and _cells_changed(self.closure, self.cells):
+            return "a variable the function closes over changed"
+        for guard in self.hook_guards:
+            if not guard():
+                return "a module hook is active on this call"
+        return None
+
+    def _leaf_changed(self):
         for t, requires_grad, shape, dtype in self.guards:
             a = t._array
             if t.requires_grad is not requires_grad or a.shape != shape or a.dtype != dtype:
@@ -505,15 +549,6 @@ class _Tape:
         for t in self.stored_leaves:
             if t._hooks:
                 return "a tensor hook was registered on a leaf that backward reaches"
-        if not self.identity_guards():
-            why = self._module_changed()
-            if why is not None:
-                return why
-        if _cells_changed(self.closure, self.cells):
-            return "a variable the function closes over changed"
-        for guard in self.hook_guards:
-            if not guard():
-                return "a module hook is active on this call"
         return None
 
     def _module_changed(self):
@@ -522,14 +557,11 @@ class _Tape:
                 return f"{type(m).__name__}.training changed"
             d = m.__dict__
             if _structure(d) != structure:
-                return f"the parameters, children or hooks of a {type(m).__name__} changed"
+                return f"the parameters, buffers, children or hooks of a {type(m).__name__} changed"
             name = _attribute_changed(d, attributes)
             if name is not None:
                 return f"an attribute of a {type(m).__name__} changed ({name})"
         return None
-
-    def replay(self, inputs):
-        return self.run(inputs)
 
 
 class _Source:
@@ -639,17 +671,18 @@ def _unwrap(r):
 
 
 _HOOKS = ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks")  # a Module's hook dicts
-_HELD = ("_parameters", "_modules", *_HOOKS)  # the dicts whose contents a replay relies on
+_HELD = ("_parameters", "_buffers", "_modules", *_HOOKS)  # the dicts a replay relies on
 
 
 def _structure(d):
-    """The identity of what a module holds: its parameters, children and hooks."""
+    """The identity of what a module holds: its parameters, buffers, children and hooks
+    (a leaf is read through the Tensor object the recording saw, so a buffer replaced by
+    another Tensor must record again, as a replaced parameter does)."""
     return tuple(tuple(map(id, d.get(field, {}).values())) for field in _HELD)
 
 
-# The fields every Module has, guarded by _structure and the training flag (or, for
-# buffers, through the leaves that read them); everything else in a module's __dict__ is
-# an attribute its forward may read as a Python value.
+# The fields every Module has, guarded by _structure and the training flag; everything
+# else in a module's __dict__ is an attribute its forward may read as a Python value.
 _MODULE_FIELDS = frozenset(
     (
         "training",
@@ -664,17 +697,19 @@ _MODULE_FIELDS = frozenset(
 )
 
 
-def _identity_guards(module_guards):
-    """The module guards as one generated function of flat checks, True when all hold:
-    each module's dict holds the same object under each name it held (the training flag,
-    the parameter, child and hook dicts, every attribute), those dicts hold the same
-    objects, every one of these dicts has the same size, and a container's
-    children come in the same order.  Lists are compared by value, as ``_same`` does.
-    Measured on 50 tanh layers (103 modules, 770 checks): a pass of C loops made the
-    guard check 2.2-2.6x faster than checking module by module; generated ``d[k] is v``
-    lines are 2.5-3x faster again (the tiny MLP of tools/bench.py, 52 checks: 3.0 us ->
-    1.0 us)."""
-    names, ids, terms = {"_same": _same, "_MISSING": _MISSING}, {}, []
+def _module_checks(module_guards):
+    """The module guards as two generated functions of flat checks, each True when all
+    its checks hold.  The first, of identities: each module's dict holds the same object
+    under each name it held (the training flag, the parameter, buffer, child and hook
+    dicts, every attribute), those dicts hold the same objects, every one of these dicts
+    has the same size, and a container's children come in the same order; a replay skips
+    it while the mutation counter says no module has been written since it last held.
+    The second compares the attributes that hold lists by value, as ``_same`` does (an
+    edit in place is not a write the counter sees).  Measured on 50 tanh layers (103
+    modules, 770 checks): a pass of C loops made the guard check 2.2-2.6x faster than
+    checking module by module; generated ``d[k] is v`` lines are 2.5-3x faster again
+    (the tiny MLP of tools/bench.py, 52 checks: 3.0 us -> 1.0 us)."""
+    names, ids, identities, values = {"_same": _same, "_MISSING": _MISSING}, {}, [], []
 
     def name(obj):
         n = ids.get(id(obj))
@@ -693,21 +728,46 @@ def _identity_guards(module_guards):
             if field in d:
                 sub = d[field]
                 entries.append((field, sub))
-                terms += [f"{name(sub)}[{key(k)}] is {name(v)}" for k, v in sub.items()]
-                terms.append(f"len({name(sub)}) == {len(sub)}")
+                identities += [f"{name(sub)}[{key(k)}] is {name(v)}" for k, v in sub.items()]
+                identities.append(f"len({name(sub)}) == {len(sub)}")
                 if field == "_modules" and len(sub) > 1:
-                    terms.append(f"tuple({name(sub)}) == {name(tuple(sub))}")
-        terms += [f"{name(d)}[{key(k)}] is {name(v)}" for k, v in entries]
-        terms.append(f"len({name(d)}) == {n}")
-        terms += [
+                    identities.append(f"tuple({name(sub)}) == {name(tuple(sub))}")
+        identities += [f"{name(d)}[{key(k)}] is {name(v)}" for k, v in entries]
+        identities.append(f"len({name(d)}) == {n}")
+        values += [
             f"_same({name(d)}.get({key(k)}, _MISSING), {name(snap)})"
             for k, snap in snaps
             if snap[1] is not None
         ]
-    body = " and ".join(terms) or "True"
-    text = f"def guards():\n try:\n  return {body}\n except KeyError:\n  return False\n"
+    text = "".join(
+        f"def {fn}():\n try:\n  return {' and '.join(terms) or 'True'}\n"
+        " except KeyError:\n  return False\n"
+        for fn, terms in (("identities", identities), ("values", values))
+    )
     exec(builtins.compile(text, "<tg.compile guards>", "exec"), names)
-    return names["guards"]
+    return names["identities"], names["values"]
+
+
+def _leaf_checks(guards, stored):
+    """The leaf guards as one generated function, True when all hold: each leaf's
+    requires_grad, shape and dtype (the very dtype object; an equal one fails here and
+    passes ``_leaf_changed``), and no tensor hook on a leaf that backward stores into.
+    Against a loop over them, the whole guard check of tools/bench.py's deep workload
+    (100 leaves) went 35.0 -> 28.6 us, the tiny one's 4.5 -> 4.1 us."""
+    names, lines = {}, []
+    for i, (t, requires_grad, shape, dtype) in enumerate(guards):
+        names[f"t{i}"], names[f"d{i}"] = t, dtype
+        lines += [
+            f"a = t{i}._array",
+            f"if t{i}.requires_grad is not {requires_grad} or a.shape != {shape!r} "
+            f"or a.dtype is not d{i}: return False",
+        ]
+    names.update((f"h{i}", t) for i, t in enumerate(stored))
+    hooks = " or ".join(f"h{i}._hooks" for i in range(len(stored)))
+    lines.append(f"return not ({hooks})" if stored else "return True")
+    text = "def leaves():\n" + "".join(f" {line}\n" for line in lines)
+    exec(builtins.compile(text, "<tg.compile leaf guards>", "exec"), names)
+    return names["leaves"]
 
 
 def _snap(value):
@@ -830,6 +890,16 @@ def _noting_init_fields(self, data, node=None):
         tape.keep.append(self)
 
 
+def _modules_of(fn, cells):
+    """The modules ``fn`` closes over (the values its call started from), is bound to, or
+    names as globals."""
+    values = [then for then, _ in cells] + [getattr(fn, "__self__", None)]
+    code, namespace = getattr(fn, "__code__", None), getattr(fn, "__globals__", {})
+    if code is not None:
+        values += [namespace.get(name) for name in code.co_names]
+    return [v for v in values if isinstance(v, _module.Module)]
+
+
 def _record(fn, args, kwargs, inputs, prior=None):
     tape = _Tape(inputs)
     tape.closure = getattr(fn, "__closure__", None)
@@ -843,7 +913,7 @@ def _record(fn, args, kwargs, inputs, prior=None):
     try:
         result = fn(*args, **kwargs)
         if tape.spoiled is None:
-            tape.finish(result)
+            tape.finish(result, _modules_of(fn, tape.cells))
     finally:
         _state.tape = None
         del _recording[tape.thread]
@@ -902,17 +972,26 @@ def _aliasing(tensors):
 def _tensors_key(args):
     """The key ``_flatten`` gives positional arguments that are all plain Tensors (the
     usual ``step(x, y)``), built in one loop; None for any other arguments.  Measured on
-    the tiny MLP of tools/bench.py: 2.1 us -> 0.9 us per call."""
-    key = [("grad", _state.grad_enabled), ("dtype", get_default_dtype()), ("tuple", len(args))]
+    the tiny MLP of tools/bench.py: 2.1 us -> 0.9 us per call; then a pair of arguments
+    told apart by one comparison rather than a set, ``_hooked`` inlined (as
+    ``bool(t._hooks)``): 2.0 us -> 1.1-1.2 us (a slower machine)."""
+    n = len(args)
+    key = [("grad", _state.grad_enabled), ("dtype", get_default_dtype()), ("tuple", n)]
     for t in args:
         if type(t) is not Tensor:
             return None
         a = t._array
-        key.append(("T", a.shape, a.dtype, t.requires_grad, _hooked(t)))
+        key.append(("T", a.shape, a.dtype, t.requires_grad, bool(t._hooks)))
     key.append(("dict", ()))
-    n = len(args)
-    key.append(("alias", tuple(range(n)) if len(set(map(id, args))) == n else _aliasing(args)))
+    distinct = args[0] is not args[1] if n == 2 else len(set(map(id, args))) == n
+    key.append(("alias", _in_order(n) if distinct else _aliasing(args)))
     return tuple(key)
+
+
+@functools.cache
+def _in_order(n):
+    """The aliasing of ``n`` distinct arguments."""
+    return tuple(range(n))
 
 
 class _Compiled:
@@ -943,13 +1022,14 @@ class _Compiled:
             tensors = args
         entry = self.cache.get(key)
         if entry is not None:
-            self.cache.move_to_end(key)
+            if len(self.cache) > 1:  # the order of one key is no order
+                self.cache.move_to_end(key)
             tape, verified = entry
             why = tape.guards_hold()
             if why is None and verified:
                 self.last_key = key  # what a debug message compares the next key with
                 self.replays += 1
-                return tape.replay(tensors)
+                return tape.run(tensors)
             if why is not None:
                 self._explain(why)
         else:
@@ -1022,3 +1102,4 @@ def compile(fn=None, *, cache_size=8, debug=False):
 
 
 from . import autograd as _autograd  # noqa: E402
+from .nn.modules import module as _module  # noqa: E402

@@ -132,17 +132,20 @@ def default_generator():
 
 def apply(op, *args, params=()):
     """Run primitive ``op`` on ``args`` (Tensors or constants) and record it if needed."""
-    arrays, needs = [], []  # one plain loop: cheaper than two comprehensions for 1-3 args
+    arrays = []  # one plain loop: cheaper than comprehensions for 1-3 args
+    key = 1  # a leading 1, then one bit per argument: whether it requires grad
     counted = False  # some input has a version counter (was written or aliased)
     for a in args:
+        key += key
         if isinstance(a, Tensor):
             arrays.append(a._array)
-            needs.append(a.requires_grad)
+            if a.requires_grad:
+                key += 1
             if a._vc is not None:
                 counted = True
         else:
             arrays.append(a)
-            needs.append(False)
+    arrays = tuple(arrays)  # the node keeps it; made once, the call below unpacks it as is
     try:  # most ops have no params: a call without the second unpacking is cheaper
         out = op.forward(*arrays, *params) if params else op.forward(*arrays)
     except ValueError as e:
@@ -153,21 +156,38 @@ def apply(op, *args, params=()):
         raise DtypeError(f"{op.name}: {e} (operand dtypes: {dtypes})") from None
     if type(out) is not np.ndarray:
         out = np.asarray(out)
-    state = _state  # thread-local: one global lookup for its three reads
-    if state.tape is not None:  # tg.compile is recording this call
-        state.tape.forward(op, args, arrays, params, out)
+    # This thread's switches as its dict: one thread-local lookup, then plain dict reads
+    # (each attribute read of a threading.local looks the thread up again).
+    state = _state.__dict__
+    tape = state["tape"]
+    if tape is not None:  # tg.compile is recording this call
+        tape.forward(op, args, arrays, params, out)
     t = _new_object(Tensor)  # Tensor._make, inlined: one call less per op
-    if state.grad_enabled and True in needs:
+    if state["grad_enabled"] and key & (key - 1):  # not a power of 2: some input requires grad
         site = None
-        if state.anomaly:
+        if state["anomaly"]:
             site = creation_site()
             check_finite(op.name, out, "output", site)
         versions = versions_of(args) if counted else None
-        t._init_fields(out, Node(op, args, params, site, tuple(arrays), tuple(needs), versions))
+        needs = _NEEDS.get(key) or _new_needs(key)
+        t._init_fields(out, Node(op, args, params, site, arrays, needs, versions))
     else:
         t._init_fields(out)
     return t
 
+
+def _new_needs(key):
+    """The ``needs`` tuple that ``apply``'s ``key`` encodes: after the leading 1 bit, one
+    bit per argument, the first argument's highest.  Kept in ``_NEEDS`` for keys of up to
+    8 arguments, so that nodes share these tuples instead of allocating one each."""
+    n = key.bit_length() - 1
+    needs = tuple(key >> (n - 1 - i) & 1 == 1 for i in range(n))
+    if n <= 8:
+        _NEEDS[key] = needs
+    return needs
+
+
+_NEEDS = {}
 
 _new_object = object.__new__
 
@@ -258,10 +278,13 @@ def _binary(op, a, b, true_div=False):
     if ta is Tensor or isinstance(a, Tensor):
         kind = a._array.dtype.kind
         tb = type(b)
-        if (tb is Tensor or isinstance(b, Tensor)) and b._array.dtype is a._array.dtype:
-            fast = kind == "f" or not (true_div or kind == "b")
+        if tb is float:  # tested first: a Python float is the commonest constant
+            fast = kind == "f"
+        elif tb is Tensor or isinstance(b, Tensor):
+            same = b._array.dtype is a._array.dtype
+            fast = same and (kind == "f" or not (true_div or kind == "b"))
         else:
-            fast = (tb is float and kind == "f") or (tb is int and kind in "fiu" and not true_div)
+            fast = tb is int and kind in "fiu" and not true_div
     else:
         kind = b._array.dtype.kind
         fast = (ta is float and kind == "f") or (ta is int and kind in "fiu" and not true_div)

@@ -280,6 +280,66 @@ class _BackwardHookState:
 
 
 # ----------------------------------------------------------------------------------------
+# The mutation counter
+
+# How many writes modules have seen that a compiled replay relies on: an attribute set or
+# deleted, the training flag, an entry of a parameter, buffer, child or hook dict.  While
+# it stays the same, no module can have changed what a recording saw (tg.compile skips
+# the identity pass of its module guards).  A write straight into a module's __dict__
+# goes unseen.
+_mutations = 0
+
+
+def _mutated():
+    global _mutations
+    _mutations += 1
+
+
+class _Registry(OrderedDict):
+    """A module's parameters, buffers, children or hooks: an OrderedDict whose every
+    write counts in ``_mutations``.  Reads are the dict's own, through the subclass's
+    slots (about 15 ns more per lookup; a parameter read ``self.weight`` 30 ns)."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key, value):
+        _mutated()
+        OrderedDict.__setitem__(self, key, value)
+
+    def __delitem__(self, key):
+        _mutated()
+        OrderedDict.__delitem__(self, key)
+
+    def __ior__(self, other):
+        _mutated()
+        return OrderedDict.__ior__(self, other)
+
+    def pop(self, *args):
+        _mutated()
+        return OrderedDict.pop(self, *args)
+
+    def popitem(self, last=True):
+        _mutated()
+        return OrderedDict.popitem(self, last)
+
+    def clear(self):
+        _mutated()
+        OrderedDict.clear(self)
+
+    def update(self, *args, **kwargs):
+        _mutated()
+        OrderedDict.update(self, *args, **kwargs)
+
+    def setdefault(self, key, default=None):
+        _mutated()
+        return OrderedDict.setdefault(self, key, default)
+
+    def move_to_end(self, key, last=True):
+        _mutated()
+        OrderedDict.move_to_end(self, key, last)
+
+
+# ----------------------------------------------------------------------------------------
 # Module
 
 
@@ -294,15 +354,16 @@ class Module:
     training: bool
 
     def __init__(self):
+        _mutated()
         d = self.__dict__
         d["training"] = True
-        d["_parameters"] = OrderedDict()
-        d["_buffers"] = OrderedDict()
+        d["_parameters"] = _Registry()
+        d["_buffers"] = _Registry()
         d["_non_persistent_buffers_set"] = set()
-        d["_modules"] = OrderedDict()
-        d["_forward_hooks"] = OrderedDict()
-        d["_forward_pre_hooks"] = OrderedDict()
-        d["_backward_hooks"] = OrderedDict()
+        d["_modules"] = _Registry()
+        d["_forward_hooks"] = _Registry()
+        d["_forward_pre_hooks"] = _Registry()
+        d["_backward_hooks"] = _Registry()
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(
@@ -363,6 +424,7 @@ class Module:
     register_module = add_module
 
     def __setattr__(self, name, value):
+        _mutated()
         d = self.__dict__
         params = d.get("_parameters")
         if isinstance(value, Parameter):
@@ -404,6 +466,11 @@ class Module:
             self.__dict__[r].pop(name, None)
         self._non_persistent_buffers_set.discard(name)
 
+    def __setstate__(self, state):
+        """Unpickling and ``copy``: the saved attributes, a write like any other."""
+        _mutated()
+        self.__dict__.update(state)
+
     def __getattr__(self, name):
         d = self.__dict__
         parameters = d.get("_parameters")  # the most frequent lookup (self.weight) first
@@ -415,6 +482,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):
+        _mutated()
         d = self.__dict__
         for registry in ("_parameters", "_buffers", "_modules"):
             if registry in d and name in d[registry]:
@@ -525,6 +593,7 @@ class Module:
         """Set training mode (``mode=True``) or evaluation mode on this module and all below."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
+        _mutated()
         for m in self.modules():
             m.__dict__["training"] = mode
         return self
