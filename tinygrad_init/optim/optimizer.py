@@ -379,11 +379,17 @@ class Optimizer:
         return [(g, g["params"], tuple(g["params"])) for g in self.param_groups]
 
     def _layout_holds(self, layout):
+        """Whether ``layout`` (from ``_layout``) still describes the optimizer: a plain loop,
+        as it runs twice in every replay of a compiled step (zero_grad and step)."""
         groups = self.param_groups
-        return len(groups) == len(layout) and all(
-            g is group and g["params"] is ps and len(ps) == len(then) and all(map(is_, ps, then))
-            for g, (group, ps, then) in zip(groups, layout)
-        )
+        if len(groups) != len(layout):
+            return False
+        for g, (group, ps, then) in zip(groups, layout):
+            if g is not group or g["params"] is not ps or len(ps) != len(then):
+                return False
+            if not all(map(is_, ps, then)):
+                return False
+        return True
 
     @staticmethod
     def _arrays(p):
