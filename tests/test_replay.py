@@ -242,8 +242,9 @@ def test_eval_mode_forward_without_grad():
 # -- re-recording on key changes ------------------------------------------------------------
 
 
-def _counting_step(model, opt):
-    @tg.compile(debug=True)
+def _train_step(model, opt):
+    """One SGD step on cross-entropy, uncompiled."""
+
     def step(x, y):
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
@@ -252,6 +253,10 @@ def _counting_step(model, opt):
         return loss
 
     return step
+
+
+def _counting_step(model, opt):
+    return tg.compile(_train_step(model, opt), debug=True)
 
 
 def _warm(step, x, y):
@@ -1038,14 +1043,7 @@ def _buffer_run(compiled, edit, training, at=5, steps=9):
     model.train(training)
     opt = optim.SGD(model.parameters(), lr=0.1)
     xs, ys = _batches((5, 4), 2, n=steps)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = _train_step(model, opt)
     fn = tg.compile(step) if compiled else step
     losses = []
     for i, (x, y) in enumerate(zip(xs, ys)):
