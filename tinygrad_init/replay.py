@@ -410,9 +410,8 @@ class _Tape:
         return ("object", value)
 
     def module_call(self, module):
+        self._guard(module)  # what its first forward of this call read
         d = module.__dict__
-        if id(module) not in self.modules:  # what its first forward of this call read
-            self.modules[id(module)] = (module, module.training, _structure(d), _attributes(d))
         for kind in _HOOKS:
             for hook in d.get(kind, {}).values():
                 guard = getattr(hook, "compile_guard", None)
@@ -428,23 +427,22 @@ class _Tape:
                     _state.tape = None
                 self.hook_guards.append(guard)
 
+    def _guard(self, module):
+        """Keep what a replay relies on in ``module`` as it is now, once per call: its
+        training flag, what it holds (``_structure``) and its other attributes."""
+        if id(module) not in self.modules:
+            d = module.__dict__
+            self.modules[id(module)] = (module, module.training, _structure(d), _attributes(d))
+
     def _guard_reachable(self, roots):
         """Guard, as the call left them, the modules below a called one and those of
         ``roots`` (``_modules_of`` the function) and below: a forward may read a child's
         parameter without calling the child (a tied weight), the function a closed-over
         module's, and either is a leaf read through the Tensor object the recording
         saw."""
-        stack = [m for m, *_ in self.modules.values()] + list(roots)
-        seen = set()
-        while stack:
-            m = stack.pop()
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
-            d = m.__dict__
-            if id(m) not in self.modules:
-                self.modules[id(m)] = (m, m.training, _structure(d), _attributes(d))
-            stack.extend(c for c in d.get("_modules", {}).values() if c is not None)
+        for top in [m for m, *_ in self.modules.values()] + list(roots):
+            for m in top.modules():
+                self._guard(m)
 
     # -- after the call -----------------------------------------------------------------
     def finish(self, result, roots):
